@@ -1,0 +1,75 @@
+"""`k3s-backup config show|init`: the effective configuration, and a commented template."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import tomli_w
+
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import ConfigError, ExitCode
+
+TEMPLATE = """\
+# k3s-backup configuration. Every key is optional except [[targets]]; the values shown are
+# the defaults. Snapshots hold every Secret of the cluster in clear: keep this file 0600.
+
+# Prefix of our snapshot names (<cluster_name>-<YYYYmmdd-HHMMSS>-<node>-<unix>). Letters,
+# digits, '.', '_' and '-'; must not start with "etcd-snapshot" (K3s's own prefix) and should
+# not be a prefix of another cluster's name on the same backup host.
+cluster_name = "k3s-homelab"
+
+# Where `k3s etcd-snapshot save` writes (K3s's --etcd-snapshot-dir).
+snapshot_dir = "/var/lib/rancher/k3s/server/db/snapshots"
+
+# How many of our snapshots to keep on this node (K3s's own etcd-snapshot-* are never touched).
+keep_local = 3
+
+log_file = "/var/log/k3s-backup.log"
+state_dir = "/var/lib/k3s-backup"
+
+[k3s]
+bin = "k3s"
+data_dir = "/var/lib/rancher/k3s"   # as K3s's --data-dir
+
+# One [[targets]] table per place copies go. Each gets every snapshot, verified by SHA-256.
+[[targets]]
+name = "proxmox"
+type = "ssh"              # ssh | local
+host = "192.168.1.100"
+user = "root"
+port = 22
+path = "/var/backups/k3s-etcd"
+identity_file = "/root/.ssh/id_ed25519"
+known_hosts = "/root/.ssh/known_hosts"   # the host key must be there: it is never auto-accepted
+keep = 7
+
+# A mounted NAS or USB disk:
+# [[targets]]
+# name = "nas"
+# type = "local"
+# path = "/mnt/nas/k3s-etcd"
+# keep = 14
+"""
+
+
+def show(config: Config, env: Environment) -> ExitCode:
+    data = config.model_dump(mode="json")
+    env.stdout.write(tomli_w.dumps(data))
+    return ExitCode.OK
+
+
+def init(output: Path | None, force: bool, env: Environment) -> ExitCode:
+    if output is None:
+        env.stdout.write(TEMPLATE)
+        return ExitCode.OK
+    if output.exists() and not force:
+        raise ConfigError(f"{output} already exists; not overwriting it (use --force to replace)")
+    output.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(TEMPLATE)
+    os.chmod(output, 0o600)
+    env.stdout.write(f"Wrote {output}; edit the [[targets]] table, then run `k3s-backup run`.\n")
+    return ExitCode.OK

@@ -1,0 +1,204 @@
+"""`k3s-backup run`: snapshot, ship to every target (catching up), verify, rotate, report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.inventory import LocalManifests, local_copies, target_copies
+from k3s_backup.lock import exclusive_run
+from k3s_backup.manifest import Manifest, for_snapshot
+from k3s_backup.policy import naming
+from k3s_backup.report import Reporter, human_size
+from k3s_backup.rotation import plan, remove_from_target, remove_local
+from k3s_backup.sources.k3s import K3sSource, LocalSnapshot
+from k3s_backup.state import record_run
+from k3s_backup.targets.base import Target, put_bytes, sha256_stream
+from k3s_backup.targets.factory import open_target
+
+
+@dataclass
+class TargetResult:
+    ok: bool
+    shipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    copies: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+
+def make_source(config: Config, env: Environment) -> K3sSource:
+    return K3sSource(
+        k3s_bin=config.k3s.bin,
+        data_dir=config.k3s.data_dir,
+        snapshot_dir=config.snapshot_dir,
+        cluster=config.cluster_name,
+        environ=env.environ,
+    )
+
+
+def _manifest_of(snapshot: LocalSnapshot) -> Manifest:
+    if snapshot.name.suffix:  # a .zip: the manifest describes the stored file, not its content
+        with snapshot.path.open("rb") as stream:
+            digest = sha256_stream(stream)
+        size = snapshot.path.stat().st_size
+    else:
+        digest, size = snapshot.check.sha256, snapshot.check.size
+    return for_snapshot(snapshot.name, K3sSource.kind, size, digest)
+
+
+def _ship_one(target: Target, config: Config, name: naming.SnapshotName, manifest: Manifest) -> None:
+    path = config.snapshot_dir / name.filename
+    with path.open("rb") as stream:
+        target.put(name.filename, stream, manifest.sha256)
+    put_bytes(target, naming.manifest_name(name.filename), manifest.to_json())
+
+
+class Run:
+    def __init__(self, config: Config, env: Environment, reporter: Reporter) -> None:
+        self.config = config
+        self.env = env
+        self.report = reporter
+        self.source = make_source(config, env)
+        self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, K3sSource.kind)
+
+    def take_snapshot(self) -> LocalSnapshot:
+        prefix = naming.snapshot_prefix(self.config.cluster_name, self.env.now())
+        self.report.info(f"Creating snapshot {prefix} with `k3s etcd-snapshot save`")
+        snapshot = self.source.take(prefix)
+        self.manifests.save(_manifest_of(snapshot))
+        self.report.info(
+            f"Snapshot {snapshot.name.filename} saved and checked"
+            f" ({human_size(snapshot.check.size)}, SHA-256 trailer valid)"
+        )
+        return snapshot
+
+    def ship(self, target: Target, newest: naming.SnapshotName) -> TargetResult:
+        """Give `target` every local snapshot it lacks (oldest first), then rotate it."""
+        result = TargetResult(ok=False)
+        present = {c.name.filename for c in target_copies(target, self.config.cluster_name)
+                   if c.has_manifest}
+        for copy in local_copies(self.config.snapshot_dir, self.config.cluster_name):
+            if copy.name.filename in present:
+                continue
+            if copy.name != newest and not self._still_valid(copy.name):
+                continue
+            _ship_one(target, self.config, copy.name, self.manifests.get(copy.name))
+            result.shipped.append(copy.name.filename)
+            verb = "Copied" if copy.name == newest else "Caught up"
+            self.report.info(f"{verb} {copy.name.filename} to {target.name}: SHA-256 verified")
+        keep = self.config.target(target.name).keep
+        copies = target_copies(target, self.config.cluster_name)
+        retention = plan(copies, keep, frozenset({newest.filename}))
+        remove_from_target(target, retention.remove)
+        result.removed = [n.filename for n in retention.remove]
+        for name in retention.remove:
+            self.report.info(f"Rotated {name.filename} off {target.name}")
+        kept = target_copies(target, self.config.cluster_name)
+        result.copies, result.bytes = len(kept), sum(c.size for c in kept)
+        result.ok = True
+        return result
+
+    def _still_valid(self, name: naming.SnapshotName) -> bool:
+        try:
+            check_file(self.config.snapshot_dir / name.filename)
+        except SnapshotError as exc:
+            self.report.warn(f"not shipping {name.filename}: {exc}")
+            return False
+        return True
+
+    def ship_everywhere(self, newest: naming.SnapshotName) -> dict[str, TargetResult]:
+        results: dict[str, TargetResult] = {}
+        for target_config in self.config.targets:
+            try:
+                with open_target(target_config, self.config.cluster_name) as target:
+                    results[target.name] = self.ship(target, newest)
+            except BackupError as exc:
+                results[target_config.name] = TargetResult(ok=False, error=str(exc))
+                self.report.error(f"target {target_config.name} failed: {exc}")
+        return results
+
+    def rotate_local(self, newest: naming.SnapshotName) -> None:
+        copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
+        retention = plan(copies, self.config.keep_local, frozenset({newest.filename}))
+        remove_local(retention.remove, self.source.delete, self.report.warn)
+        for name in retention.remove:
+            self.manifests.forget(name.filename)
+            self.report.info(f"Rotated local snapshot {name.filename}")
+
+    def summarize(self, results: dict[str, TargetResult]) -> None:
+        local = local_copies(self.config.snapshot_dir, self.config.cluster_name)
+        self.report.info(
+            f"Local snapshots: {len(local)} ({human_size(sum(c.size for c in local))})"
+            f" in {self.config.snapshot_dir}"
+        )
+        for name, result in results.items():
+            if result.ok:
+                self.report.info(
+                    f"Target {name}: {result.copies} copies ({human_size(result.bytes)})"
+                )
+            else:
+                self.report.info(f"Target {name}: FAILED ({result.error})")
+
+
+def run_backup(config: Config, env: Environment) -> ExitCode:
+    reporter = Reporter(env, config.log_file)
+    if not config.targets:
+        reporter.error(
+            "no [[targets]] configured: a backup that never leaves this node is lost with its"
+            " disk; add a target (see `k3s-backup config init`)"
+        )
+        return ExitCode.USAGE
+    with exclusive_run(config.state_dir):
+        return _locked_run(config, env, reporter)
+
+
+def _locked_run(config: Config, env: Environment, reporter: Reporter) -> ExitCode:
+    started, clock = env.now(), time.monotonic()
+    record: dict[str, Any] = {"started": started.isoformat(), "targets": {}}
+    run = Run(config, env, reporter)
+    reporter.info(f"Starting etcd backup of cluster {config.cluster_name}")
+    try:
+        snapshot = run.take_snapshot()
+    except SnapshotError as exc:
+        reporter.error(f"snapshot failed, nothing shipped: {exc}")
+        return _finish(config, record, clock, ExitCode.FAILED, reporter)
+    record["snapshot"] = {"name": snapshot.name.filename, "size": snapshot.check.size}
+    results = run.ship_everywhere(snapshot.name)
+    run.rotate_local(snapshot.name)
+    run.summarize(results)
+    record["targets"] = {
+        name: {"ok": r.ok, "error": r.error, "shipped": r.shipped, "removed": r.removed,
+               "copies": r.copies, "bytes": r.bytes}
+        for name, r in results.items()
+    }
+    failed = [name for name, r in results.items() if not r.ok]
+    if failed:
+        reporter.error(
+            f"backup PARTIAL: snapshot {snapshot.name.filename} kept locally, but"
+            f" {', '.join(failed)} failed"
+        )
+        return _finish(config, record, clock, ExitCode.PARTIAL, reporter)
+    reporter.info(f"Backup complete: {snapshot.name.filename} on {len(results)} target(s), verified")
+    return _finish(config, record, clock, ExitCode.OK, reporter)
+
+
+def _finish(
+    config: Config, record: dict[str, Any], clock: float, code: ExitCode, reporter: Reporter
+) -> ExitCode:
+    record.update(
+        outcome={0: "success", 1: "failed", 3: "partial"}.get(int(code), "error"),
+        exit_code=int(code),
+        duration_seconds=round(time.monotonic() - clock, 3),
+    )
+    try:
+        record_run(config.state_dir, record)
+    except OSError as exc:
+        reporter.warn(f"cannot record the run in {config.state_dir}: {exc.strerror}")
+    return code
+

@@ -1,0 +1,76 @@
+"""`k3s-backup verify`: re-hash every copy where it is stored and compare with its manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.inventory import LOCAL, LocalManifests, local_copies, read_target_manifest, target_copies
+from k3s_backup.targets.base import Target
+from k3s_backup.targets.factory import open_target
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    location: str
+    ok: bool
+    problem: str | None = None
+
+
+def _verify_local(config: Config) -> list[Finding]:
+    findings = []
+    manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    for copy in local_copies(config.snapshot_dir, config.cluster_name):
+        try:
+            check_file(config.snapshot_dir / copy.name.filename)
+            manifests.get(copy.name)
+            findings.append(Finding(copy.name.filename, LOCAL, True))
+        except (SnapshotError, OSError) as exc:
+            findings.append(Finding(copy.name.filename, LOCAL, False, str(exc)))
+    return findings
+
+
+def _verify_copy(target: Target, filename: str, size: int, has_manifest: bool) -> Finding:
+    if not has_manifest:
+        return Finding(filename, target.name, False, "manifest missing: cannot verify")
+    manifest = read_target_manifest(target, filename)
+    if size != manifest.size:
+        return Finding(filename, target.name, False,
+                       f"size {size} differs from the manifest's {manifest.size} (truncated?)")
+    stored = target.sha256(filename)
+    if stored != manifest.sha256:
+        return Finding(filename, target.name, False,
+                       f"SHA-256 {stored} differs from the manifest's {manifest.sha256} (corrupted)")
+    return Finding(filename, target.name, True)
+
+
+def _verify_target(config: Config, target: Target) -> list[Finding]:
+    return [
+        _verify_copy(target, c.name.filename, c.size, c.has_manifest)
+        for c in target_copies(target, config.cluster_name)
+    ]
+
+
+def verify_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
+    findings = _verify_local(config)
+    for target_config in config.targets:
+        try:
+            with open_target(target_config, config.cluster_name) as target:
+                findings += _verify_target(config, target)
+        except BackupError as exc:
+            findings.append(Finding("*", target_config.name, False, str(exc)))
+    if as_json:
+        env.stdout.write(json.dumps([asdict(f) for f in findings], indent=2) + "\n")
+    else:
+        for f in findings:
+            line = f"{'OK  ' if f.ok else 'FAIL'}  {f.location:<12}  {f.name}"
+            env.stdout.write(line + (f": {f.problem}" if f.problem else "") + "\n")
+    bad = [f for f in findings if not f.ok]
+    for f in bad:
+        env.stderr.write(f"error: {f.location}: {f.name}: {f.problem}\n")
+    return ExitCode.FAILED if bad else ExitCode.OK

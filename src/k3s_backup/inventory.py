@@ -1,0 +1,92 @@
+"""What each location holds of ours: snapshots, their manifests, and local manifest records.
+
+K3s treats every file in its snapshot dir as a snapshot, so manifests of local snapshots live in
+`<state_dir>/manifests/`, never beside the snapshots.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from k3s_backup.errors import TargetError
+from k3s_backup.manifest import Manifest, for_snapshot
+from k3s_backup.policy import naming
+from k3s_backup.state import write_json_atomic
+from k3s_backup.targets.base import StoredObject, Target, sha256_stream
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Copy:
+    name: naming.SnapshotName
+    location: str
+    size: int
+    has_manifest: bool
+
+
+def copies_in(objects: list[StoredObject], cluster: str, location: str) -> list[Copy]:
+    """Our snapshots among `objects`, oldest first, each with whether its manifest is there."""
+    names = {obj.name for obj in objects}
+    sizes = {obj.name: obj.size for obj in objects}
+    return [
+        Copy(name, location, sizes[name.filename], naming.manifest_name(name.filename) in names)
+        for name in naming.ours(cluster, list(names))
+    ]
+
+
+def target_copies(target: Target, cluster: str) -> list[Copy]:
+    return copies_in(target.list(), cluster, target.name)
+
+
+def local_copies(snapshot_dir: Path, cluster: str) -> list[Copy]:
+    try:
+        objects = [
+            StoredObject(e.name, e.stat().st_size) for e in os.scandir(snapshot_dir) if e.is_file()
+        ]
+    except FileNotFoundError:
+        objects = []
+    return copies_in(objects, cluster, LOCAL)
+
+
+def read_target_manifest(target: Target, filename: str) -> Manifest:
+    buffer = io.BytesIO()
+    target.get(naming.manifest_name(filename), buffer)
+    try:
+        return Manifest.from_json(buffer.getvalue())
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TargetError(f"{target.name}: manifest of {filename} is unreadable: {exc}") from None
+
+
+class LocalManifests:
+    """Manifests of the snapshots in K3s's snapshot dir, kept under state_dir."""
+
+    def __init__(self, state_dir: Path, snapshot_dir: Path, source: str) -> None:
+        self.directory = state_dir / "manifests"
+        self.snapshot_dir = snapshot_dir
+        self.source = source
+
+    def _path(self, filename: str) -> Path:
+        return self.directory / naming.manifest_name(filename)
+
+    def save(self, manifest: Manifest) -> None:
+        write_json_atomic(self._path(manifest.name), json.loads(manifest.to_json()))
+
+    def get(self, name: naming.SnapshotName) -> Manifest:
+        """The recorded manifest, or one computed from the file (made before we recorded it)."""
+        try:
+            return Manifest.from_json(self._path(name.filename).read_bytes())
+        except (FileNotFoundError, ValueError, TypeError):
+            path = self.snapshot_dir / name.filename
+            with path.open("rb") as stream:
+                digest = sha256_stream(stream)
+            manifest = for_snapshot(name, self.source, path.stat().st_size, digest)
+            self.save(manifest)
+            return manifest
+
+    def forget(self, filename: str) -> None:
+        self._path(filename).unlink(missing_ok=True)

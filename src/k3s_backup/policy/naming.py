@@ -1,0 +1,99 @@
+"""Our snapshot names: built, recognised and ordered here, with no I/O.
+
+`k3s etcd-snapshot save --name <cluster>-<YYYYmmdd-HHMMSS>` makes
+`<cluster>-<YYYYmmdd-HHMMSS>-<node>-<unix>` (+ `.zip` when compressed). The node name may hold
+`-` and `.`, so only the last `-` field is reliably the unix time. A file that does not match this
+exact shape for our cluster is not ours and is never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+K3S_OWN_PREFIX = "etcd-snapshot"
+MANIFEST_SUFFIX = ".json"
+STAMP_FORMAT = "%Y%m%d-%H%M%S"
+_SUFFIXES = (".zip",)
+
+
+@dataclass(frozen=True, order=True)
+class SnapshotName:
+    """A parsed name of ours; ordering is by the times in the name, never by mtime."""
+
+    unix: int
+    stamp: str
+    node: str
+    cluster: str
+    suffix: str
+    filename: str
+
+    @property
+    def base(self) -> str:
+        """The name without a compression suffix (the name inside a K3s `.zip`)."""
+        return self.filename[: len(self.filename) - len(self.suffix)]
+
+
+def snapshot_prefix(cluster: str, when: datetime) -> str:
+    """The `--name` passed to K3s: unique per second and per cluster."""
+    return f"{cluster}-{when.strftime(STAMP_FORMAT)}"
+
+
+def _pattern(cluster: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"^{re.escape(cluster)}-(?P<stamp>\d{{8}}-\d{{6}})-(?P<node>[A-Za-z0-9._-]+?)"
+        rf"-(?P<unix>\d{{1,12}})(?P<suffix>\.zip)?$"
+    )
+
+
+def parse(cluster: str, filename: str) -> SnapshotName | None:
+    """The parsed name if `filename` is one of our snapshots for `cluster`, else None."""
+    match = _pattern(cluster).match(filename)
+    if match is None:
+        return None
+    return SnapshotName(
+        unix=int(match["unix"]),
+        stamp=match["stamp"],
+        node=match["node"],
+        cluster=cluster,
+        suffix=match["suffix"] or "",
+        filename=filename,
+    )
+
+
+def is_ours(cluster: str, filename: str) -> bool:
+    return parse(cluster, filename) is not None
+
+
+def manifest_name(filename: str) -> str:
+    return filename + MANIFEST_SUFFIX
+
+
+def snapshot_of_manifest(cluster: str, filename: str) -> str | None:
+    """The snapshot a manifest belongs to, if `filename` is a manifest of ours."""
+    if not filename.endswith(MANIFEST_SUFFIX):
+        return None
+    snapshot = filename[: -len(MANIFEST_SUFFIX)]
+    return snapshot if is_ours(cluster, snapshot) else None
+
+
+def ours(cluster: str, filenames: list[str]) -> list[SnapshotName]:
+    """Our snapshots among `filenames`, oldest first."""
+    parsed = (parse(cluster, name) for name in filenames)
+    return sorted(name for name in parsed if name is not None)
+
+
+def produced_by(prefix: str, cluster: str, filenames: list[str]) -> list[SnapshotName]:
+    """The files a `save --name <prefix>` produced: our names that start with `<prefix>-`."""
+    return [name for name in ours(cluster, filenames) if name.filename.startswith(prefix + "-")]
+
+
+def cluster_name_problem(cluster: str) -> str | None:
+    """Why `cluster` cannot be used as a name prefix, or None if it can."""
+    if not CLUSTER_NAME_RE.match(cluster):
+        return "may only contain letters, digits, '.', '_' and '-'"
+    if cluster.startswith(K3S_OWN_PREFIX):
+        return f"must not start with {K3S_OWN_PREFIX!r} (K3s's own snapshot prefix)"
+    return None

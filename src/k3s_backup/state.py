@@ -1,0 +1,44 @@
+"""The small state file that remembers the last run's outcome (read by `status` later)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+STATE_NAME = "state.json"
+
+
+def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
+    """Write to a temporary beside `path`, fsync, then rename: never a half-written file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def read_state(state_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((state_dir / STATE_NAME).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record_run(state_dir: Path, run: dict[str, Any]) -> None:
+    state = read_state(state_dir)
+    state["last_run"] = run
+    if run.get("exit_code") == 0:
+        state["last_success"] = run
+    write_json_atomic(state_dir / STATE_NAME, state)

@@ -1,0 +1,94 @@
+"""The one small interface every place that stores copies implements (restic's backend idea).
+
+The rest of the program never knows where bytes go: it lists, puts, gets, stats and deletes names.
+`put` is atomic and verified: nothing half-written or unverified ever carries a final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import BinaryIO, Self
+
+CHUNK_SIZE = 1 << 20
+TEMP_MARK = ".partial-"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    name: str
+    size: int
+
+
+def sha256_stream(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK_SIZE):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def put_bytes(target: Target, name: str, body: bytes) -> None:
+    target.put(name, io.BytesIO(body), hashlib.sha256(body).hexdigest())
+
+
+def temp_name(final: str) -> str:
+    """A hidden, unique name for an upload in progress; never matches a final-name pattern."""
+    return f".{final}{TEMP_MARK}{secrets.token_hex(4)}"
+
+
+def final_of_temp(name: str) -> str | None:
+    """The final name a temporary upload was meant for, or None if `name` is not one of ours."""
+    if not name.startswith(".") or TEMP_MARK not in name:
+        return None
+    return name[1:].rsplit(TEMP_MARK, 1)[0]
+
+
+class Target(ABC):
+    """Where copies go. `kind` and `name` describe it in messages; `location` says where."""
+
+    kind: str
+    name: str
+
+    @property
+    @abstractmethod
+    def location(self) -> str: ...
+
+    @abstractmethod
+    def list(self) -> list[StoredObject]:
+        """Every regular file in the target's directory, temporary uploads included."""
+
+    @abstractmethod
+    def put(self, name: str, source: BinaryIO, sha256: str) -> None:
+        """Store `source` as `name`: write a temporary, check its SHA-256 where it is stored
+        equals `sha256`, then rename. Raises TargetError, leaving no file under `name`."""
+
+    @abstractmethod
+    def get(self, name: str, dest: BinaryIO) -> None: ...
+
+    @abstractmethod
+    def stat(self, name: str) -> StoredObject | None: ...
+
+    @abstractmethod
+    def delete(self, name: str) -> None: ...
+
+    @abstractmethod
+    def sha256(self, name: str) -> str:
+        """The SHA-256 of the stored bytes, computed as close to them as the backend allows."""
+
+    def close(self) -> None:
+        """Release connections; a no-op where there are none."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

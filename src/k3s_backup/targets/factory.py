@@ -1,0 +1,27 @@
+"""Build a backend from its configuration; the only place that knows every backend by name."""
+
+from __future__ import annotations
+
+from k3s_backup.config import LocalTargetConfig, SshTargetConfig
+from k3s_backup.targets.base import Target
+from k3s_backup.targets.guard import OwnNamesOnly
+from k3s_backup.targets.local import LocalTarget
+from k3s_backup.targets.ssh import SshTarget
+
+
+def open_target(config: SshTargetConfig | LocalTargetConfig, cluster: str) -> Target:
+    backend: Target
+    if isinstance(config, SshTargetConfig):
+        backend = SshTarget(
+            name=config.name,
+            host=config.host,
+            user=config.user,
+            port=config.port,
+            path=str(config.path),
+            identity_file=config.identity_file,
+            known_hosts=config.known_hosts,
+            connect_timeout=float(config.connect_timeout),
+        )
+    else:
+        backend = LocalTarget(config.name, config.path)
+    return OwnNamesOnly(backend, cluster)

@@ -1,0 +1,51 @@
+"""A wrapper that lets only our own names reach a backend (like restic's wrappers around one).
+
+Every name is checked against the cluster's naming pattern before any operation, so a bug or a
+hostile listing can never make us write, read or delete a file we did not make.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from k3s_backup.errors import TargetError
+from k3s_backup.policy import naming
+from k3s_backup.targets.base import StoredObject, Target
+
+
+class OwnNamesOnly(Target):
+    def __init__(self, inner: Target, cluster: str) -> None:
+        self.inner = inner
+        self.cluster = cluster
+        self.kind = inner.kind
+        self.name = inner.name
+
+    @property
+    def location(self) -> str:
+        return self.inner.location
+
+    def _check(self, name: str) -> str:
+        if naming.is_ours(self.cluster, name) or naming.snapshot_of_manifest(self.cluster, name):
+            return name
+        raise TargetError(f"{self.name}: refusing to touch {name!r}: not a k3s-backup file name")
+
+    def list(self) -> list[StoredObject]:
+        return self.inner.list()
+
+    def put(self, name: str, source: BinaryIO, sha256: str) -> None:
+        self.inner.put(self._check(name), source, sha256)
+
+    def get(self, name: str, dest: BinaryIO) -> None:
+        self.inner.get(self._check(name), dest)
+
+    def stat(self, name: str) -> StoredObject | None:
+        return self.inner.stat(self._check(name))
+
+    def delete(self, name: str) -> None:
+        self.inner.delete(self._check(name))
+
+    def sha256(self, name: str) -> str:
+        return self.inner.sha256(self._check(name))
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,100 @@
+"""A directory on this machine (a mounted NAS, a USB disk): write, fsync, verify, rename."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from k3s_backup.errors import TargetError
+from k3s_backup.targets.base import CHUNK_SIZE, StoredObject, Target, sha256_stream, temp_name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalTarget(Target):
+    kind = "local"
+
+    def __init__(self, name: str, directory: Path) -> None:
+        self.name = name
+        self.directory = directory
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TargetError(f"{self.name}: cannot create {self.directory}: {exc.strerror}") from exc
+
+    def list(self) -> list[StoredObject]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for entry in os.scandir(self.directory):
+            if entry.is_file(follow_symlinks=False):
+                found.append(StoredObject(entry.name, entry.stat(follow_symlinks=False).st_size))
+        return found
+
+    def put(self, name: str, source: BinaryIO, sha256: str) -> None:
+        self._ensure_dir()
+        temp = self.directory / temp_name(name)
+        try:
+            self._write(temp, source)
+            with temp.open("rb") as written:
+                stored = sha256_stream(written)
+            if stored != sha256:
+                raise TargetError(
+                    f"{self.name}: copy of {name} does not verify"
+                    f" (SHA-256 {stored} stored, {sha256} expected)"
+                )
+            os.replace(temp, self.directory / name)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            raise TargetError(f"{self.name}: cannot write {name}: {exc.strerror}") from exc
+        finally:
+            temp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _write(temp: Path, source: BinaryIO) -> None:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            while chunk := source.read(CHUNK_SIZE):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+
+    def get(self, name: str, dest: BinaryIO) -> None:
+        try:
+            with (self.directory / name).open("rb") as stored:
+                while chunk := stored.read(CHUNK_SIZE):
+                    dest.write(chunk)
+        except OSError as exc:
+            raise TargetError(f"{self.name}: cannot read {name}: {exc.strerror}") from exc
+
+    def stat(self, name: str) -> StoredObject | None:
+        try:
+            return StoredObject(name, (self.directory / name).stat().st_size)
+        except FileNotFoundError:
+            return None
+
+    def delete(self, name: str) -> None:
+        try:
+            (self.directory / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise TargetError(f"{self.name}: cannot delete {name}: {exc.strerror}") from exc
+
+    def sha256(self, name: str) -> str:
+        try:
+            with (self.directory / name).open("rb") as stored:
+                return sha256_stream(stored)
+        except OSError as exc:
+            raise TargetError(f"{self.name}: cannot read {name}: {exc.strerror}") from exc

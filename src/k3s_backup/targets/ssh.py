@@ -1,0 +1,303 @@
+"""A directory on a backup host over SSH/SFTP (paramiko): one connection per run.
+
+Host keys are checked against `known_hosts` and never accepted silently. Remote commands are
+limited to `sha256sum` (so verifying a copy does not mean downloading it again); their arguments
+are validated names inside the configured directory and are quoted with shlex, never pasted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import posixpath
+import shlex
+import socket
+import stat as stat_module
+from pathlib import Path
+from typing import BinaryIO
+
+import paramiko
+
+from k3s_backup.errors import HostKeyError, TargetError
+from k3s_backup.targets.base import CHUNK_SIZE, StoredObject, Target, sha256_stream, temp_name
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's form: SHA256:<base64 without padding>."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_host(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
+    """Refuse an unknown host key, telling the operator how to check and trust it."""
+
+    def __init__(self, target: SshTarget) -> None:
+        self.target = target
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        t = self.target
+        raise HostKeyError(
+            f"{t.name}: the host key of {known_hosts_host(t.host, t.port)} is not in"
+            f" {t.known_hosts}; refusing to connect.\n"
+            f"  It offered {key.get_name()} {fingerprint(key)}.\n"
+            f"  Check that fingerprint on the backup host (ssh-keygen -lf"
+            f" /etc/ssh/ssh_host_{_key_file_kind(key)}_key.pub), then trust it with:\n"
+            f"    ssh-keyscan -p {t.port} -t {key.get_name()} {t.host} >> {t.known_hosts}"
+        )
+
+
+def _key_file_kind(key: paramiko.PKey) -> str:
+    name = key.get_name()
+    if "ed25519" in name:
+        return "ed25519"
+    if "ecdsa" in name:
+        return "ecdsa"
+    return "rsa"
+
+
+class SshTarget(Target):
+    kind = "ssh"
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        user: str,
+        port: int,
+        path: str,
+        identity_file: Path,
+        known_hosts: Path,
+        connect_timeout: float = 15.0,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.user = user
+        self.port = port
+        self.path = path
+        self.identity_file = identity_file
+        self.known_hosts = known_hosts
+        self.connect_timeout = connect_timeout
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._dir_ready = False
+
+    @property
+    def location(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}:{self.path}"
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> paramiko.SFTPClient:
+        if self._sftp is not None:
+            return self._sftp
+        client = paramiko.SSHClient()
+        self._load_known_hosts(client)
+        client.set_missing_host_key_policy(_RefuseUnknownHost(self))
+        try:
+            client.connect(
+                self.host,
+                port=self.port,
+                username=self.user,
+                key_filename=str(self.identity_file),
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+            )
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise self._changed_key_error(exc) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise TargetError(
+                f"{self.name}: {self.user}@{self.host} refused the key {self.identity_file};"
+                f" add {self.identity_file}.pub to ~{self.user}/.ssh/authorized_keys there"
+            ) from None
+        except FileNotFoundError:
+            client.close()
+            raise TargetError(
+                f"{self.name}: SSH key {self.identity_file} does not exist; create it with"
+                f" `ssh-keygen -t ed25519 -f {self.identity_file} -N ''`"
+            ) from None
+        except (OSError, socket.timeout, paramiko.SSHException) as exc:
+            client.close()
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise TargetError(
+                f"{self.name}: cannot connect to {self.host}:{self.port}: {reason}"
+            ) from None
+        self._client = client
+        self._sftp = client.open_sftp()
+        return self._sftp
+
+    def _load_known_hosts(self, client: paramiko.SSHClient) -> None:
+        try:
+            client.load_host_keys(str(self.known_hosts))
+        except FileNotFoundError:
+            pass  # every host is then unknown, and refused with the command to trust it
+        except (OSError, paramiko.SSHException) as exc:
+            raise TargetError(f"{self.name}: cannot read {self.known_hosts}: {exc}") from None
+
+    def _changed_key_error(self, exc: paramiko.BadHostKeyException) -> HostKeyError:
+        host = known_hosts_host(self.host, self.port)
+        return HostKeyError(
+            f"{self.name}: the host key of {host} CHANGED; refusing to connect.\n"
+            f"  {self.known_hosts} has {exc.expected_key.get_name()}"
+            f" {fingerprint(exc.expected_key)}, the host offered {exc.key.get_name()}"
+            f" {fingerprint(exc.key)}.\n"
+            f"  This can be an attack. If the host was really reinstalled, check the new"
+            f" fingerprint on it, then:\n"
+            f"    ssh-keygen -R '{host}' -f {self.known_hosts}\n"
+            f"    ssh-keyscan -p {self.port} -t {exc.key.get_name()} {self.host}"
+            f" >> {self.known_hosts}"
+        )
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+        if self._client is not None:
+            self._client.close()
+        self._sftp = None
+        self._client = None
+
+    def connect(self) -> None:
+        """Open the connection now, so a run reports a down host before any upload."""
+        self._connect()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _remote(self, name: str) -> str:
+        return posixpath.join(self.path, name)
+
+    def _fail(self, action: str, name: str, exc: Exception) -> TargetError:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return TargetError(f"{self.name}: cannot {action} {name} on {self.host}: {reason}")
+
+    def _ensure_dir(self, sftp: paramiko.SFTPClient) -> None:
+        if self._dir_ready:
+            return
+        current = "/"
+        for part in [p for p in self.path.split("/") if p]:
+            current = posixpath.join(current, part)
+            try:
+                sftp.stat(current)
+            except FileNotFoundError:
+                sftp.mkdir(current, mode=0o700)
+                sftp.chmod(current, 0o700)  # the server's umask must not widen it
+        self._dir_ready = True
+
+    # -- the interface ----------------------------------------------------------------------
+
+    def list(self) -> list[StoredObject]:
+        sftp = self._connect()
+        try:
+            entries = sftp.listdir_attr(self.path)
+        except FileNotFoundError:
+            return []
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._fail("list", self.path, exc) from None
+        return [
+            StoredObject(entry.filename, entry.st_size or 0)
+            for entry in entries
+            if entry.st_mode is not None and stat_module.S_ISREG(entry.st_mode)
+        ]
+
+    def put(self, name: str, source: BinaryIO, sha256: str) -> None:
+        sftp = self._connect()
+        temp = self._remote(temp_name(name))
+        try:
+            self._ensure_dir(sftp)
+            with sftp.open(temp, "wb") as remote:
+                sftp.chmod(temp, 0o600)  # before any secret byte lands there
+                remote.set_pipelined(True)
+                while chunk := source.read(CHUNK_SIZE):
+                    remote.write(chunk)
+            stored = self._remote_sha256(temp)
+            if stored != sha256:
+                raise TargetError(
+                    f"{self.name}: copy of {name} does not verify on {self.host}"
+                    f" (SHA-256 {stored} stored, {sha256} expected)"
+                )
+            sftp.posix_rename(temp, self._remote(name))
+        except TargetError:
+            self._discard(temp)
+            raise
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._discard(temp)
+            raise self._fail("upload", name, exc) from None
+
+    def _discard(self, temp: str) -> None:
+        """Best effort: a dead connection leaves the temporary, which never has a final name."""
+        try:
+            if self._sftp is not None:
+                self._sftp.remove(temp)
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+
+    def get(self, name: str, dest: BinaryIO) -> None:
+        sftp = self._connect()
+        try:
+            with sftp.open(self._remote(name), "rb") as remote:
+                remote.prefetch()
+                while chunk := remote.read(CHUNK_SIZE):
+                    dest.write(chunk)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._fail("download", name, exc) from None
+
+    def stat(self, name: str) -> StoredObject | None:
+        sftp = self._connect()
+        try:
+            attrs = sftp.stat(self._remote(name))
+        except FileNotFoundError:
+            return None
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._fail("stat", name, exc) from None
+        return StoredObject(name, attrs.st_size or 0)
+
+    def delete(self, name: str) -> None:
+        sftp = self._connect()
+        try:
+            sftp.remove(self._remote(name))
+        except FileNotFoundError:
+            pass
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._fail("delete", name, exc) from None
+
+    def sha256(self, name: str) -> str:
+        self._connect()
+        return self._remote_sha256(self._remote(name))
+
+    def _remote_sha256(self, path: str) -> str:
+        """Hash on the backup host with sha256sum; read the file back if it has none."""
+        assert self._client is not None
+        command = f"sha256sum -- {shlex.quote(path)}"
+        try:
+            _stdin, stdout, _stderr = self._client.exec_command(
+                command, timeout=max(self.connect_timeout, 60.0) * 20
+            )
+            output = stdout.read().decode(errors="replace")
+            status = stdout.channel.recv_exit_status()
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._fail("hash", path, exc) from None
+        digest = output.split(" ", 1)[0].strip()
+        if status == 0 and len(digest) == 64:
+            return digest
+        if status == 127:  # no sha256sum there: hash what the server gives back
+            return self._read_back_sha256(path)
+        raise TargetError(f"{self.name}: sha256sum of {path} failed on {self.host} ({status})")
+
+    def _read_back_sha256(self, path: str) -> str:
+        assert self._sftp is not None
+        try:
+            with self._sftp.open(path, "rb") as remote:
+                remote.prefetch()
+                return sha256_stream(remote)
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._fail("read back", path, exc) from None
