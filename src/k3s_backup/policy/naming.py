@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+CLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 K3S_OWN_PREFIX = "etcd-snapshot"
 MANIFEST_SUFFIX = ".json"
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
@@ -44,13 +44,13 @@ def snapshot_prefix(cluster: str, when: datetime) -> str:
 def _pattern(cluster: str) -> re.Pattern[str]:
     return re.compile(
         rf"^{re.escape(cluster)}-(?P<stamp>\d{{8}}-\d{{6}})-(?P<node>[A-Za-z0-9._-]+?)"
-        rf"-(?P<unix>\d{{1,12}})(?P<suffix>\.zip)?$"
+        rf"-(?P<unix>\d{{1,12}})(?P<suffix>\.zip)?"
     )
 
 
 def parse(cluster: str, filename: str) -> SnapshotName | None:
     """The parsed name if `filename` is one of our snapshots for `cluster`, else None."""
-    match = _pattern(cluster).match(filename)
+    match = _pattern(cluster).fullmatch(filename)
     if match is None:
         return None
     return SnapshotName(
@@ -92,7 +92,7 @@ def produced_by(prefix: str, cluster: str, filenames: list[str]) -> list[Snapsho
 
 def cluster_name_problem(cluster: str) -> str | None:
     """Why `cluster` cannot be used as a name prefix, or None if it can."""
-    if not CLUSTER_NAME_RE.match(cluster):
+    if not CLUSTER_NAME_RE.fullmatch(cluster):
         return "may only contain letters, digits, '.', '_' and '-'"
     if cluster.startswith(K3S_OWN_PREFIX):
         return f"must not start with {K3S_OWN_PREFIX!r} (K3s's own snapshot prefix)"

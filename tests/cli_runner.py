@@ -1,0 +1,36 @@
+"""Run the CLI in-process with an injected environment; capture stdout, stderr and exit code."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from k3s_backup.cli import main
+from k3s_backup.environment import Environment
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+    lines: list[str] = field(default_factory=list)
+
+
+def invoke(args: list[str], environ: Mapping[str, str] | None = None, stdin: str = "") -> Result:
+    out, err = _Tty(), _Tty()
+    env = Environment(
+        stdout=out,
+        stderr=err,
+        stdin=_Tty(stdin),
+        environ=dict(environ if environ is not None else os.environ),
+    )
+    code = main(args, env)
+    return Result(code, out.getvalue(), err.getvalue(), out.getvalue().splitlines())

@@ -1,0 +1,121 @@
+"""Bad configuration: one precise message naming key and file, exit 2, nothing done."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli_runner import invoke
+
+VALID_TARGET = """
+[[targets]]
+name = "proxmox"
+type = "ssh"
+host = "192.168.1.100"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('colour = "blue"\n' + VALID_TARGET, "colour: unknown key"),
+        ("keep_local = 0\n" + VALID_TARGET, "keep_local: must be at least 1, got 0"),
+        ("keep_local = -2\n" + VALID_TARGET, "keep_local: must be at least 1, got -2"),
+        ('keep_local = "3"\n' + VALID_TARGET, "keep_local: must be a whole number, got '3'"),
+        ('snapshot_dir = "snaps"\n' + VALID_TARGET,
+         "snapshot_dir: must be an absolute path, got 'snaps'"),
+        ('log_file = "k3s-backup.log"\n' + VALID_TARGET, "log_file: must be an absolute path"),
+        ('cluster_name = "my cluster"\n' + VALID_TARGET,
+         "cluster_name: may only contain letters, digits, '.', '_' and '-'"),
+        ('cluster_name = "etcd-snapshot-x"\n' + VALID_TARGET,
+         "cluster_name: must not start with 'etcd-snapshot'"),
+        ('cluster_name = "a;rm -rf /"\n' + VALID_TARGET, "cluster_name: may only contain"),
+        (VALID_TARGET + "keep = 0\n", "targets[0].keep: must be at least 1, got 0"),
+        (VALID_TARGET + 'path = "backups"\n', "targets[0].path: must be an absolute path"),
+        (VALID_TARGET + "port = 70000\n", "targets[0].port: must be at most 65535"),
+        (VALID_TARGET + 'identity_file = "id"\n', "targets[0].identity_file: must be an absolute"),
+        (VALID_TARGET + "speed = 1\n", "targets[0].speed: unknown key"),
+        ('[[targets]]\nname = "x"\ntype = "ftp"\n', "targets[0]: target type must be one of"),
+        ('[[targets]]\ntype = "ssh"\nhost = "h"\n', "targets[0].name: is required"),
+        ('[[targets]]\nname = "x"\ntype = "ssh"\n', "targets[0].host: is required"),
+        (VALID_TARGET + VALID_TARGET, "target names must be unique, repeated: proxmox"),
+        ('[k3s]\ndata_dir = "var/lib"\n' + VALID_TARGET, "k3s.data_dir: must be an absolute path"),
+        ("keep_local = \n", "not valid TOML"),
+    ],
+)
+def test_bad_config_exits_2_naming_key_and_file(tmp_path, text, message):
+    path = write(tmp_path, text)
+    result = invoke(["--config", str(path), "run"])
+    assert result.code == 2
+    assert str(path) in result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_config_says_how_to_create_one(tmp_path):
+    path = tmp_path / "absent.toml"
+    result = invoke(["--config", str(path), "run"])
+    assert result.code == 2
+    assert f"no configuration at {path}" in result.stderr
+    assert "k3s-backup config init" in result.stderr
+
+
+def test_env_var_selects_config(tmp_path):
+    path = write(tmp_path, 'cluster_name = "from-env"\n' + VALID_TARGET)
+    result = invoke(["config", "show"], environ={"K3S_BACKUP_CONFIG": str(path)})
+    assert result.code == 0
+    assert 'cluster_name = "from-env"' in result.stdout
+
+
+def test_show_fills_in_the_guides_defaults(tmp_path):
+    result = invoke(["--config", str(write(tmp_path, VALID_TARGET)), "config", "show"])
+    assert result.code == 0
+    for expected in (
+        'cluster_name = "k3s-homelab"',
+        "keep_local = 3",
+        'snapshot_dir = "/var/lib/rancher/k3s/server/db/snapshots"',
+        'log_file = "/var/log/k3s-backup.log"',
+        "keep = 7",
+        'path = "/var/backups/k3s-etcd"',
+    ):
+        assert expected in result.stdout
+
+
+def test_init_template_is_a_valid_config_and_private(tmp_path):
+    path = tmp_path / "etc" / "config.toml"
+    assert invoke(["config", "init", "--output", str(path)]).code == 0
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert invoke(["--config", str(path), "config", "show"]).code == 0
+
+
+def test_init_never_overwrites_without_force(tmp_path):
+    path = write(tmp_path, "# mine\n")
+    result = invoke(["config", "init", "--output", str(path)])
+    assert result.code == 2
+    assert "already exists" in result.stderr
+    assert path.read_text() == "# mine\n"
+
+
+def test_no_targets_is_a_configuration_error(tmp_path):
+    path = write(tmp_path, f'state_dir = "{tmp_path}/state"\nlog_file = "{tmp_path}/log"\n')
+    result = invoke(["--config", str(path), "run"])
+    assert result.code == 2
+    assert "no [[targets]] configured" in result.stderr
+
+
+def test_unknown_command_is_usage_error():
+    result = invoke(["frobnicate"])
+    assert result.code == 2
+    assert "No such command" in result.stderr
+
+
+def test_help_documents_exit_codes():
+    result = invoke(["run", "--help"])
+    assert result.code == 0
+    for line in ("0  every copy", "1  failed", "2  configuration", "3  partial", "4  another run"):
+        assert line in result.stdout
