@@ -85,7 +85,9 @@ def verify(ctx: Context, as_json: bool) -> int:
 
 
 @cli.command()
-@click.option("--dry-run", is_flag=True, help="Print what would be kept and removed; change nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be kept and removed; change nothing."
+)
 @pass_context
 def prune(ctx: Context, dry_run: bool) -> int:
     """Apply rotation alone, locally and on every target."""
@@ -109,8 +111,12 @@ def config_show(ctx: Context) -> int:
 
 
 @config.command("init")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the template here (mode 0600) instead of printing it.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the template here (mode 0600) instead of printing it.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 @pass_context
 def config_init(ctx: Context, output: Path | None, force: bool) -> int:
@@ -121,8 +127,11 @@ def config_init(ctx: Context, output: Path | None, force: bool) -> int:
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
-              help="Keep the lab here instead of a temporary directory.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep the lab here instead of a temporary directory.",
+)
 @pass_context
 def demo(ctx: Context, workdir: Path | None) -> int:
     """A real backup cycle against a throwaway etcd and SSH backup host on loopback."""
@@ -133,8 +142,12 @@ def demo(ctx: Context, workdir: Path | None) -> int:
 
 def _invoke(argv: Sequence[str] | None, env: Environment) -> int:
     try:
-        result: Any = cli.main(args=list(argv) if argv is not None else None,
-                               prog_name="k3s-backup", standalone_mode=False, obj=env)
+        result: Any = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="k3s-backup",
+            standalone_mode=False,
+            obj=env,
+        )
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -154,5 +167,3 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     env = env or Environment()
     with redirect_stdout(env.stdout), redirect_stderr(env.stderr):  # click writes to sys.*
         return _invoke(argv, env)
-
-

@@ -139,7 +139,9 @@ def _message(error: Mapping[str, Any]) -> str:
         "path_type": "must be a path string, got {got!r}",
         "list_type": "must be a list ([[targets]] tables), got {got!r}",
         "model_type": "must be a table, got {got!r}",
-        "string_pattern_mismatch": "may only contain letters, digits, '.', '_' and '-', got {got!r}",
+        "string_pattern_mismatch": (
+            "may only contain letters, digits, '.', '_' and '-', got {got!r}"
+        ),
         "string_too_short": "must not be empty",
         "missing": "is required",
     }

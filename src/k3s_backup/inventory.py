@@ -16,7 +16,8 @@ from k3s_backup.errors import TargetError
 from k3s_backup.manifest import Manifest, for_snapshot
 from k3s_backup.policy import naming
 from k3s_backup.state import write_json_atomic
-from k3s_backup.targets.base import StoredObject, Target, sha256_stream
+from k3s_backup.streams import sha256_stream
+from k3s_backup.targets.base import StoredObject, Target
 
 LOCAL = "local"
 

@@ -36,7 +36,9 @@ def remove_from_target(target: Target, removal: list[naming.SnapshotName]) -> No
 
 
 def remove_local(
-    removal: list[naming.SnapshotName], delete: Callable[[str], str | None], warn: Callable[[str], None]
+    removal: list[naming.SnapshotName],
+    delete: Callable[[str], str | None],
+    warn: Callable[[str], None],
 ) -> None:
     for name in removal:
         warning = delete(name.filename)

@@ -67,7 +67,8 @@ def run_demo(env: Environment, workdir: Path | None) -> ExitCode:
         restore_snapshot(shipped, restored)
         env.stdout.write(f"etcdctl snapshot restore: OK into {restored}\n")
         buffer = io.StringIO()
-        buffer.write(f"\nDemo complete: backup shipped over SSH to {target_dir}, verified and"
-                     " restorable.\n")
+        buffer.write(
+            f"\nDemo complete: backup shipped over SSH to {target_dir}, verified and restorable.\n"
+        )
         env.stdout.write(buffer.getvalue())
     return ExitCode.OK

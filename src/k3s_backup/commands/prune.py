@@ -25,8 +25,9 @@ def _show(reporter: Reporter, location: str, retention: RetentionPlan, dry_run: 
 def prune(config: Config, env: Environment, dry_run: bool) -> ExitCode:
     reporter = Reporter(env, None if dry_run else config.log_file)
     with exclusive_run(config.state_dir):
-        local = plan(local_copies(config.snapshot_dir, config.cluster_name), config.keep_local,
-                     frozenset())
+        local = plan(
+            local_copies(config.snapshot_dir, config.cluster_name), config.keep_local, frozenset()
+        )
         _show(reporter, LOCAL, local, dry_run)
         if not dry_run:
             remove_local(local.remove, make_source(config, env).delete, reporter.warn)
@@ -37,8 +38,9 @@ def prune(config: Config, env: Environment, dry_run: bool) -> ExitCode:
         for target_config in config.targets:
             try:
                 with open_target(target_config, config.cluster_name) as target:
-                    retention = plan(target_copies(target, config.cluster_name),
-                                     target_config.keep, frozenset())
+                    retention = plan(
+                        target_copies(target, config.cluster_name), target_config.keep, frozenset()
+                    )
                     _show(reporter, target.name, retention, dry_run)
                     if not dry_run:
                         remove_from_target(target, retention.remove)

@@ -18,7 +18,8 @@ from k3s_backup.report import Reporter, human_size
 from k3s_backup.rotation import plan, remove_from_target, remove_local
 from k3s_backup.sources.k3s import K3sSource, LocalSnapshot
 from k3s_backup.state import record_run
-from k3s_backup.targets.base import Target, put_bytes, sha256_stream
+from k3s_backup.streams import sha256_stream
+from k3s_backup.targets.base import Target, put_bytes
 from k3s_backup.targets.factory import open_target
 
 
@@ -52,7 +53,9 @@ def _manifest_of(snapshot: LocalSnapshot) -> Manifest:
     return for_snapshot(snapshot.name, K3sSource.kind, size, digest)
 
 
-def _ship_one(target: Target, config: Config, name: naming.SnapshotName, manifest: Manifest) -> None:
+def _ship_one(
+    target: Target, config: Config, name: naming.SnapshotName, manifest: Manifest
+) -> None:
     path = config.snapshot_dir / name.filename
     with path.open("rb") as stream:
         target.put(name.filename, stream, manifest.sha256)
@@ -81,8 +84,11 @@ class Run:
     def ship(self, target: Target, newest: naming.SnapshotName) -> TargetResult:
         """Give `target` every local snapshot it lacks (oldest first), then rotate it."""
         result = TargetResult(ok=False)
-        present = {c.name.filename for c in target_copies(target, self.config.cluster_name)
-                   if c.has_manifest}
+        present = {
+            c.name.filename
+            for c in target_copies(target, self.config.cluster_name)
+            if c.has_manifest
+        }
         for copy in local_copies(self.config.snapshot_dir, self.config.cluster_name):
             if copy.name.filename in present:
                 continue
@@ -173,8 +179,14 @@ def _locked_run(config: Config, env: Environment, reporter: Reporter) -> ExitCod
     run.rotate_local(snapshot.name)
     run.summarize(results)
     record["targets"] = {
-        name: {"ok": r.ok, "error": r.error, "shipped": r.shipped, "removed": r.removed,
-               "copies": r.copies, "bytes": r.bytes}
+        name: {
+            "ok": r.ok,
+            "error": r.error,
+            "shipped": r.shipped,
+            "removed": r.removed,
+            "copies": r.copies,
+            "bytes": r.bytes,
+        }
         for name, r in results.items()
     }
     failed = [name for name, r in results.items() if not r.ok]
@@ -184,7 +196,9 @@ def _locked_run(config: Config, env: Environment, reporter: Reporter) -> ExitCod
             f" {', '.join(failed)} failed"
         )
         return _finish(config, record, clock, ExitCode.PARTIAL, reporter)
-    reporter.info(f"Backup complete: {snapshot.name.filename} on {len(results)} target(s), verified")
+    reporter.info(
+        f"Backup complete: {snapshot.name.filename} on {len(results)} target(s), verified"
+    )
     return _finish(config, record, clock, ExitCode.OK, reporter)
 
 
@@ -201,4 +215,3 @@ def _finish(
     except OSError as exc:
         reporter.warn(f"cannot record the run in {config.state_dir}: {exc.strerror}")
     return code
-

@@ -9,7 +9,13 @@ from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
 from k3s_backup.formats.etcd_snapshot import check_file
-from k3s_backup.inventory import LOCAL, LocalManifests, local_copies, read_target_manifest, target_copies
+from k3s_backup.inventory import (
+    LOCAL,
+    LocalManifests,
+    local_copies,
+    read_target_manifest,
+    target_copies,
+)
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 
@@ -40,12 +46,20 @@ def _verify_copy(target: Target, filename: str, size: int, has_manifest: bool) -
         return Finding(filename, target.name, False, "manifest missing: cannot verify")
     manifest = read_target_manifest(target, filename)
     if size != manifest.size:
-        return Finding(filename, target.name, False,
-                       f"size {size} differs from the manifest's {manifest.size} (truncated?)")
+        return Finding(
+            filename,
+            target.name,
+            False,
+            f"size {size} differs from the manifest's {manifest.size} (truncated?)",
+        )
     stored = target.sha256(filename)
     if stored != manifest.sha256:
-        return Finding(filename, target.name, False,
-                       f"SHA-256 {stored} differs from the manifest's {manifest.sha256} (corrupted)")
+        return Finding(
+            filename,
+            target.name,
+            False,
+            f"SHA-256 {stored} differs from the manifest's {manifest.sha256} (corrupted)",
+        )
     return Finding(filename, target.name, True)
 
 

@@ -11,9 +11,9 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from k3s_backup.errors import SnapshotError
+from k3s_backup.streams import Readable
 
 TRAILER_SIZE = 32
 BOLT_MAGIC = 0xED0CDAED
@@ -62,7 +62,7 @@ def _best_meta(head: bytes) -> tuple[int, int, int]:
     return max(candidates, key=lambda m: m[2])
 
 
-def check_stream(stream: BinaryIO, size: int) -> SnapshotCheck:
+def check_stream(stream: Readable, size: int) -> SnapshotCheck:
     """Check a plain snapshot read from `stream` of `size` bytes; raise SnapshotError if bad."""
     if size < TRAILER_SIZE + 2 * 4096 or size % 512 != TRAILER_SIZE:
         raise SnapshotError(

@@ -67,7 +67,9 @@ class K3sSource:
                 " to the k3s binary (usually /usr/local/bin/k3s)"
             ) from None
         except subprocess.TimeoutExpired:
-            raise SnapshotError(f"`{' '.join(command)}` did not finish in {timeout:.0f} s") from None
+            raise SnapshotError(
+                f"`{' '.join(command)}` did not finish in {timeout:.0f} s"
+            ) from None
 
     def take(self, prefix: str) -> LocalSnapshot:
         """Run `k3s etcd-snapshot save --name <prefix>` and return the checked file it made."""
@@ -120,8 +122,15 @@ class K3sSource:
         path = self.snapshot_dir / filename
         try:
             result = self._k3s(
-                ["etcd-snapshot", "delete", "--dir", str(self.snapshot_dir),
-                 "--data-dir", str(self.data_dir), filename],
+                [
+                    "etcd-snapshot",
+                    "delete",
+                    "--dir",
+                    str(self.snapshot_dir),
+                    "--data-dir",
+                    str(self.data_dir),
+                    filename,
+                ],
                 DELETE_TIMEOUT,
             )
             detail = f"exit {result.returncode}"
@@ -130,4 +139,6 @@ class K3sSource:
         if not path.exists():
             return None
         path.unlink()
-        return f"`k3s etcd-snapshot delete {filename}` left the file ({detail}); removed it directly"
+        return (
+            f"`k3s etcd-snapshot delete {filename}` left the file ({detail}); removed it directly"
+        )

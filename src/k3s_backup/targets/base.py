@@ -12,9 +12,10 @@ import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import Self
 
-CHUNK_SIZE = 1 << 20
+from k3s_backup.streams import Readable, Writable
+
 TEMP_MARK = ".partial-"
 
 
@@ -22,13 +23,6 @@ TEMP_MARK = ".partial-"
 class StoredObject:
     name: str
     size: int
-
-
-def sha256_stream(stream: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    while chunk := stream.read(CHUNK_SIZE):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def put_bytes(target: Target, name: str, body: bytes) -> None:
@@ -62,12 +56,12 @@ class Target(ABC):
         """Every regular file in the target's directory, temporary uploads included."""
 
     @abstractmethod
-    def put(self, name: str, source: BinaryIO, sha256: str) -> None:
+    def put(self, name: str, source: Readable, sha256: str) -> None:
         """Store `source` as `name`: write a temporary, check its SHA-256 where it is stored
         equals `sha256`, then rename. Raises TargetError, leaving no file under `name`."""
 
     @abstractmethod
-    def get(self, name: str, dest: BinaryIO) -> None: ...
+    def get(self, name: str, dest: Writable) -> None: ...
 
     @abstractmethod
     def stat(self, name: str) -> StoredObject | None: ...
@@ -79,7 +73,7 @@ class Target(ABC):
     def sha256(self, name: str) -> str:
         """The SHA-256 of the stored bytes, computed as close to them as the backend allows."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - deliberately optional for backends
         """Release connections; a no-op where there are none."""
 
     def __enter__(self) -> Self:

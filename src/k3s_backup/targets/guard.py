@@ -6,10 +6,9 @@ hostile listing can never make us write, read or delete a file we did not make.
 
 from __future__ import annotations
 
-from typing import BinaryIO
-
 from k3s_backup.errors import TargetError
 from k3s_backup.policy import naming
+from k3s_backup.streams import Readable, Writable
 from k3s_backup.targets.base import StoredObject, Target
 
 
@@ -32,10 +31,10 @@ class OwnNamesOnly(Target):
     def list(self) -> list[StoredObject]:
         return self.inner.list()
 
-    def put(self, name: str, source: BinaryIO, sha256: str) -> None:
+    def put(self, name: str, source: Readable, sha256: str) -> None:
         self.inner.put(self._check(name), source, sha256)
 
-    def get(self, name: str, dest: BinaryIO) -> None:
+    def get(self, name: str, dest: Writable) -> None:
         self.inner.get(self._check(name), dest)
 
     def stat(self, name: str) -> StoredObject | None:

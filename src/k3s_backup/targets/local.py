@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import BinaryIO
 
 from k3s_backup.errors import TargetError
-from k3s_backup.targets.base import CHUNK_SIZE, StoredObject, Target, sha256_stream, temp_name
+from k3s_backup.streams import Readable, Writable, copy_stream, sha256_stream
+from k3s_backup.targets.base import StoredObject, Target, temp_name
 
 
 def _fsync_dir(path: Path) -> None:
@@ -33,7 +33,9 @@ class LocalTarget(Target):
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise TargetError(f"{self.name}: cannot create {self.directory}: {exc.strerror}") from exc
+            raise TargetError(
+                f"{self.name}: cannot create {self.directory}: {exc.strerror}"
+            ) from exc
 
     def list(self) -> list[StoredObject]:
         if not self.directory.is_dir():
@@ -44,7 +46,7 @@ class LocalTarget(Target):
                 found.append(StoredObject(entry.name, entry.stat(follow_symlinks=False).st_size))
         return found
 
-    def put(self, name: str, source: BinaryIO, sha256: str) -> None:
+    def put(self, name: str, source: Readable, sha256: str) -> None:
         self._ensure_dir()
         temp = self.directory / temp_name(name)
         try:
@@ -64,19 +66,17 @@ class LocalTarget(Target):
             temp.unlink(missing_ok=True)
 
     @staticmethod
-    def _write(temp: Path, source: BinaryIO) -> None:
+    def _write(temp: Path, source: Readable) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
-            while chunk := source.read(CHUNK_SIZE):
-                out.write(chunk)
+            copy_stream(source, out)
             out.flush()
             os.fsync(out.fileno())
 
-    def get(self, name: str, dest: BinaryIO) -> None:
+    def get(self, name: str, dest: Writable) -> None:
         try:
             with (self.directory / name).open("rb") as stored:
-                while chunk := stored.read(CHUNK_SIZE):
-                    dest.write(chunk)
+                copy_stream(stored, dest)
         except OSError as exc:
             raise TargetError(f"{self.name}: cannot read {name}: {exc.strerror}") from exc
 

@@ -11,15 +11,14 @@ import base64
 import hashlib
 import posixpath
 import shlex
-import socket
 import stat as stat_module
 from pathlib import Path
-from typing import BinaryIO
 
 import paramiko
 
 from k3s_backup.errors import HostKeyError, TargetError
-from k3s_backup.targets.base import CHUNK_SIZE, StoredObject, Target, sha256_stream, temp_name
+from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha256_stream
+from k3s_backup.targets.base import StoredObject, Target, temp_name
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -38,7 +37,9 @@ class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
     def __init__(self, target: SshTarget) -> None:
         self.target = target
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         t = self.target
         raise HostKeyError(
             f"{t.name}: the host key of {known_hosts_host(t.host, t.port)} is not in"
@@ -127,7 +128,7 @@ class SshTarget(Target):
                 f"{self.name}: SSH key {self.identity_file} does not exist; create it with"
                 f" `ssh-keygen -t ed25519 -f {self.identity_file} -N ''`"
             ) from None
-        except (OSError, socket.timeout, paramiko.SSHException) as exc:
+        except (TimeoutError, OSError, paramiko.SSHException) as exc:
             client.close()
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise TargetError(
@@ -209,7 +210,7 @@ class SshTarget(Target):
             if entry.st_mode is not None and stat_module.S_ISREG(entry.st_mode)
         ]
 
-    def put(self, name: str, source: BinaryIO, sha256: str) -> None:
+    def put(self, name: str, source: Readable, sha256: str) -> None:
         sftp = self._connect()
         temp = self._remote(temp_name(name))
         try:
@@ -241,13 +242,12 @@ class SshTarget(Target):
         except (OSError, EOFError, paramiko.SSHException):
             pass
 
-    def get(self, name: str, dest: BinaryIO) -> None:
+    def get(self, name: str, dest: Writable) -> None:
         sftp = self._connect()
         try:
             with sftp.open(self._remote(name), "rb") as remote:
                 remote.prefetch()
-                while chunk := remote.read(CHUNK_SIZE):
-                    dest.write(chunk)
+                copy_stream(remote, dest)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise self._fail("download", name, exc) from None
 
