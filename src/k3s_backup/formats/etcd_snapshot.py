@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def check_zip(path: Path) -> SnapshotCheck:
                 raise SnapshotError(f"zip snapshot must hold exactly {expected!r}, found {names}")
             with archive.open(infos[0]) as member:
                 return check_stream(member, infos[0].file_size)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
         raise SnapshotError(f"zip snapshot is damaged: {exc}") from exc
 
 

@@ -1,0 +1,89 @@
+"""Snapshot checks without etcd binaries, on snapshots taken from a real etcd."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from k3s_backup.errors import SnapshotError
+from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.testbed.etcd import EtcdServer
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("etcd")
+    with EtcdServer(workdir) as etcd:
+        for i in range(200):
+            etcd.put(f"/registry/configmaps/default/cm-{i}", f"value-{i}" * 20)
+        return etcd.snapshot_save(workdir / "snap.db")
+
+
+def write(tmp_path: Path, data: bytes, name: str = "snap") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_a_real_snapshot_passes(snapshot):
+    check = check_file(snapshot)
+    assert check.size == snapshot.stat().st_size
+    assert check.page_size == 4096
+    assert len(check.sha256) == 64
+
+
+@pytest.mark.parametrize("offset", [0, 100, 4096 + 20, -4000, -10])
+def test_any_flipped_byte_is_caught(snapshot, tmp_path, offset):
+    data = bytearray(snapshot.read_bytes())
+    data[offset] ^= 0x01
+    with pytest.raises(SnapshotError):
+        check_file(write(tmp_path, bytes(data)))
+
+
+@pytest.mark.parametrize("cut", [1, 32, 512, 4096])
+def test_truncation_is_caught(snapshot, tmp_path, cut):
+    with pytest.raises(SnapshotError):
+        check_file(write(tmp_path, snapshot.read_bytes()[:-cut]))
+
+
+def test_a_raw_db_without_trailer_is_refused(snapshot, tmp_path):
+    with pytest.raises(SnapshotError, match="512"):
+        check_file(write(tmp_path, snapshot.read_bytes()[:-32]))
+
+
+def test_a_rehashed_but_truncated_database_is_caught_by_the_page_count(snapshot, tmp_path):
+    import hashlib
+
+    db = snapshot.read_bytes()[:-32][:-4096]
+    with pytest.raises(SnapshotError, match="pages"):
+        check_file(write(tmp_path, db + hashlib.sha256(db).digest()))
+
+
+def test_zip_with_one_matching_entry_passes(snapshot, tmp_path):
+    path = tmp_path / "c-20261123-020000-n-1.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(snapshot, "c-20261123-020000-n-1")
+    assert check_file(path).size == snapshot.stat().st_size
+
+
+def test_zip_with_a_wrong_entry_or_damage_is_refused(snapshot, tmp_path):
+    path = tmp_path / "c-20261123-020000-n-1.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(snapshot, "something-else")
+    with pytest.raises(SnapshotError, match="exactly"):
+        check_file(path)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(snapshot, "c-20261123-020000-n-1")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(SnapshotError):
+        check_file(path)
+
+
+def test_garbage_and_empty_files_are_refused(tmp_path):
+    for data in (b"", b"hello", bytes(8192 + 32)):
+        with pytest.raises(SnapshotError):
+            check_file(write(tmp_path, data))
