@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from k3s_backup.cli import main
 from k3s_backup.environment import Environment
@@ -24,7 +25,12 @@ class Result:
     lines: list[str] = field(default_factory=list)
 
 
-def invoke(args: list[str], environ: Mapping[str, str] | None = None, stdin: str = "") -> Result:
+def invoke(
+    args: list[str],
+    environ: Mapping[str, str] | None = None,
+    stdin: str = "",
+    now: Callable[[], datetime] | None = None,
+) -> Result:
     out, err = _Tty(), _Tty()
     env = Environment(
         stdout=out,
@@ -32,5 +38,7 @@ def invoke(args: list[str], environ: Mapping[str, str] | None = None, stdin: str
         stdin=_Tty(stdin),
         environ=dict(environ if environ is not None else os.environ),
     )
+    if now is not None:
+        env.now = now
     code = main(args, env)
     return Result(code, out.getvalue(), err.getvalue(), out.getvalue().splitlines())

@@ -1,0 +1,24 @@
+"""Shared fixtures: `lab`, a fresh etcd + fake k3s + sshd per test (k3s_backup.testbed.lab)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from k3s_backup.testbed.lab import Lab
+from k3s_backup.testbed.sshd import SSHD
+
+NEEDED = ("etcd", "etcdctl", "ssh-keygen")
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    missing = [tool for tool in NEEDED if shutil.which(tool) is None]
+    missing += [] if SSHD.exists() else [str(SSHD)]
+    if missing:
+        pytest.skip(f"the lab needs Debian's etcd-server, etcd-client, openssh-server: {missing}")
+    with Lab(tmp_path / "lab") as started:
+        yield started
