@@ -9,6 +9,8 @@ command -v etcd >/dev/null || need_apt+=(etcd-server)
 command -v etcdctl >/dev/null || need_apt+=(etcd-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v logrotate >/dev/null || need_apt+=(logrotate)          # checks setup's rule
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)      # verifies setup's units
 command -v python3 >/dev/null || need_apt+=(python3)
 if command -v python3 >/dev/null && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     need_apt+=(python3-venv)

@@ -3,6 +3,8 @@ to the documented exit codes. Heavy imports happen inside commands so `--help` s
 
 from __future__ import annotations
 
+import dataclasses
+import io
 from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -24,6 +26,20 @@ Exit codes:
   2  configuration or usage error
   3  partial: snapshot made, at least one target failed
   4  another run holds the lock"""
+
+
+SETUP_EXIT_CODES = """\b
+Exit codes:
+  0  set up (or already set up) and the first backup verified
+  1  a step failed (connection, key refused, host key changed, first backup)
+  2  usage error, or an answer is needed (host key) and stdin is not a terminal
+  3  set up, but the first backup was partial"""
+
+HEALTH_EXIT_CODES = """\b
+Exit codes:
+  0  healthy (status: nothing WARN or FAIL; doctor: no FAIL)
+  1  unhealthy
+  2  configuration or usage error"""
 
 
 class Context:
@@ -56,12 +72,20 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 
 
 @cli.command(epilog=EXIT_CODES)
+@click.option(
+    "--log-only",
+    is_flag=True,
+    help="Report only to log_file (for schedules): the console gets only what was not logged.",
+)
 @pass_context
-def run(ctx: Context) -> int:
+def run(ctx: Context, log_only: bool) -> int:
     """Snapshot etcd, ship it to every target, verify, rotate, report."""
     from k3s_backup.commands.run import run_backup
 
-    return run_backup(ctx.config(), ctx.env)
+    env = ctx.env
+    if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
+        env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())
+    return run_backup(ctx.config(), env)
 
 
 @cli.command("list")
@@ -94,6 +118,66 @@ def prune(ctx: Context, dry_run: bool) -> int:
     from k3s_backup.commands.prune import prune as prune_copies
 
     return prune_copies(ctx.config(), ctx.env, dry_run)
+
+
+FROM_OPTION = click.option(
+    "--from",
+    "source",
+    metavar="local|TARGET",
+    help="Take the copy from this node or from one target [default: newest, this node first].",
+)
+
+RESTORE_EXIT_CODES = """\b
+Exit codes:
+  0  restored and this node reports Ready (or: the dry run's plan)
+  1  nothing restored: no copy verifies, the pre-flight refused, or not confirmed;
+     or a step failed (the message names it, the node's state and how to go back)
+  2  configuration or usage error (unknown or ambiguous NAME, unknown target)
+  4  a backup run holds the lock"""
+
+
+@cli.command(epilog=RESTORE_EXIT_CODES)
+@click.argument("name", default="latest")
+@FROM_OPTION
+@click.option("--dry-run", is_flag=True, help="Fetch, verify, check, show the plan; run nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask (cluster name, the saved token).")
+@click.option("--force", is_flag=True, help="Go on despite the pre-flight's overridable problems.")
+@pass_context
+def restore(
+    ctx: Context, name: str, source: str | None, dry_run: bool, yes: bool, force: bool
+) -> int:
+    """Restore snapshot NAME (latest, a name or a unique prefix) on this node, verified first."""
+    from k3s_backup.commands.restore import Options
+    from k3s_backup.commands.restore import restore as restore_snapshot
+
+    options = Options(wanted=name, source=source, dry_run=dry_run, yes=yes, force=force)
+    return restore_snapshot(ctx.config(), ctx.env, options)
+
+
+FETCH_EXIT_CODES = """\b
+Exit codes:
+  0  FILE written: the plain snapshot, verified
+  1  no copy of NAME verifies (each copy's problem is named)
+  2  configuration or usage error (unknown or ambiguous NAME, FILE exists)"""
+
+
+@cli.command(epilog=FETCH_EXIT_CODES)
+@click.argument("name")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The plain snapshot file to write (mode 0600).",
+)
+@FROM_OPTION
+@click.option("--force", is_flag=True, help="Replace an existing FILE.")
+@pass_context
+def fetch(ctx: Context, name: str, out: Path, source: str | None, force: bool) -> int:
+    """Download, verify and decode snapshot NAME into a plain file usable by K3s or etcdutl."""
+    from k3s_backup.commands.fetch import fetch as fetch_snapshot
+
+    return fetch_snapshot(ctx.config(), ctx.env, name, out, source, force)
 
 
 @cli.group()
@@ -138,6 +222,119 @@ def demo(ctx: Context, workdir: Path | None) -> int:
     from k3s_backup.commands.demo import run_demo
 
     return run_demo(ctx.env, workdir)
+
+
+@cli.command()
+@click.argument("snapshot")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.option("--keys", "keys_prefix", metavar="PREFIX", help="List the live keys under PREFIX.")
+@click.option("--get", "get_key", metavar="KEY", help="Print one object, decoded.")
+@pass_context
+def inspect(
+    ctx: Context, snapshot: str, as_json: bool, keys_prefix: str | None, get_key: str | None
+) -> int:
+    """What a snapshot holds: revision, keys, Kubernetes objects (no etcd needed).
+
+    SNAPSHOT is a file, one of our snapshot names or a unique prefix of one (fetched and
+    verified from wherever a good copy is), or latest.
+    """
+    if keys_prefix is not None and get_key is not None:
+        raise click.UsageError("--keys and --get cannot be combined")
+    from k3s_backup.commands.inspect import inspect as inspect_snapshot
+
+    return inspect_snapshot(snapshot, ctx.config, ctx.env, as_json, keys_prefix, get_key)
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@pass_context
+def diff(ctx: Context, old: str, new: str, as_json: bool) -> int:
+    """Objects added, removed and changed from snapshot OLD to NEW."""
+    from k3s_backup.commands.diff import diff as diff_snapshots
+
+    return diff_snapshots(old, new, ctx.config, ctx.env, as_json)
+
+
+@cli.command()
+@click.argument("snapshot", required=False)
+@pass_context
+def drill(ctx: Context, snapshot: str | None) -> int:
+    """Restore a copy into a throwaway etcd on loopback and check it (default: latest)."""
+    from k3s_backup.commands.drill import drill as run_drill
+
+    return run_drill(snapshot, ctx.config(), ctx.env)
+
+
+ROOT_OPTION = click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("/"),
+    show_default=True,
+    help="Treat DIR as / for every system path (tests, staging).",
+)
+
+
+@cli.command(epilog=SETUP_EXIT_CODES)
+@click.option("--host", help="The backup host (name or address).")
+@click.option("--user", help="SSH user on the backup host [default: root].")
+@click.option("--port", type=click.IntRange(1, 65535), help="SSH port [default: 22].")
+@click.option("--path", "remote_path", help="Directory on the backup host.")
+@click.option("--identity-file", type=click.Path(path_type=Path), help="SSH private key.")
+@click.option("--cluster-name", help="Prefix of our snapshot names.")
+@click.option("--keep-local", type=click.IntRange(min=1), help="Snapshots kept on this node.")
+@click.option("--keep-remote", type=click.IntRange(min=1), help="Copies kept on the host.")
+@click.option("--schedule", help='Cron schedule [default: "0 2 * * *"].')
+@click.option("--scheduler", type=click.Choice(["cron", "systemd"]), help="[default: cron]")
+@click.option(
+    "--accept-host-key",
+    metavar="SHA256:...",
+    help="Trust the backup host's key if its fingerprint is exactly this.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask to confirm (never trusts a host key).")
+@click.option("--dry-run", is_flag=True, help="Print every step and file; change nothing.")
+@ROOT_OPTION
+@pass_context
+def setup(ctx: Context, /, **options: Any) -> int:
+    """Set up backups: key, host key, remote dir, config, schedule, first backup."""
+    from k3s_backup.commands.setup import SetupOptions, run_setup
+
+    return run_setup(SetupOptions(config_file=ctx.config_file, **options), ctx.env)
+
+
+@cli.command()
+@click.option("--purge-config", is_flag=True, help="Also remove the configuration file.")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; change nothing.")
+@ROOT_OPTION
+@pass_context
+def uninstall(ctx: Context, purge_config: bool, dry_run: bool, root: Path) -> int:
+    """Remove the schedule and logrotate rule; never backups, keys or known_hosts."""
+    from k3s_backup.commands.uninstall import run_uninstall
+
+    return run_uninstall(ctx.config_file, root, purge_config, dry_run, ctx.env)
+
+
+@cli.command(epilog=HEALTH_EXIT_CODES)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@ROOT_OPTION
+@pass_context
+def status(ctx: Context, as_json: bool, root: Path) -> int:
+    """Last run, next run, copies everywhere, and how fresh the newest off-node copy is."""
+    from k3s_backup.commands.status import show_status
+
+    return show_status(ctx.config_file, ctx.env, root, as_json)
+
+
+@cli.command(epilog=HEALTH_EXIT_CODES)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@ROOT_OPTION
+@pass_context
+def doctor(ctx: Context, as_json: bool, root: Path) -> int:
+    """Check everything a backup needs, each with what was seen and the command that fixes it."""
+    from k3s_backup.commands.doctor import run_doctor
+
+    return run_doctor(ctx.config_file, ctx.env, root, as_json)
 
 
 def _invoke(argv: Sequence[str] | None, env: Environment) -> int:

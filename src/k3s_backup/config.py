@@ -21,6 +21,8 @@ from pydantic import (
 
 from k3s_backup.errors import ConfigError
 from k3s_backup.policy.naming import cluster_name_problem
+from k3s_backup.policy.schedule import DEFAULT_SCHEDULE
+from k3s_backup.policy.schedule import parse as parse_schedule
 
 DEFAULT_CONFIG_PATH = Path("/etc/k3s-backup/config.toml")
 CONFIG_ENV_VAR = "K3S_BACKUP_CONFIG"
@@ -41,19 +43,52 @@ class _Strict(BaseModel):
 class K3sSettings(_Strict):
     bin: StrictStr = "k3s"
     data_dir: Path = Path("/var/lib/rancher/k3s")
+    config_dir: Path = Path("/etc/rancher/k3s")  # config.yaml and config.yaml.d/
 
-    _abs = field_validator("data_dir", mode="after")(_absolute)
+    _abs = field_validator("data_dir", "config_dir", mode="after")(_absolute)
+
+
+K3S_ETCD_TLS = Path("/var/lib/rancher/k3s/server/tls/etcd")
+
+
+class EtcdSettings(_Strict):
+    """The `etcd` source: an etcd v3 endpoint, with TLS client certificates (K3s's by default)."""
+
+    endpoints: list[StrictStr] = Field(default=["https://127.0.0.1:2379"], min_length=1)
+    cacert: Path = K3S_ETCD_TLS / "server-ca.crt"
+    cert: Path = K3S_ETCD_TLS / "client.crt"
+    key: Path = K3S_ETCD_TLS / "client.key"
+    connect_timeout: StrictFloat | StrictInt = Field(default=10.0, gt=0)
+
+    _abs = field_validator("cacert", "cert", "key", mode="after")(_absolute)
+
+    @field_validator("endpoints", mode="after")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for endpoint in value:
+            if not endpoint.startswith(("https://", "http://")):
+                raise ValueError(f"must be http:// or https:// URLs, got {endpoint!r}")
+        return value
 
 
 class _TargetConfigBase(_Strict):
     name: StrictStr = Field(pattern=TARGET_NAME_PATTERN)
-    keep: StrictInt = Field(default=7, ge=1)
+    keep: StrictInt = Field(default=7, ge=1)  # the newest N copies (per node)
+    keep_daily: StrictInt = Field(default=0, ge=0)  # GFS, with restic `forget` semantics
+    keep_weekly: StrictInt = Field(default=0, ge=0)
+    keep_monthly: StrictInt = Field(default=0, ge=0)
+    compression: Literal["none", "zstd", "zip"] = "none"
+    zstd_level: StrictInt = Field(default=3, ge=1, le=22)
+    age_recipients: list[StrictStr] = []  # public keys: copies are encrypted to them
+
+
+class _PathTargetConfigBase(_TargetConfigBase):
     path: Path
 
     _abs_path = field_validator("path", mode="after")(_absolute)
 
 
-class SshTargetConfig(_TargetConfigBase):
+class SshTargetConfig(_PathTargetConfigBase):
     type: Literal["ssh"]
     host: StrictStr = Field(min_length=1)
     user: StrictStr = "root"
@@ -66,21 +101,69 @@ class SshTargetConfig(_TargetConfigBase):
     _abs_files = field_validator("identity_file", "known_hosts", mode="after")(_absolute)
 
 
-class LocalTargetConfig(_TargetConfigBase):
+class LocalTargetConfig(_PathTargetConfigBase):
     type: Literal["local"]
 
 
-TargetConfig = Annotated[SshTargetConfig | LocalTargetConfig, Field(discriminator="type")]
+class S3TargetConfig(_TargetConfigBase):
+    """S3-compatible object storage. Credentials come from the environment (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY) or `credentials_file` (AWS's format), never from the command line."""
+
+    type: Literal["s3"]
+    bucket: StrictStr = Field(min_length=3)
+    prefix: StrictStr = Field(default="", pattern=r"^[A-Za-z0-9._/-]*$")
+    endpoint_url: StrictStr | None = None  # e.g. http://minio:9000; None: AWS
+    region: StrictStr = "us-east-1"
+    credentials_file: Path | None = None
+    profile: StrictStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+
+    _abs_credentials = field_validator("credentials_file", mode="after")(
+        lambda value: value if value is None else _absolute(value)
+    )
+
+
+TargetConfig = Annotated[
+    SshTargetConfig | LocalTargetConfig | S3TargetConfig, Field(discriminator="type")
+]
+
+
+class NodeConfig(_Strict):
+    """Another K3s node a restore stops and restarts over SSH (same SSH keys as a target)."""
+
+    host: StrictStr = Field(min_length=1)
+    user: StrictStr = "root"
+    port: StrictInt = Field(default=22, ge=1, le=65535)
+    identity_file: Path = Path("/root/.ssh/id_ed25519")
+    known_hosts: Path = Path("/root/.ssh/known_hosts")
+    connect_timeout: StrictFloat | StrictInt = Field(default=15.0, gt=0)
+    data_dir: Path = Path("/var/lib/rancher/k3s")  # K3s's --data-dir on that node
+
+    _abs_files = field_validator("identity_file", "known_hosts", "data_dir", mode="after")(
+        _absolute
+    )
+
+
+class RestoreSettings(_Strict):
+    ready_timeout: StrictFloat | StrictInt = Field(default=300.0, gt=0)  # seconds
+    servers: list[NodeConfig] = []  # the other servers of the cluster
+    agents: list[NodeConfig] = []
 
 
 class Config(_Strict):
     cluster_name: StrictStr = "k3s-homelab"
+    source: Literal["auto", "k3s", "etcd", "sqlite"] = "auto"
+    node_name: StrictStr = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     snapshot_dir: Path = Path("/var/lib/rancher/k3s/server/db/snapshots")
     keep_local: StrictInt = Field(default=3, ge=1)
     log_file: Path = Path("/var/log/k3s-backup.log")
     state_dir: Path = Path("/var/lib/k3s-backup")
+    schedule: StrictStr = DEFAULT_SCHEDULE  # cron syntax; installed by `k3s-backup setup`
+    scheduler: Literal["cron", "systemd"] = "cron"
     k3s: K3sSettings = K3sSettings()
+    etcd: EtcdSettings = EtcdSettings()
     targets: list[TargetConfig] = []
+    restore: RestoreSettings = RestoreSettings()
 
     _abs = field_validator("snapshot_dir", "log_file", "state_dir", mode="after")(_absolute)
 
@@ -92,6 +175,12 @@ class Config(_Strict):
             raise ValueError(problem)
         return value
 
+    @field_validator("schedule", mode="after")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_schedule(value)  # ScheduleError is a ValueError: reported with key and file
+        return value
+
     @model_validator(mode="after")
     def _unique_target_names(self) -> Config:
         names = [target.name for target in self.targets]
@@ -100,7 +189,7 @@ class Config(_Strict):
             raise ValueError(f"target names must be unique, repeated: {', '.join(duplicates)}")
         return self
 
-    def target(self, name: str) -> SshTargetConfig | LocalTargetConfig:
+    def target(self, name: str) -> SshTargetConfig | LocalTargetConfig | S3TargetConfig:
         for target in self.targets:
             if target.name == name:
                 return target
@@ -114,7 +203,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in ("ssh", "local") and text.startswith("targets"):
+        elif part in ("ssh", "local", "s3") and text.startswith("targets"):
             continue  # the discriminator's branch name, not a key the user wrote
         else:
             text += f".{part}" if text else part
@@ -126,7 +215,7 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "unknown key (check its spelling against `k3s-backup config init`)"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return "target type must be one of: ssh, local"
+        return "target type must be one of: ssh, local, s3"
     ctx = error.get("ctx") or {}
     got = error.get("input")
     templates = {

@@ -28,14 +28,22 @@ class Copy:
     location: str
     size: int
     has_manifest: bool
+    has_bundle: bool = False
 
 
 def copies_in(objects: list[StoredObject], cluster: str, location: str) -> list[Copy]:
-    """Our snapshots among `objects`, oldest first, each with whether its manifest is there."""
+    """Our snapshots among `objects`, oldest first, each with whether its manifest and its
+    restore bundle are there."""
     names = {obj.name for obj in objects}
     sizes = {obj.name: obj.size for obj in objects}
     return [
-        Copy(name, location, sizes[name.filename], naming.manifest_name(name.filename) in names)
+        Copy(
+            name,
+            location,
+            sizes[name.filename],
+            naming.manifest_name(name.filename) in names,
+            naming.bundle_name(name.filename) in names,
+        )
         for name in naming.ours(cluster, list(names))
     ]
 
@@ -63,10 +71,16 @@ def read_target_manifest(target: Target, filename: str) -> Manifest:
         raise TargetError(f"{target.name}: manifest of {filename} is unreadable: {exc}") from None
 
 
+def local_bundle_path(state_dir: Path, filename: str) -> Path:
+    """Where the restore bundle of a local snapshot is kept (not in K3s's snapshot dir)."""
+    return state_dir / "bundles" / naming.bundle_name(filename)
+
+
 class LocalManifests:
     """Manifests of the snapshots in K3s's snapshot dir, kept under state_dir."""
 
     def __init__(self, state_dir: Path, snapshot_dir: Path, source: str) -> None:
+        self.state_dir = state_dir
         self.directory = state_dir / "manifests"
         self.snapshot_dir = snapshot_dir
         self.source = source
@@ -90,4 +104,6 @@ class LocalManifests:
             return manifest
 
     def forget(self, filename: str) -> None:
+        """Drop what we keep about a rotated snapshot: its manifest and its restore bundle."""
         self._path(filename).unlink(missing_ok=True)
+        local_bundle_path(self.state_dir, filename).unlink(missing_ok=True)

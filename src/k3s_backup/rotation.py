@@ -29,10 +29,12 @@ def plan(copies: list[Copy], keep: int, protect: frozenset[str]) -> RetentionPla
 
 
 def remove_from_target(target: Target, removal: list[naming.SnapshotName]) -> None:
-    """Delete each copy, then its manifest (a manifest alone is harmless, a copy alone is not)."""
+    """Delete each copy, then its manifest and restore bundle (a sidecar alone is harmless,
+    a copy alone is not)."""
     for name in removal:
         target.delete(name.filename)
         target.delete(naming.manifest_name(name.filename))
+        target.delete(naming.bundle_name(name.filename))
 
 
 def remove_local(

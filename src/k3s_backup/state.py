@@ -42,3 +42,10 @@ def record_run(state_dir: Path, run: dict[str, Any]) -> None:
     if run.get("exit_code") == 0:
         state["last_success"] = run
     write_json_atomic(state_dir / STATE_NAME, state)
+
+
+def record_drill(state_dir: Path, drill: dict[str, Any]) -> None:
+    """Remember the last restore rehearsal: when, name, ok, revision, keys, problem."""
+    state = read_state(state_dir)
+    state["last_drill"] = drill
+    write_json_atomic(state_dir / STATE_NAME, state)

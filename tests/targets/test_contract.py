@@ -1,100 +1,162 @@
-"""One contract every backend honours (restic-style): run against local and SSH targets."""
+"""One contract every backend honours (restic-style): run against local, SSH and S3 targets.
+
+Each backend comes with a `Raw` view of its storage that uses no project code (the filesystem,
+or boto3 directly), so the tests see what is really stored.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
-from k3s_backup.config import LocalTargetConfig, SshTargetConfig
+from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
+from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 
 CLUSTER = "k3s-lab"
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
+FOREIGN = "etcd-snapshot-k3s-05-1795399200"
 
 
-@pytest.fixture(params=["local", "ssh"])
-def target_and_dir(request, tmp_path) -> Iterator[tuple[Target, Path]]:
+@dataclass
+class DirectoryRaw:
+    directory: Path
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.directory.iterdir()) if self.directory.exists() else []
+
+    def write(self, name: str, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / name).write_bytes(data)
+
+    def read(self, name: str) -> bytes:
+        return (self.directory / name).read_bytes()
+
+    def private(self, name: str) -> bool:
+        mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+        return mode(self.directory / name) == 0o600 and mode(self.directory) == 0o700
+
+
+@dataclass
+class BucketRaw:
+    client: Any
+    bucket: str
+    prefix: str
+
+    def names(self) -> list[str]:
+        found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix)
+        return sorted(o["Key"][len(self.prefix) :] for o in found.get("Contents", []))
+
+    def write(self, name: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=data)
+
+    def read(self, name: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read()
+
+    def private(self, name: str) -> bool:
+        return True  # object ACLs are the bucket's: private by default
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory) -> Iterator[S3Server]:
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "ssh", "s3"])
+def target_and_raw(request, tmp_path) -> Iterator[tuple[Target, Any]]:
+    raw: Any
     if request.param == "local":
         directory = tmp_path / "usb" / "k3s-etcd"
-        config: LocalTargetConfig | SshTargetConfig = LocalTargetConfig(
-            name="usb", type="local", path=directory
-        )
-    else:
+        config: Any = LocalTargetConfig(name="usb", type="local", path=directory)
+        raw = DirectoryRaw(directory)
+    elif request.param == "ssh":
         lab = request.getfixturevalue("lab")
-        directory = lab.remote_dir
-        config = SshTargetConfig(
-            name="backup-host",
-            type="ssh",
-            host="127.0.0.1",
-            user=lab.sshd.user,
-            port=lab.sshd.port,
-            path=directory,
-            identity_file=lab.sshd.client_key,
-            known_hosts=lab.known_hosts,
+        config = SshTargetConfig(**lab.ssh_target())
+        raw = DirectoryRaw(lab.remote_dir)
+    else:
+        server = request.getfixturevalue("s3_server")
+        bucket = f"k3s-backups-{tmp_path.name.lower().replace('_', '-')}"[:60]
+        client = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
         )
+        client.create_bucket(Bucket=bucket)
+        config = S3TargetConfig(
+            name="objects",
+            type="s3",
+            bucket=bucket,
+            prefix="clusters/lab",
+            endpoint_url=server.endpoint_url,
+            credentials_file=server.write_credentials(tmp_path / "credentials"),
+        )
+        raw = BucketRaw(client, bucket, "clusters/lab/")
     with open_target(config, CLUSTER) as target:
-        yield target, directory
+        yield target, raw
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_put_get_roundtrip_is_byte_exact_and_private(target_and_dir):
-    target, directory = target_and_dir
+def test_put_get_roundtrip_is_byte_exact_and_private(target_and_raw):
+    target, raw = target_and_raw
     data = bytes(range(256)) * 5000  # several chunks
     target.put(NAME, io.BytesIO(data), sha(data))
     out = io.BytesIO()
     target.get(NAME, out)
     assert out.getvalue() == data
+    assert raw.read(NAME) == data
     assert target.sha256(NAME) == sha(data)
-    stat = target.stat(NAME)
-    assert stat is not None and stat.size == len(data)
-    assert (directory / NAME).stat().st_mode & 0o777 == 0o600
-    assert directory.stat().st_mode & 0o777 == 0o700
+    stored = target.stat(NAME)
+    assert stored is not None and stored.size == len(data)
+    assert raw.private(NAME)
+    assert raw.names() == [NAME]  # no temporary left behind
 
 
-def test_put_that_does_not_verify_leaves_nothing(target_and_dir):
-    target, directory = target_and_dir
+def test_put_that_does_not_verify_leaves_nothing(target_and_raw):
+    target, raw = target_and_raw
     with pytest.raises(TargetError, match="does not verify"):
         target.put(NAME, io.BytesIO(b"payload"), sha(b"something else"))
     assert target.stat(NAME) is None
-    assert sorted(p.name for p in directory.iterdir()) == []
+    assert raw.names() == []
 
 
-def test_put_replaces_atomically(target_and_dir):
-    target, _ = target_and_dir
+def test_put_replaces_atomically(target_and_raw):
+    target, _ = target_and_raw
     target.put(NAME, io.BytesIO(b"old"), sha(b"old"))
     target.put(NAME, io.BytesIO(b"new"), sha(b"new"))
     assert target.sha256(NAME) == sha(b"new")
 
 
-def test_list_stat_delete(target_and_dir):
-    target, directory = target_and_dir
+def test_list_stat_delete(target_and_raw):
+    target, raw = target_and_raw
     assert target.list() == []
     target.put(NAME, io.BytesIO(b"x"), sha(b"x"))
-    (directory / "etcd-snapshot-k3s-05-1795399200").write_bytes(b"k3s's own")
-    assert sorted(o.name for o in target.list()) == sorted(
-        [NAME, "etcd-snapshot-k3s-05-1795399200"]
-    )
+    raw.write(FOREIGN, b"k3s's own")
+    assert sorted(o.name for o in target.list()) == sorted([NAME, FOREIGN])
     target.delete(NAME)
     target.delete(NAME)  # deleting what is gone is not an error
     assert target.stat(NAME) is None
-    assert (directory / "etcd-snapshot-k3s-05-1795399200").read_bytes() == b"k3s's own"
+    assert raw.read(FOREIGN) == b"k3s's own"
 
 
-@pytest.mark.parametrize(
-    "foreign",
-    ["etcd-snapshot-k3s-05-1795399200", "../../etc/passwd", "notes.txt", f"{NAME}; rm -rf /"],
-)
-def test_foreign_names_are_refused_before_any_operation(target_and_dir, foreign):
-    target, directory = target_and_dir
+@pytest.mark.parametrize("foreign", [FOREIGN, "../../etc/passwd", "notes.txt", f"{NAME}; rm -rf /"])
+def test_foreign_names_are_refused_before_any_operation(target_and_raw, foreign):
+    target, raw = target_and_raw
     for operation in (
         lambda: target.put(foreign, io.BytesIO(b"x"), sha(b"x")),
         lambda: target.get(foreign, io.BytesIO()),
@@ -104,4 +166,4 @@ def test_foreign_names_are_refused_before_any_operation(target_and_dir, foreign)
     ):
         with pytest.raises(TargetError, match="not a k3s-backup file name"):
             operation()
-    assert not directory.exists() or list(directory.iterdir()) == []
+    assert raw.names() == []

@@ -121,6 +121,17 @@ def test_fatal_failures_exit_1(lab: Lab, failure: str, message: str) -> None:
     assert files(lab.snapshot_dir) == []
 
 
+@pytest.mark.parametrize("generation", ["current", "legacy"])
+def test_save_with_etcd_down_fails_promptly(lab: Lab, generation: str) -> None:
+    assert systemctl(lab, "stop", "k3s").returncode == 0
+    set_state(lab, service_active=True, generation=generation)  # the unit "runs", etcd does not
+    started = time.monotonic()
+    result = k3s(lab, "etcd-snapshot", "save")
+    assert result.returncode == 1 and "level=fatal" in result.stderr
+    assert time.monotonic() - started < 10
+    assert files(lab.snapshot_dir) == []
+
+
 def test_corrupt_failure_writes_a_file_whose_trailer_no_longer_matches(lab: Lab) -> None:
     set_state(lab, failure="corrupt")
     result = k3s(lab, "etcd-snapshot", "save", "--name", "bad")
@@ -320,10 +331,8 @@ def test_cluster_reset_refusals_move_nothing(lab: Lab, tmp_path: Path) -> None:
         assert result.returncode == 1 and message in result.stderr, result.stderr
         config.write_text("token: abc\n")
     set_state(lab, reset_failure=True)
-    assert (
-        k3s(lab, "server", "--cluster-reset", f"--cluster-reset-restore-path={snapshot}").returncode
-        == 1
-    )
+    result = k3s(lab, "server", "--cluster-reset", f"--cluster-reset-restore-path={snapshot}")
+    assert result.returncode == 1 and "simulated cluster-reset failure" in result.stderr
     assert not list((lab.data_dir / "server" / "db").glob("etcd-old-*"))
 
 

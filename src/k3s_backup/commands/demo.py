@@ -14,7 +14,6 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from k3s_backup.config import load_config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 
@@ -57,8 +56,7 @@ def run_demo(env: Environment, workdir: Path | None) -> ExitCode:
                 env.stderr.write(f"error: `{title}` exited {code}\n")
                 return ExitCode.FAILED
         _step(env, "Restore check of the shipped copy")
-        config = load_config(config_file)
-        target_dir = config.targets[0].path
+        target_dir = lab.remote_dir
         copies = sorted(p for p in target_dir.iterdir() if not p.name.endswith(".json"))
         shipped = copies[-1]
         status = snapshot_status(shipped)

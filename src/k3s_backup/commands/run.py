@@ -6,17 +6,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from k3s_backup import bundle
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
-from k3s_backup.formats.etcd_snapshot import check_file
-from k3s_backup.inventory import LocalManifests, local_copies, target_copies
+from k3s_backup.formats.snapshot import check_snapshot
+from k3s_backup.inventory import LocalManifests, local_bundle_path, local_copies, target_copies
 from k3s_backup.lock import exclusive_run
 from k3s_backup.manifest import Manifest, for_snapshot
 from k3s_backup.policy import naming
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.rotation import plan, remove_from_target, remove_local
-from k3s_backup.sources.k3s import K3sSource, LocalSnapshot
+from k3s_backup.sources.base import LocalSnapshot, Source
+from k3s_backup.sources.factory import open_source
 from k3s_backup.state import record_run
 from k3s_backup.streams import sha256_stream
 from k3s_backup.targets.base import Target, put_bytes
@@ -33,24 +35,25 @@ class TargetResult:
     error: str | None = None
 
 
-def make_source(config: Config, env: Environment) -> K3sSource:
-    return K3sSource(
-        k3s_bin=config.k3s.bin,
-        data_dir=config.k3s.data_dir,
-        snapshot_dir=config.snapshot_dir,
-        cluster=config.cluster_name,
-        environ=env.environ,
-    )
+SOURCE_LABELS = {
+    "k3s": "with `k3s etcd-snapshot save`",
+    "etcd": "from the etcd Maintenance API",
+    "sqlite": "from K3s's SQLite datastore with SQLite's backup API",
+}
 
 
-def _manifest_of(snapshot: LocalSnapshot) -> Manifest:
-    if snapshot.name.suffix:  # a .zip: the manifest describes the stored file, not its content
+def make_source(config: Config, env: Environment) -> Source:
+    return open_source(config, env.environ)
+
+
+def _manifest_of(snapshot: LocalSnapshot, source_kind: str) -> Manifest:
+    if snapshot.name.suffix == ".zip":  # the manifest describes the stored file, not its content
         with snapshot.path.open("rb") as stream:
             digest = sha256_stream(stream)
         size = snapshot.path.stat().st_size
     else:
         digest, size = snapshot.check.sha256, snapshot.check.size
-    return for_snapshot(snapshot.name, K3sSource.kind, size, digest)
+    return for_snapshot(snapshot.name, source_kind, size, digest)
 
 
 def _ship_one(
@@ -68,33 +71,36 @@ class Run:
         self.env = env
         self.report = reporter
         self.source = make_source(config, env)
-        self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, K3sSource.kind)
+        self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
 
     def take_snapshot(self) -> LocalSnapshot:
         prefix = naming.snapshot_prefix(self.config.cluster_name, self.env.now())
-        self.report.info(f"Creating snapshot {prefix} with `k3s etcd-snapshot save`")
+        self.report.info(f"Creating snapshot {prefix} ({SOURCE_LABELS[self.source.kind]})")
         snapshot = self.source.take(prefix)
-        self.manifests.save(_manifest_of(snapshot))
+        self.manifests.save(_manifest_of(snapshot, self.source.kind))
+        self.save_bundle(snapshot.name)
+        checked = "integrity_check ok" if snapshot.name.suffix == ".db" else "SHA-256 trailer valid"
+        detail = f" {snapshot.detail}" if snapshot.detail else ""
         self.report.info(
             f"Snapshot {snapshot.name.filename} saved and checked"
-            f" ({human_size(snapshot.check.size)}, SHA-256 trailer valid)"
+            f" ({human_size(snapshot.check.size)}, {checked}){detail}"
         )
         return snapshot
 
     def ship(self, target: Target, newest: naming.SnapshotName) -> TargetResult:
         """Give `target` every local snapshot it lacks (oldest first), then rotate it."""
         result = TargetResult(ok=False)
-        present = {
-            c.name.filename
-            for c in target_copies(target, self.config.cluster_name)
-            if c.has_manifest
-        }
+        listed = target_copies(target, self.config.cluster_name)
+        present = {c.name.filename for c in listed if c.has_manifest}
+        bundled = {c.name.filename for c in listed if c.has_bundle}
         for copy in local_copies(self.config.snapshot_dir, self.config.cluster_name):
             if copy.name.filename in present:
+                self._ship_bundle(target, copy.name, bundled)
                 continue
             if copy.name != newest and not self._still_valid(copy.name):
                 continue
             _ship_one(target, self.config, copy.name, self.manifests.get(copy.name))
+            self._ship_bundle(target, copy.name, bundled)
             result.shipped.append(copy.name.filename)
             verb = "Copied" if copy.name == newest else "Caught up"
             self.report.info(f"{verb} {copy.name.filename} to {target.name}: SHA-256 verified")
@@ -110,9 +116,35 @@ class Run:
         result.ok = True
         return result
 
+    def save_bundle(self, name: naming.SnapshotName) -> None:
+        """Keep the restore bundle (token, K3s config) under state_dir; a failure only warns:
+        the snapshot itself is good, but a rebuilt node will need the token from elsewhere."""
+        try:
+            made = bundle.collect(
+                snapshot=name.filename,
+                node=name.node,
+                created=self.env.now().astimezone().isoformat(),
+                data_dir=self.config.k3s.data_dir,
+                config_dir=self.config.k3s.config_dir,
+                k3s_bin=self.config.k3s.bin,
+                environ=self.env.environ,
+            )
+            bundle.write(made, local_bundle_path(self.config.state_dir, name.filename))
+        except (bundle.BundleError, OSError) as exc:
+            self.report.warn(
+                f"no restore bundle for {name.filename}: {exc}; keep a copy of"
+                f" {bundle.token_path(self.config.k3s.data_dir)} elsewhere"
+            )
+
+    def _ship_bundle(self, target: Target, name: naming.SnapshotName, bundled: set[str]) -> None:
+        path = local_bundle_path(self.config.state_dir, name.filename)
+        if name.filename in bundled or not path.is_file():
+            return
+        put_bytes(target, naming.bundle_name(name.filename), path.read_bytes())
+
     def _still_valid(self, name: naming.SnapshotName) -> bool:
         try:
-            check_file(self.config.snapshot_dir / name.filename)
+            check_snapshot(self.config.snapshot_dir / name.filename)
         except SnapshotError as exc:
             self.report.warn(f"not shipping {name.filename}: {exc}")
             return False

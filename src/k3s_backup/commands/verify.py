@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
-from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.inventory import (
     LOCAL,
     LocalManifests,
@@ -33,7 +33,7 @@ def _verify_local(config: Config) -> list[Finding]:
     manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
     for copy in local_copies(config.snapshot_dir, config.cluster_name):
         try:
-            check_file(config.snapshot_dir / copy.name.filename)
+            check_snapshot(config.snapshot_dir / copy.name.filename)
             manifests.get(copy.name)
             findings.append(Finding(copy.name.filename, LOCAL, True))
         except (SnapshotError, OSError) as exc:

@@ -15,8 +15,8 @@ from datetime import datetime
 CLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 K3S_OWN_PREFIX = "etcd-snapshot"
 MANIFEST_SUFFIX = ".json"
+BUNDLE_SUFFIX = ".bundle.tar"  # the restore bundle (token, K3s config) beside each snapshot
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
-_SUFFIXES = (".zip",)
 
 
 @dataclass(frozen=True, order=True)
@@ -44,7 +44,7 @@ def snapshot_prefix(cluster: str, when: datetime) -> str:
 def _pattern(cluster: str) -> re.Pattern[str]:
     return re.compile(
         rf"^{re.escape(cluster)}-(?P<stamp>\d{{8}}-\d{{6}})-(?P<node>[A-Za-z0-9._-]+?)"
-        rf"-(?P<unix>\d{{1,12}})(?P<suffix>\.zip)?"
+        rf"-(?P<unix>\d{{1,12}})(?P<suffix>\.zip|\.db)?"
     )
 
 
@@ -76,6 +76,18 @@ def snapshot_of_manifest(cluster: str, filename: str) -> str | None:
     if not filename.endswith(MANIFEST_SUFFIX):
         return None
     snapshot = filename[: -len(MANIFEST_SUFFIX)]
+    return snapshot if is_ours(cluster, snapshot) else None
+
+
+def bundle_name(filename: str) -> str:
+    return filename + BUNDLE_SUFFIX
+
+
+def snapshot_of_bundle(cluster: str, filename: str) -> str | None:
+    """The snapshot a restore bundle belongs to, if `filename` is a bundle of ours."""
+    if not filename.endswith(BUNDLE_SUFFIX):
+        return None
+    snapshot = filename[: -len(BUNDLE_SUFFIX)]
     return snapshot if is_ours(cluster, snapshot) else None
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from k3s_backup.policy.naming import SnapshotName
+from k3s_backup.policy.naming import STAMP_FORMAT, SnapshotName
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,66 @@ def plan_keep_last(
     `protect` holds file names that must survive whatever their timestamp, e.g. the copy this run
     just made (a clock that jumped backwards can give it an older-looking name).
     """
-    if keep < 1:
+    gfs = plan_gfs(snapshots, GfsRules(last=keep), protect)
+    return RetentionPlan(keep=gfs.keep, remove=gfs.remove)
+
+
+@dataclass(frozen=True)
+class GfsRules:
+    """restic `forget` rules: a copy is kept if any rule keeps it. 0 disables a rule."""
+
+    last: int
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+
+
+@dataclass(frozen=True)
+class GfsPlan:
+    keep: list[SnapshotName]
+    remove: list[SnapshotName]
+    reasons: dict[str, list[str]]  # filename -> the rules that keep it
+
+
+def _bucket(rule: str, name: SnapshotName) -> tuple[int, ...]:
+    """The period a copy falls in, by the local time stamped in its name (as restic does)."""
+    when = datetime.strptime(name.stamp, STAMP_FORMAT)
+    if rule == "daily":
+        return (when.year, when.month, when.day)
+    if rule == "weekly":
+        year, week, _ = when.isocalendar()
+        return (year, week)
+    return (when.year, when.month)
+
+
+def plan_gfs(
+    snapshots: list[SnapshotName], rules: GfsRules, protect: frozenset[str] = frozenset()
+) -> GfsPlan:
+    """Keep the newest `last`, and the newest copy of each of the last N days/weeks/months."""
+    if rules.last < 1:
         raise ValueError("keep must be at least 1: rotation never deletes the newest copy")
     newest_first = sorted(snapshots, reverse=True)
-    kept = newest_first[:keep]
-    removed = [s for s in newest_first[keep:] if s.filename not in protect]
-    kept += [s for s in newest_first[keep:] if s.filename in protect]
-    return RetentionPlan(keep=sorted(kept), remove=sorted(removed))
+    reasons: dict[str, list[str]] = {s.filename: [] for s in newest_first}
+    for index, snapshot in enumerate(newest_first[: rules.last]):
+        reasons[snapshot.filename].append(f"last {index + 1}")
+    for rule, count in (
+        ("daily", rules.daily),
+        ("weekly", rules.weekly),
+        ("monthly", rules.monthly),
+    ):
+        seen: list[tuple[int, ...]] = []
+        for snapshot in newest_first:
+            bucket = _bucket(rule, snapshot)
+            if bucket in seen:
+                continue
+            if len(seen) == count:
+                break
+            seen.append(bucket)
+            reasons[snapshot.filename].append(f"{rule} {len(seen)}")
+    for filename in protect & reasons.keys():
+        reasons[filename].append("just made")
+    keep = [s for s in newest_first if reasons[s.filename]]
+    remove = [s for s in newest_first if not reasons[s.filename]]
+    return GfsPlan(
+        keep=sorted(keep), remove=sorted(remove), reasons={k: v for k, v in reasons.items() if v}
+    )

@@ -9,22 +9,15 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
-from k3s_backup.formats.etcd_snapshot import SnapshotCheck, check_file
+from k3s_backup.formats.etcd_snapshot import check_file
 from k3s_backup.policy import naming
+from k3s_backup.sources.base import LocalSnapshot
 
 SAVE_TIMEOUT = 30 * 60
 DELETE_TIMEOUT = 5 * 60
-
-
-@dataclass(frozen=True)
-class LocalSnapshot:
-    path: Path
-    name: naming.SnapshotName
-    check: SnapshotCheck
 
 
 def _last_lines(text: str, count: int = 5) -> str:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from k3s_backup.config import LocalTargetConfig, SshTargetConfig
+from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.guard import OwnNamesOnly
 from k3s_backup.targets.local import LocalTarget
 from k3s_backup.targets.ssh import SshTarget
 
 
-def open_target(config: SshTargetConfig | LocalTargetConfig, cluster: str) -> Target:
+def open_target(
+    config: SshTargetConfig | LocalTargetConfig | S3TargetConfig, cluster: str
+) -> Target:
     backend: Target
     if isinstance(config, SshTargetConfig):
         backend = SshTarget(
@@ -21,6 +23,19 @@ def open_target(config: SshTargetConfig | LocalTargetConfig, cluster: str) -> Ta
             identity_file=config.identity_file,
             known_hosts=config.known_hosts,
             connect_timeout=float(config.connect_timeout),
+        )
+    elif isinstance(config, S3TargetConfig):
+        from k3s_backup.targets.s3 import S3Target  # boto3 is slow to import: only when used
+
+        backend = S3Target(
+            name=config.name,
+            bucket=config.bucket,
+            prefix=config.prefix,
+            endpoint_url=config.endpoint_url,
+            region=config.region,
+            credentials_file=config.credentials_file,
+            profile=config.profile,
+            addressing_style=config.addressing_style,
         )
     else:
         backend = LocalTarget(config.name, config.path)

@@ -11,7 +11,9 @@ import base64
 import hashlib
 import posixpath
 import shlex
+import socket
 import stat as stat_module
+import struct
 from pathlib import Path
 
 import paramiko
@@ -19,6 +21,12 @@ import paramiko
 from k3s_backup.errors import HostKeyError, TargetError
 from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha256_stream
 from k3s_backup.targets.base import StoredObject, Target, temp_name
+
+STATVFS_EXTENSION = "statvfs@openssh.com"
+
+
+class KeyRefusedError(TargetError):
+    """The backup host refused our key (it is not in authorized_keys there)."""
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -29,6 +37,33 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def known_hosts_host(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
+
+
+def fetch_host_key(
+    host: str, port: int, timeout: float, key_types: list[str] | None = None
+) -> paramiko.PKey:
+    """The key the server offers, before any authentication (what `ssh-keyscan` shows).
+    `key_types` limits the algorithms offered, to compare with a known_hosts entry."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise TargetError(f"cannot connect to {host}:{port}: {reason}") from None
+    transport = paramiko.Transport(sock)
+    try:
+        if key_types:
+            transport.get_security_options().key_types = key_types
+        transport.banner_timeout = timeout
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise TargetError(f"{host}:{port} did not complete an SSH handshake: {exc}") from None
+    finally:
+        transport.close()
+
+
+def known_hosts_line(host: str, port: int, key: paramiko.PKey) -> str:
+    return f"{known_hosts_host(host, port)} {key.get_name()} {key.get_base64()}"
 
 
 class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
@@ -118,7 +153,7 @@ class SshTarget(Target):
             raise self._changed_key_error(exc) from None
         except paramiko.AuthenticationException:
             client.close()
-            raise TargetError(
+            raise KeyRefusedError(
                 f"{self.name}: {self.user}@{self.host} refused the key {self.identity_file};"
                 f" add {self.identity_file}.pub to ~{self.user}/.ssh/authorized_keys there"
             ) from None
@@ -193,6 +228,53 @@ class SshTarget(Target):
                 sftp.mkdir(current, mode=0o700)
                 sftp.chmod(current, 0o700)  # the server's umask must not widen it
         self._dir_ready = True
+
+    # -- checks for setup and doctor -------------------------------------------------------
+
+    def ensure_directory(self) -> None:
+        """Create the configured directory (and parents) 0700 if missing."""
+        sftp = self._connect()
+        try:
+            self._ensure_dir(sftp)
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._fail("create", self.path, exc) from None
+
+    def directory_exists(self) -> bool:
+        sftp = self._connect()
+        try:
+            return stat_module.S_ISDIR(sftp.stat(self.path).st_mode or 0)
+        except FileNotFoundError:
+            return False
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._fail("stat", self.path, exc) from None
+
+    def check_writable(self) -> None:
+        """Write and remove a small hidden probe file; TargetError if the server refuses."""
+        sftp = self._connect()
+        probe = self._remote(temp_name("k3s-backup-write-probe"))
+        try:
+            with sftp.open(probe, "wb") as remote:
+                remote.write(b"k3s-backup write probe\n")
+            sftp.remove(probe)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._discard(probe)
+            raise self._fail("write in", self.path, exc) from None
+
+    def free_space(self) -> int | None:
+        """Bytes available to us in the directory (OpenSSH's statvfs extension), or None when
+        the server does not offer it."""
+        sftp = self._connect()
+        try:
+            _kind, message = sftp._request(  # type: ignore[attr-defined]  # no public call
+                paramiko.sftp.CMD_EXTENDED, STATVFS_EXTENSION, self.path
+            )
+        except (OSError, EOFError, paramiko.SSHException):
+            return None
+        if message is None:
+            return None
+        fields = struct.unpack(">11Q", message.get_remainder()[: 11 * 8].ljust(88, b"\0"))
+        fragment_size, available_blocks = fields[1], fields[4]
+        return int(fragment_size * available_blocks)
 
     # -- the interface ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from k3s_backup.testbed.ports import free_ports, log_tail, wait_for
 
@@ -192,7 +192,7 @@ class EtcdServer:
 
         wait_for(ready, START_TIMEOUT, f"etcd at {self.endpoint} to be healthy")
 
-    def start(self) -> EtcdServer:
+    def start(self) -> Self:
         fresh = not self.data_dir.exists()
         for attempt in range(START_ATTEMPTS):
             self.launch()
@@ -221,7 +221,7 @@ class EtcdServer:
                 proc.kill()
                 proc.wait(STOP_TIMEOUT)
 
-    def __enter__(self) -> EtcdServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

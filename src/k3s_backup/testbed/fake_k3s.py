@@ -46,6 +46,7 @@ RESET_MESSAGE = (
     " Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes"
 )
 TRAILER = 32
+SAVE_TIMEOUT = 300.0
 
 Generation = Literal["current", "legacy"]
 Failure = Literal["fatal", "silent", "corrupt", "busy"]
@@ -63,6 +64,7 @@ class FakeK3sState:
     delete_noop: bool = False  # `delete` logs "deleted" but leaves the file
     service_active: bool = True  # the k3s unit, as fake systemctl sees it
     reset_failure: bool = False  # `server --cluster-reset` fails after its checks
+    version: str = K3S_VERSION  # what `k3s --version` and `kubectl get nodes` report
     config_yaml: Path | None = None  # None: <data_dir>/../etc/config.yaml
     token: str = ""  # the cluster token; also written to <data_dir>/server/token
     # How fake systemctl (re)starts the etcd behind this k3s.
@@ -303,7 +305,7 @@ class FakeK3s:
 
     def _dispatch(self, args: list[str]) -> int:
         if args[:1] in (["--version"], ["-v"]):
-            self.stdout.write(VERSION_TEXT + "\n")
+            self.stdout.write(VERSION_TEXT.replace(K3S_VERSION, self.state.version) + "\n")
             return 0
         command, rest = (args[0], args[1:]) if args else ("", [])
         if command == "kubectl":
@@ -378,21 +380,30 @@ class FakeK3s:
     def _etcd_save(self, path: Path) -> None:
         """etcdctl writes `<path>.part.part` and renames it; K3s then renames `.part` away."""
         part = path.with_name(path.name + ".part")
-        command = ["etcdctl", f"--endpoints={self.state.etcd_endpoint}", "--dial-timeout=2s"]
-        result = subprocess.run(
-            [*command, "snapshot", "save", str(part)],
-            capture_output=True,
-            text=True,
-            env=etcdctl_env(),
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        endpoint = self.state.etcd_endpoint
+        # etcdctl 3.4's `snapshot save` hangs forever on a dead endpoint: ask first.
+        if not etcd_healthy(endpoint, timeout=2.0):
+            raise Fatal(f"see server log for details: etcd at {endpoint} is not reachable")
+        command = ["etcdctl", f"--endpoints={endpoint}", "snapshot", "save", str(part)]
+        try:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                env=etcdctl_env(),
+                check=False,
+                stdin=subprocess.DEVNULL,
+                timeout=SAVE_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            result = subprocess.CompletedProcess([], 1, "", "etcd snapshot stream timed out")
         if self.state.generation == "legacy":
             for line in result.stderr.splitlines():
                 if line.startswith("{"):
                     self.log.raw(line)  # the etcd client's JSON log lines
         if result.returncode != 0:
-            part.unlink(missing_ok=True)
+            for leftover in (part, part.with_name(part.name + ".part")):
+                leftover.unlink(missing_ok=True)
             error = (result.stderr.strip().splitlines() or ["etcd unreachable"])[-1]
             raise Fatal(f"see server log for details: failed to save snapshot: {error}")
         part.replace(path)
@@ -525,7 +536,7 @@ class FakeK3s:
         width = max(len(node), 4) + 3
         self.stdout.write(
             f"{'NAME':<{width}}STATUS   ROLES                       AGE   VERSION\n"
-            f"{node:<{width}}Ready    control-plane,etcd,master   42d   {K3S_VERSION}\n"
+            f"{node:<{width}}Ready    control-plane,etcd,master   42d   {self.state.version}\n"
         )
         return 0
 

@@ -6,6 +6,7 @@ the state is the fake k3s's (fake_k3s.FakeK3sState), which records the etcd's PI
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -15,6 +16,23 @@ from k3s_backup.testbed.fake_k3s import FakeK3sState, write_wrapper
 from k3s_backup.testbed.ports import pid_runs, stop_pid
 
 ALWAYS_ACTIVE = ("cron", "ssh", "sshd")
+UNITS_FILENAME = "fake-systemctl-units.json"  # beside the state: {"unit": true|false}
+
+
+def set_unit_active(statefile: Path, unit: str, active: bool) -> None:
+    """Make `is-active UNIT` (any unit but k3s) answer active or inactive from now on."""
+    path = statefile.with_name(UNITS_FILENAME)
+    units = json.loads(path.read_text()) if path.exists() else {}
+    units[unit] = active
+    path.write_text(json.dumps(units) + "\n")
+
+
+def _unit_switch(statefile: Path, unit: str) -> bool | None:
+    path = statefile.with_name(UNITS_FILENAME)
+    if not path.exists():
+        return None
+    value = json.loads(path.read_text()).get(unit)
+    return value if isinstance(value, bool) else None
 
 
 def install_fake_systemctl(bin_dir: Path, statefile: Path) -> Path:
@@ -57,6 +75,10 @@ class FakeSystemctl:
         return actions[verb]()
 
     def _other_unit(self, verb: str, unit: str) -> int:
+        switch = _unit_switch(self.statefile, unit)
+        if verb == "is-active" and switch is not None:
+            self._say("active" if switch else "inactive")
+            return 0 if switch else 3
         if verb == "is-active" and unit in ALWAYS_ACTIVE:
             self._say("active")
             return 0

@@ -1,0 +1,141 @@
+"""Turn what the user typed (a file, one of our snapshot names, or `latest`) into a verified,
+plain snapshot file: fetched from a target into a private temporary when needed, checked against
+its manifest and its SHA-256 trailer, and unzipped when K3s compressed it.
+
+Shared by inspect, diff and drill; choosing and fetching copies is commands/fetch.py's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from k3s_backup.commands import fetch
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import SnapshotError
+from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, check_file
+from k3s_backup.inventory import LOCAL
+from k3s_backup.manifest import Manifest
+from k3s_backup.policy import naming
+from k3s_backup.report import Reporter
+from k3s_backup.streams import sha256_stream
+
+LATEST = fetch.LATEST
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# fetch.fetch_verified has checked the manifest's SHA-256, unzipped, and checked the trailer.
+FETCHED = "SHA-256 matches its manifest, SHA-256 trailer checked"
+ConfigLoader = Callable[[], Config]
+
+
+@dataclass(frozen=True)
+class OpenedCopy:
+    name: str  # as shown to the user
+    location: str  # "file", "local" or a target's name
+    path: Path  # the plain (unzipped) snapshot file
+    file_size: int  # of the copy as stored (zip included)
+    verified: str  # what was checked
+
+
+def _private_file(directory: Path, name: str) -> Path:
+    path = directory / name
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
+
+
+def _unzip(path: Path, workdir: Path) -> Path:
+    """The single entry of a K3s `.zip`, written 0600 into our private `workdir`."""
+    with zipfile.ZipFile(path) as archive:
+        [info] = archive.infolist()
+        plain = _private_file(workdir, "plain-" + Path(info.filename).name)
+        with archive.open(info) as member, plain.open("wb") as out:
+            shutil.copyfileobj(member, out, 1 << 20)
+    return plain
+
+
+def _check(path: Path) -> str:
+    """Check the SHA-256 trailer (inside a `.zip` too); a raw bbolt copy has none."""
+    with path.open("rb") as head:
+        is_sqlite = head.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    if is_sqlite:
+        raise SnapshotError(
+            f"{path.name} is a SQLite (kine) snapshot: inspect, diff and drill read etcd"
+            " snapshots only"
+        )
+    if not path.name.endswith(".zip") and path.stat().st_size % 512 != TRAILER_SIZE:
+        return "no SHA-256 trailer (a raw database file): not checked"
+    check_file(path)
+    return "SHA-256 trailer checked"
+
+
+def _local_manifest(config: Config, filename: str) -> Manifest | None:
+    try:
+        data = (config.state_dir / "manifests" / naming.manifest_name(filename)).read_bytes()
+        return Manifest.from_json(data)
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _verify_local(config: Config, filename: str) -> str:
+    """Read a local copy in place (no copy of a large file): check it against its manifest."""
+    manifest = _local_manifest(config, filename)
+    if manifest is None:
+        return "no manifest recorded"
+    with (config.snapshot_dir / filename).open("rb") as stream:
+        if sha256_stream(stream) != manifest.sha256:
+            raise SnapshotError(
+                f"local: {filename} does not match its manifest's SHA-256: corrupted or truncated"
+            )
+    return "SHA-256 matches its manifest"
+
+
+def _resolve(
+    name: str, load_config: ConfigLoader, env: Environment, workdir: Path
+) -> tuple[Path, str, str, str]:
+    """(file, location, shown name, what was verified) for `name`: a file as it is; one of our
+    names (or `latest`, or a unique prefix) from this node if it verifies there, else fetched
+    from the first target whose copy verifies (commands/fetch.py)."""
+    as_path = Path(name)
+    if as_path.is_file():
+        return as_path, "file", name, ""
+    config = load_config()
+    quiet = replace(env, stdout=env.stderr)  # progress to stderr: stdout may be JSON
+    reporter = Reporter(quiet, None)
+    candidates, _unreadable = fetch.find_candidates(config, reporter, None)
+    chosen = fetch.choose(candidates, name)
+    copies = fetch.copies_of(candidates, chosen)
+    if copies[0].location == LOCAL:
+        try:
+            verified = _verify_local(config, chosen.filename)
+            return config.snapshot_dir / chosen.filename, LOCAL, chosen.filename, verified
+        except (SnapshotError, OSError) as exc:
+            reporter.warn(f"refusing the local copy: {exc}")
+            copies = copies[1:]
+            if not copies:
+                raise
+    fetched = fetch.fetch_verified(config, quiet, reporter, copies, workdir)
+    return fetched.plain, fetched.location, chosen.filename, FETCHED
+
+
+@contextmanager
+def open_copy(name: str, load_config: ConfigLoader, env: Environment) -> Iterator[OpenedCopy]:
+    """A verified plain snapshot for `name`; temporaries are 0600 in a 0700 dir, then removed."""
+    with tempfile.TemporaryDirectory(prefix="k3s-backup-") as temp:
+        workdir = Path(temp)
+        stored, location, shown, verified = _resolve(name, load_config, env, workdir)
+        size = stored.stat().st_size
+        if verified != FETCHED:
+            checked = _check(stored)
+            verified = f"{verified}, {checked}" if verified else checked
+            if stored.name.endswith(".zip"):
+                try:
+                    stored = _unzip(stored, workdir)
+                except (zipfile.BadZipFile, ValueError, OSError) as exc:
+                    raise SnapshotError(f"{stored}: cannot unzip: {exc}") from exc
+        yield OpenedCopy(shown, location, stored, size, verified)

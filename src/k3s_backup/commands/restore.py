@@ -1,0 +1,504 @@
+"""`k3s-backup restore [NAME|latest]`: the guide's five manual steps as one command that cannot
+make things worse.
+
+Order matters: choose, fetch and verify the copy, read its restore bundle and run the pre-flight
+*before* anything is stopped; then show the plan (numbered as in the guide), ask for the cluster
+name, and execute step by step. On a failure it stops, says which step failed, what state this
+node is in and how to get back; the old etcd data is only ever moved aside by K3s, never deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from k3s_backup import bundle, preflight
+from k3s_backup.commands.fetch import (
+    Fetched,
+    choose,
+    copies_of,
+    fetch_bundle,
+    fetch_verified,
+    find_candidates,
+    private_workdir,
+)
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.inventory import LOCAL
+from k3s_backup.lock import exclusive_run
+from k3s_backup.remote_nodes import RemoteNode
+from k3s_backup.report import Reporter
+
+STOP_TIMEOUT = 120.0
+RESET_TIMEOUT = 30 * 60.0
+START_TIMEOUT = 10 * 60.0
+POLL_INTERVAL = 0.5
+SERVICE = "k3s"
+
+
+@dataclass(frozen=True)
+class Options:
+    wanted: str
+    source: str | None
+    dry_run: bool
+    yes: bool
+    force: bool
+
+
+class StepFailed(Exception):
+    """A step of the restore failed; the message says what happened."""
+
+
+@dataclass
+class Step:
+    number: str
+    text: str
+    action: Callable[[], None]
+
+
+@dataclass
+class NodeState:
+    """What has been done to this node so far: enough to say where it is and how to go back."""
+
+    stopped: bool = False
+    token_backup: Path | None = None
+    token_written: bool = False
+    reset_ran: bool = False
+    etcd_old: Path | None = None
+    started: bool = False
+    remote_done: list[str] = field(default_factory=list)
+
+
+def _last_lines(text: str, count: int = 6) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join("    " + line for line in lines[-count:])
+
+
+class Executor:
+    """Runs the plan's steps on this node (local commands are argument lists) and over SSH."""
+
+    def __init__(
+        self,
+        config: Config,
+        env: Environment,
+        reporter: Reporter,
+        fetched: Fetched,
+        restore_bundle: bundle.Bundle | None,
+        put_token: bool,
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.report = reporter
+        self.fetched = fetched
+        self.bundle = restore_bundle
+        self.put_token = put_token
+        self.state = NodeState()
+        self.stamp = env.now().strftime("%Y%m%d-%H%M%S")
+        self.db = config.k3s.data_dir / "server" / "db"
+        self.servers = [RemoteNode(n, "server") for n in config.restore.servers]
+        self.agents = [RemoteNode(n, "agent") for n in config.restore.agents]
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=dict(self.env.environ),
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except FileNotFoundError:
+            raise StepFailed(f"cannot run {argv[0]!r}: not found") from None
+        except subprocess.TimeoutExpired:
+            raise StepFailed(f"`{' '.join(argv)}` did not finish in {timeout:.0f} s") from None
+
+    def _must(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        result = self._run(argv, timeout)
+        if result.returncode != 0:
+            raise StepFailed(
+                f"`{' '.join(argv)}` exited {result.returncode}:\n"
+                f"{_last_lines(result.stderr + result.stdout)}"
+            )
+        return result
+
+    def _poll(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if time.monotonic() >= deadline:
+                raise StepFailed(f"{what} not reached within {timeout:.0f} s")
+            time.sleep(POLL_INTERVAL)
+
+    def _active(self) -> bool:
+        return self._run(["systemctl", "is-active", "--quiet", SERVICE], 60).returncode == 0
+
+    # -- the steps on this node --------------------------------------------------------------
+
+    @property
+    def k3s(self) -> str:
+        return self.config.k3s.bin
+
+    @property
+    def reset_command(self) -> list[str]:
+        return [
+            self.k3s,
+            "server",
+            "--cluster-reset",
+            f"--cluster-reset-restore-path={self.fetched.plain}",
+            "--data-dir",
+            str(self.config.k3s.data_dir),
+        ]
+
+    def stop_local(self) -> None:
+        self.state.stopped = True  # from here on K3s may be down, whatever happens next
+        self._must(["systemctl", "stop", SERVICE], STOP_TIMEOUT)
+        self._poll(lambda: not self._active(), STOP_TIMEOUT, "K3s stopped")
+
+    def place_token(self) -> None:
+        assert self.bundle is not None
+        path = bundle.token_path(self.config.k3s.data_dir)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.exists():
+            backup = path.with_name(f"token.bak-{self.stamp}")
+            os.replace(path, backup)
+            self.state.token_backup = backup
+            self.report.info(f"Kept the previous token as {backup}")
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".token.")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(self.bundle.token + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)  # mkstemp made it 0600
+        self.state.token_written = True
+
+    def _etcd_olds(self) -> set[Path]:
+        return set(self.db.glob("etcd-old-*")) if self.db.is_dir() else set()
+
+    def cluster_reset(self) -> None:
+        before = self._etcd_olds()
+        had_data = (self.db / "etcd").exists()
+        self.state.reset_ran = True
+        try:
+            self._must(self.reset_command, RESET_TIMEOUT)
+        finally:
+            new = sorted(self._etcd_olds() - before)
+            self.state.etcd_old = new[-1] if new else None
+        if had_data and self.state.etcd_old is None:
+            raise StepFailed(
+                f"K3s exited 0 but did not move {self.db / 'etcd'} aside to etcd-old-<unix>:"
+                " not starting K3s on data whose origin is unclear"
+            )
+        if not (self.db / "etcd").is_dir():
+            raise StepFailed(f"K3s exited 0 but {self.db / 'etcd'} does not exist")
+        where = self.state.etcd_old or "nothing: there was no previous etcd data"
+        self.report.info(f"K3s restored the snapshot; the previous etcd data was moved to {where}")
+
+    def start_local(self) -> None:
+        self._must(["systemctl", "start", SERVICE], START_TIMEOUT)
+        self.state.started = True
+
+    def _node_ready(self) -> bool:
+        result = self._run([self.k3s, "kubectl", "get", "nodes"], 60)
+        if result.returncode != 0:
+            return False
+        node = self.bundle.node if self.bundle else self.fetched.name.node
+        for line in result.stdout.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 2 and fields[0] == node and fields[1].split(",")[0] == "Ready":
+                return True
+        return False
+
+    def wait_ready(self) -> None:
+        timeout = float(self.config.restore.ready_timeout)
+        self._poll(self._node_ready, timeout, "`k3s kubectl get nodes` reporting this node Ready")
+
+    def show_nodes(self) -> None:
+        result = self._must([self.k3s, "kubectl", "get", "nodes"], 60)
+        self.report.info(result.stdout.rstrip())
+
+    # -- the other nodes -------------------------------------------------------------------
+
+    def _remote(self, node: RemoteNode, argv: list[str]) -> None:
+        try:
+            result = node.run(argv)
+        except BackupError as exc:
+            raise StepFailed(str(exc)) from None
+        if result.status != 0:
+            raise StepFailed(
+                f"{node.name}: `{' '.join(argv)}` exited {result.status}:\n"
+                f"{_last_lines(result.output)}"
+            )
+        self.state.remote_done.append(f"{node.name}: {' '.join(argv)}")
+
+    def remote_step(self, number: str, node: RemoteNode, argv: list[str]) -> Step:
+        text = f"on {node.role} {node.name}: {' '.join(argv)}"
+        return Step(number, text, lambda: self._remote(node, argv))
+
+    def close(self) -> None:
+        for node in [*self.servers, *self.agents]:
+            node.close()
+
+    # -- the plan ----------------------------------------------------------------------------
+
+    def plan(self) -> list[Step]:
+        steps = [Step("1", f"stop K3s on this node: systemctl stop {SERVICE}", self.stop_local)]
+        steps += [self.remote_step("1", n, n.stop_command()) for n in self.servers + self.agents]
+        steps.append(Step("2", f"get the backup file: done, verified: {self.fetched.plain}", _done))
+        if self.put_token:
+            token = bundle.token_path(self.config.k3s.data_dir)
+            text = (
+                f"put the snapshot's server token in {token} (the current one, if any, is kept"
+                f" as token.bak-{self.stamp})"
+            )
+            steps.append(Step("2", text, self.place_token))
+        text = (
+            f"{' '.join(self.reset_command)}  (K3s moves {self.db / 'etcd'} to"
+            f" {self.db}/etcd-old-<unix>, restores, and exits by itself)"
+        )
+        steps.append(Step("3", text, self.cluster_reset))
+        steps.append(Step("4", f"start K3s: systemctl start {SERVICE}", self.start_local))
+        timeout = float(self.config.restore.ready_timeout)
+        text = (
+            f"wait until `k3s kubectl get nodes` reports this node Ready (at most {timeout:.0f} s)"
+        )
+        steps.append(Step("4", text, self.wait_ready))
+        for node in self.servers:
+            steps.append(self.remote_step("4", node, node.move_db_command(self.stamp)))
+            steps.append(self.remote_step("4", node, node.start_command()))
+        steps += [self.remote_step("4", node, node.start_command()) for node in self.agents]
+        steps.append(Step("5", "verify: k3s kubectl get nodes", self.show_nodes))
+        return steps
+
+    # -- after a failure ---------------------------------------------------------------------
+
+    def _undo_token(self) -> None:
+        path = bundle.token_path(self.config.k3s.data_dir)
+        if self.state.token_backup is not None:
+            os.replace(self.state.token_backup, path)
+            self.report.info(f"Put the previous token back in {path}")
+        elif self.state.token_written:
+            path.unlink(missing_ok=True)
+        self.state.token_backup, self.state.token_written = None, False
+
+    def recover(self) -> str:
+        """Bring this node back where it was if nothing was restored; else say how to go back."""
+        remote = "; ".join(self.state.remote_done)
+        done = f"\nAlready done on the other nodes: {remote}." if remote else ""
+        return self._recover_local() + done
+
+    def _recover_local(self) -> str:
+        state = self.state
+        etcd = self.db / "etcd"
+        if not state.stopped:
+            return "Nothing was changed on this node."
+        if state.etcd_old is None and not state.started:
+            self._undo_token()
+            if self._run(["systemctl", "start", SERVICE], START_TIMEOUT).returncode == 0:
+                return (
+                    f"Nothing was restored: the etcd data in {etcd} is untouched and K3s was"
+                    " started again on it."
+                )
+            return (
+                f"Nothing was restored: the etcd data in {etcd} is untouched, but K3s did not"
+                f" start again: run `systemctl start {SERVICE}` and see `journalctl -u k3s`."
+            )
+        running = "K3s was started" if state.started else "K3s is stopped"
+        if state.etcd_old is None:
+            return f"The snapshot is restored in {etcd}. {running}."
+        back = [
+            f"systemctl stop {SERVICE}",
+            f"mv {etcd} {self.db}/etcd-failed-{self.stamp}",
+            f"mv {state.etcd_old} {etcd}",
+        ]
+        if state.token_backup is not None:
+            back.append(f"mv {state.token_backup} {bundle.token_path(self.config.k3s.data_dir)}")
+        back.append(f"systemctl start {SERVICE}")
+        return (
+            f"The snapshot is restored in {etcd}; the previous etcd data is kept in"
+            f" {state.etcd_old}. {running}. To go back to the data from before the restore:"
+            f" {'; '.join(back)}"
+        )
+
+
+def _done() -> None:
+    """A step already done before the plan is shown (the copy is fetched and verified)."""
+
+
+def _preflight(
+    config: Config, env: Environment, fetched: Fetched, restore_bundle: bundle.Bundle | None
+) -> list[preflight.Problem]:
+    data_dir = config.k3s.data_dir
+    current_version = bundle.k3s_version(config.k3s.bin, env.environ)
+    found = [
+        preflight.missing_bundle(fetched.name.filename) if restore_bundle is None else None,
+        preflight.token_problem(data_dir, restore_bundle),
+        preflight.server_line_problem(config.k3s.config_dir),
+        preflight.reset_flag_problem(data_dir),
+        preflight.disk_problem(data_dir, preflight.required_space(fetched.check.size)),
+        preflight.version_problem(current_version, restore_bundle),
+    ]
+    return [problem for problem in found if problem is not None]
+
+
+def _ask(env: Environment, question: str) -> str:
+    env.stdout.write(question)
+    env.stdout.flush()
+    return env.stdin.readline().strip()
+
+
+class Restore:
+    def __init__(self, config: Config, env: Environment, options: Options) -> None:
+        self.config = config
+        self.env = env
+        self.options = options
+        self.report = Reporter(env, None if options.dry_run else config.log_file)
+
+    def _settle_problems(self, problems: list[preflight.Problem]) -> bool | None:
+        """Whether to put the bundle's token in place; None if the pre-flight refuses."""
+        put_token = False
+        refusals = []
+        for problem in problems:
+            if problem.token_fix:
+                put_token = self._agree_to_token(problem)
+                if not put_token:
+                    refusals.append(
+                        problem.message + "; answer yes (or pass --yes) to put it in place"
+                    )
+            elif problem.overridable and self.options.force:
+                self.report.warn(f"pre-flight: {problem.message} (overridden by --force)")
+            else:
+                hint = " (--force overrides this one)" if problem.overridable else ""
+                refusals.append(problem.message + hint)
+        for message in refusals:
+            self.report.error(f"pre-flight: {message}")
+        if refusals:
+            self.report.error(
+                "restore refused by the pre-flight checks; nothing was stopped or changed"
+            )
+            return None
+        return put_token
+
+    def _agree_to_token(self, problem: preflight.Problem) -> bool:
+        if self.options.yes or self.options.dry_run:
+            self.report.warn(
+                f"pre-flight: {problem.message}: the plan puts the snapshot's token in place"
+            )
+            return True
+        self.report.warn(f"pre-flight: {problem.message}")
+        answer = _ask(self.env, "Put the token saved with the snapshot in place? [y/N] ")
+        return answer.lower() in ("y", "yes")
+
+    def _confirmed(self) -> bool:
+        if self.options.yes:
+            return True
+        cluster = self.config.cluster_name
+        answer = _ask(
+            self.env,
+            f"This replaces the whole state of cluster {cluster}; every change since the snapshot"
+            f" is lost.\nType the cluster name ({cluster}) to proceed: ",
+        )
+        return answer == cluster
+
+    def _show_plan(self, fetched: Fetched, steps: list[Step]) -> None:
+        self.report.info(
+            f"Plan to restore {fetched.name.filename} (verified copy from {fetched.location}):"
+        )
+        for number, step in zip(_letters(steps), steps, strict=True):
+            self.report.info(f"  {number}. {step.text}")
+
+    def run(self, workdir: Path) -> tuple[ExitCode, bool]:
+        """The exit code, and whether to keep `workdir` (the verified file, after a failure)."""
+        candidates, _ = find_candidates(self.config, self.report, self.options.source)
+        name = choose(candidates, self.options.wanted)
+        if name.suffix == ".db":
+            raise SnapshotError(
+                f"{name.filename} is a SQLite datastore copy: `restore` handles etcd snapshots;"
+                " use `k3s-backup fetch` and replace state.db with K3s stopped (see README)"
+            )
+        fetched = fetch_verified(
+            self.config, self.env, self.report, copies_of(candidates, name), workdir
+        )
+        locations = [
+            fetched.location,
+            *(
+                loc
+                for loc in [LOCAL, *(t.name for t in self.config.targets)]
+                if loc != fetched.location
+            ),
+        ]
+        restore_bundle = fetch_bundle(self.config, self.report, name, locations)
+        put_token = self._settle_problems(
+            _preflight(self.config, self.env, fetched, restore_bundle)
+        )
+        if put_token is None:
+            return ExitCode.FAILED, False
+        executor = Executor(self.config, self.env, self.report, fetched, restore_bundle, put_token)
+        try:
+            steps = executor.plan()
+            self._show_plan(fetched, steps)
+            if self.options.dry_run:
+                self.report.info("Dry run: nothing was stopped or changed.")
+                return ExitCode.OK, False
+            if not self._confirmed():
+                self.report.error("not confirmed; nothing was stopped or changed")
+                return ExitCode.FAILED, False
+            return self._execute(executor, steps)
+        finally:
+            executor.close()
+
+    def _execute(self, executor: Executor, steps: list[Step]) -> tuple[ExitCode, bool]:
+        for number, step in zip(_letters(steps), steps, strict=True):
+            self.report.info(f"Step {number}: {step.text}")
+            try:
+                step.action()
+            except (StepFailed, OSError) as exc:
+                self.report.error(f"step {number} failed: {exc}")
+                self.report.error(executor.recover())
+                self.report.error(f"The verified snapshot is kept at {executor.fetched.plain}")
+                return ExitCode.FAILED, True
+        self.report.info(
+            f"Restore of {executor.fetched.name.filename} complete: this node is Ready"
+            + (
+                f"; the previous etcd data is kept in {executor.state.etcd_old}"
+                if executor.state.etcd_old
+                else ""
+            )
+        )
+        return ExitCode.OK, False
+
+
+def _letters(steps: list[Step]) -> list[str]:
+    """`1a`, `1b`, `3`, ...: the guide's step numbers, lettered where one has several parts."""
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step.number] = counts.get(step.number, 0) + 1
+    seen: dict[str, int] = {}
+    labels = []
+    for step in steps:
+        index = seen.get(step.number, 0)
+        seen[step.number] = index + 1
+        suffix = "abcdefghijklmnopqrstuvwxyz"[index] if counts[step.number] > 1 else ""
+        labels.append(step.number + suffix)
+    return labels
+
+
+def restore(config: Config, env: Environment, options: Options) -> ExitCode:
+    with exclusive_run(config.state_dir):
+        workdir = private_workdir(config.state_dir, "restore-")
+        keep = False
+        try:
+            code, keep = Restore(config, env, options).run(workdir)
+            return code
+        finally:
+            if not keep:
+                shutil.rmtree(workdir, ignore_errors=True)

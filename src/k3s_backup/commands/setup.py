@@ -1,0 +1,532 @@
+"""`k3s-backup setup`: the guide's one-time setup script as an idempotent command.
+
+Six steps, each printed with its result: SSH key, host key, connection and remote directory,
+configuration, schedule + logrotate rule, first backup. `--dry-run` prints every step and every
+file and changes nothing; a second run with the same values changes nothing and says so. The
+host key is trusted only on an interactive "yes" or an exactly matching --accept-host-key.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import tomli_w
+
+from k3s_backup import scheduling, sshkeys
+from k3s_backup.config import Config, SshTargetConfig, parse_config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ConfigError, ExitCode
+from k3s_backup.inventory import local_copies
+from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
+from k3s_backup.policy.schedule import parse as parse_schedule
+from k3s_backup.report import human_size
+from k3s_backup.scheduling import Change, SystemPaths
+from k3s_backup.state import read_state
+from k3s_backup.targets.ssh import KeyRefusedError, SshTarget, fetch_host_key, fingerprint
+
+STEPS = 6
+DEFAULTS: dict[str, Any] = {
+    "user": "root",
+    "port": 22,
+    "path": "/var/backups/k3s-etcd",
+    "keep": 7,
+    "connect_timeout": 15,
+}
+
+
+@dataclass
+class SetupOptions:
+    config_file: Path | None
+    host: str | None
+    user: str | None
+    port: int | None
+    remote_path: str | None
+    identity_file: Path | None
+    cluster_name: str | None
+    keep_local: int | None
+    keep_remote: int | None
+    schedule: str | None
+    scheduler: str | None
+    accept_host_key: str | None
+    yes: bool
+    dry_run: bool
+    root: Path
+
+
+class SetupStop(Exception):
+    """Setup cannot go on; the message says why and what to do."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Setup:
+    options: SetupOptions
+    env: Environment
+    paths: SystemPaths = field(init=False)
+    config_path: Path = field(init=False)
+    changed: list[str] = field(default_factory=list)
+    key_lines_shown: bool = False
+
+    def __post_init__(self) -> None:
+        self.paths = SystemPaths(self.options.root)
+        self.config_path = scheduling.config_file(
+            self.options.config_file, self.env.environ, self.paths
+        )
+
+    # -- output and questions ---------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.env.stdout.write(text + "\n")
+
+    def step(self, number: int, title: str) -> None:
+        self.say(f"[{number}/{STEPS}] {title}")
+
+    def result(self, text: str) -> None:
+        self.say(f"      {text}")
+
+    def show_file(self, path: Path, content: str) -> None:
+        self.result(f"--- {path} ---")
+        for line in content.splitlines():
+            self.result(f"| {line}")
+
+    def ask(self, question: str) -> str | None:
+        """A line from a terminal; None when stdin is not one or is closed (never guess)."""
+        if not self.env.stdin_is_tty:
+            return None
+        self.env.stdout.write(question)
+        self.env.stdout.flush()
+        line = self.env.stdin.readline()
+        return line.strip() if line else None  # "" is end of input (Ctrl-D), "\n" is Enter
+
+    @property
+    def dry(self) -> bool:
+        return self.options.dry_run
+
+    # -- values -----------------------------------------------------------------------------
+
+    def existing(self) -> dict[str, Any]:
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{self.config_path}: not valid TOML: {exc}") from None
+
+    def desired(self, existing: dict[str, Any]) -> dict[str, Any]:
+        """The configuration to write: existing values, replaced by what was given."""
+        o = self.options
+        data = dict(existing)
+        targets = [dict(t) for t in data.get("targets", [])]
+        index = next((i for i, t in enumerate(targets) if t.get("type") == "ssh"), None)
+        old = targets[index] if index is not None else {}
+        host = o.host or old.get("host") or self.ask_host()
+        target = {
+            "name": old.get("name") or re.sub(r"[^A-Za-z0-9._-]", "-", host),
+            "type": "ssh",
+            "host": host,
+            "user": o.user or old.get("user", DEFAULTS["user"]),
+            "port": o.port or old.get("port", DEFAULTS["port"]),
+            "path": o.remote_path or old.get("path", DEFAULTS["path"]),
+            "identity_file": str(
+                o.identity_file or old.get("identity_file") or self.paths.ssh_dir / "id_ed25519"
+            ),
+            "known_hosts": old.get("known_hosts") or str(self.paths.ssh_dir / "known_hosts"),
+            "connect_timeout": old.get("connect_timeout", DEFAULTS["connect_timeout"]),
+            "keep": o.keep_remote or old.get("keep", DEFAULTS["keep"]),
+        }
+        target.update({k: v for k, v in old.items() if k not in target})
+        if index is None:
+            targets.append(target)
+        else:
+            targets[index] = target
+        for key, given in (
+            ("cluster_name", o.cluster_name),
+            ("keep_local", o.keep_local),
+            ("schedule", o.schedule),
+            ("scheduler", o.scheduler),
+        ):
+            if given is not None:
+                data[key] = given
+        data.setdefault("schedule", DEFAULT_SCHEDULE)
+        data.setdefault("scheduler", "cron")
+        if not self.paths.is_system_root:  # our own files land under the root too
+            data.setdefault("log_file", str(self.paths.under("/var/log/k3s-backup.log")))
+            data.setdefault("state_dir", str(self.paths.under("/var/lib/k3s-backup")))
+        data["targets"] = targets
+        return data
+
+    def ask_host(self) -> str:
+        answer = self.ask("Backup host (name or address): ")
+        if not answer:
+            raise SetupStop(
+                "no backup host: pass --host (stdin is not a terminal to ask)", ExitCode.USAGE
+            )
+        return answer
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def run(self) -> ExitCode:
+        if self.dry:
+            self.say("Dry run: nothing is written, created, installed or run.")
+        data = self.desired(self.existing())
+        config = parse_config(data, self.config_path)
+        if config.scheduler == "systemd":
+            try:  # refuse before changing anything what a timer cannot express
+                on_calendar(parse_schedule(config.schedule))
+            except ScheduleError as exc:
+                raise SetupStop(str(exc), ExitCode.USAGE) from None
+        target = next(t for t in config.targets if isinstance(t, SshTargetConfig))
+        self.confirm(config, target)
+        self.ssh_key(target)
+        self.host_key(target)
+        self.remote_dir(config, target)
+        self.write_config(data)
+        self.install_schedule(config)
+        code = self.first_backup(config)
+        if not self.changed and not self.dry:
+            self.say("Nothing changed: already set up with these values.")
+        return code
+
+    def confirm(self, config: Config, target: SshTargetConfig) -> None:
+        if self.options.yes or self.dry or not self.env.stdin_is_tty:
+            return
+        answer = self.ask(
+            f"Back up {config.cluster_name} to {target.user}@{target.host}:{target.path}"
+            f" ({config.schedule}, {config.scheduler})? [y/N] "
+        )
+        if (answer or "").lower() not in ("y", "yes"):
+            raise SetupStop("not confirmed; nothing changed")
+
+    def ssh_key(self, target: SshTargetConfig) -> None:
+        self.step(1, f"SSH key {target.identity_file}")
+        key = target.identity_file
+        if key.exists():
+            problem = sshkeys.unsafe_permissions(key)
+            if problem:
+                raise SetupStop(f"{key}: {problem}; fix it with `chmod 600 {key}`")
+            self.result(f"exists ({sshkeys.key_fingerprint(key)}), mode 0600: unchanged")
+            return
+        if self.dry:
+            self.result(f"would generate an ed25519 key there (0600) and {key}.pub")
+            return
+        sshkeys.generate_key(key, sshkeys.key_comment())
+        self.changed.append("key")
+        self.result(f"generated ed25519 key ({sshkeys.key_fingerprint(key)}), mode 0600")
+        self.authorized_keys_help(target)
+
+    def authorized_keys_help(self, target: SshTargetConfig) -> None:
+        if self.key_lines_shown:
+            self.result("(the lines to add are shown in step 1)")
+            return
+        self.key_lines_shown = True
+        public = sshkeys.public_line(target.identity_file)
+        source = sshkeys.local_address_towards(target.host, target.port)
+        self.result(
+            f"Add ONE of these lines to ~{target.user}/.ssh/authorized_keys on {target.host}:"
+        )
+        self.result(f"  {public}")
+        self.result("or, restricted (no forwarding, PTY or agent; only from this node):")
+        self.result(f"  {sshkeys.restricted_line(public, source)}")
+
+    def host_key(self, target: SshTargetConfig) -> None:
+        self.step(2, f"Host key of {target.host}:{target.port}")
+        known = sshkeys.known_key(target.known_hosts, target.host, target.port)
+        types = [k.get_name() for k in known] or None
+        try:
+            offered = fetch_host_key(target.host, target.port, float(target.connect_timeout), types)
+        except BackupError as exc:
+            raise SetupStop(str(exc)) from None
+        shown = f"{offered.get_name()} {fingerprint(offered)}"
+        if known:
+            if any(k == offered for k in known):
+                self.result(f"{shown} already in {target.known_hosts}: unchanged")
+                return
+            raise SetupStop(self.changed_key_message(target, known, offered))
+        self.result(f"the host offers {shown}; it is not in {target.known_hosts}")
+        self.result(
+            "check it ON THE BACKUP HOST: ssh-keygen -lf /etc/ssh/ssh_host_"
+            f"{offered.get_name().removeprefix('ssh-').split('-')[0]}_key.pub"
+        )
+        self.decide_trust(target, offered)
+
+    def changed_key_message(
+        self, target: SshTargetConfig, known: list[paramiko.PKey], offered: paramiko.PKey
+    ) -> str:
+        host = f"[{target.host}]:{target.port}" if target.port != 22 else target.host
+        return (
+            f"the host key of {host} CHANGED: {target.known_hosts} has"
+            f" {', '.join(fingerprint(k) for k in known)}, the host offers {fingerprint(offered)}."
+            " This can be an attack; not trusting it. If the host was really reinstalled, check"
+            f" the new fingerprint on it, remove the old entry (ssh-keygen -R '{host}' -f"
+            f" {target.known_hosts}) and run setup again"
+        )
+
+    def decide_trust(self, target: SshTargetConfig, offered: paramiko.PKey) -> None:
+        wanted = fingerprint(offered)
+        given = self.options.accept_host_key
+        if given is not None:
+            if given != wanted:
+                raise SetupStop(
+                    f"--accept-host-key {given} does not match the key the host offers"
+                    f" ({wanted}); not trusting it"
+                )
+        elif self.dry:
+            self.result("would ask you to confirm it (or take --accept-host-key)")
+            return
+        else:
+            answer = self.ask(f"Trust {wanted} for {target.host}? Type yes to trust it: ")
+            if answer is None:
+                raise SetupStop(
+                    f"the host key {wanted} needs your confirmation and stdin is not a terminal;"
+                    " after checking it on the backup host, run:\n"
+                    f"  {self.rerun_command(wanted)}",
+                    ExitCode.USAGE,
+                )
+            if answer != "yes":
+                raise SetupStop(f"host key {wanted} not trusted; nothing trusted or connected")
+        if self.dry:
+            self.result(f"would add it to {target.known_hosts} (0600)")
+            return
+        sshkeys.trust_host_key(target.known_hosts, target.host, target.port, offered)
+        self.changed.append("known_hosts")
+        self.result(f"trusted: added to {target.known_hosts}")
+
+    def rerun_command(self, host_fingerprint: str) -> str:
+        o = self.options
+        words = ["k3s-backup"]
+        if o.config_file is not None:
+            words += ["--config", str(o.config_file)]
+        words.append("setup")
+        for flag, value in (
+            ("--host", o.host),
+            ("--user", o.user),
+            ("--port", o.port),
+            ("--path", o.remote_path),
+            ("--identity-file", o.identity_file),
+            ("--cluster-name", o.cluster_name),
+            ("--keep-local", o.keep_local),
+            ("--keep-remote", o.keep_remote),
+            ("--schedule", o.schedule),
+            ("--scheduler", o.scheduler),
+        ):
+            if value is not None:
+                words += [flag, str(value)]
+        if not self.paths.is_system_root:
+            words += ["--root", str(o.root)]
+        return shlex.join([*words, "--accept-host-key", host_fingerprint])
+
+    def remote_dir(self, config: Config, target: SshTargetConfig) -> None:
+        self.step(3, f"Connection to {target.user}@{target.host}:{target.port}, {target.path}")
+        if self.dry:
+            self.result(
+                f"would connect, create {target.path} (0700) if missing, check it is writable"
+                " and has room"
+            )
+            return
+        with ssh_target(target) as ssh:
+            self.connect(ssh, target)
+            existed = ssh.directory_exists()
+            try:
+                ssh.ensure_directory()
+                ssh.check_writable()
+                free = ssh.free_space()
+            except BackupError as exc:
+                raise SetupStop(str(exc)) from None
+        if not existed:
+            self.changed.append("remote dir")
+        self.result(f"connected; {target.path} {'exists' if existed else 'created (0700)'}")
+        self.check_room(config, target, free)
+
+    def connect(self, ssh: SshTarget, target: SshTargetConfig) -> None:
+        """Connect; while the key is refused, show the line to add and (on a terminal) retry."""
+        while True:
+            try:
+                ssh.connect()
+                return
+            except KeyRefusedError as exc:
+                self.result(f"refused: {exc}")
+                self.authorized_keys_help(target)
+                if self.ask("Press Enter once the line is added (Ctrl-D to stop): ") is None:
+                    raise SetupStop(
+                        f"{target.host} does not accept the key yet; add the line above, then"
+                        " run setup again"
+                    ) from None
+            except BackupError as exc:
+                raise SetupStop(str(exc)) from None
+
+    def check_room(self, config: Config, target: SshTargetConfig, free: int | None) -> None:
+        size = snapshot_size_estimate(config)
+        needed = size * (target.keep + 1)
+        if free is None:
+            self.result("writable; free space unknown (the server lacks statvfs@openssh.com)")
+        elif free < needed:
+            raise SetupStop(
+                f"{target.path} on {target.host} has {human_size(free)} free; keep = {target.keep}"
+                f" needs about {human_size(needed)} ({target.keep + 1} x {human_size(size)})"
+            )
+        else:
+            self.result(f"writable; {human_size(free)} free (needs ~{human_size(needed)})")
+
+    def write_config(self, data: dict[str, Any]) -> None:
+        self.step(4, f"Configuration {self.config_path}")
+        content = tomli_w.dumps(data)
+        if self.existing() == data:  # compare values, so the operator's comments are kept
+            self.result("unchanged")
+            return
+        change = Change.UPDATED if self.config_path.exists() else Change.CREATED
+        if self.dry:
+            self.result(f"would be {change.value} (0600):")
+            self.show_file(self.config_path, content)
+            return
+        self.config_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        scheduling.write_file(self.config_path, content, 0o600)
+        self.changed.append("config")
+        self.result(f"{change.value} (0600)")
+
+    def install_schedule(self, config: Config) -> None:
+        schedule = parse_schedule(config.schedule)
+        self.step(5, f"Schedule {schedule.expression!r} ({config.scheduler}) and logrotate rule")
+        program = scheduling.program_path()
+        files: list[tuple[Path, str]]
+        if config.scheduler == "cron":
+            files = [
+                (
+                    self.paths.cron,
+                    scheduling.cron_file(schedule, program, self.config_path, config.log_file),
+                )
+            ]
+            stale = [self.paths.timer, self.paths.service]
+        else:
+            files = [
+                (
+                    self.paths.service,
+                    scheduling.service_unit(program, self.config_path, config.log_file),
+                ),
+                (self.paths.timer, scheduling.timer_unit(schedule)),
+            ]
+            stale = [self.paths.cron]
+        files.append((self.paths.logrotate, scheduling.logrotate_rule(config.log_file)))
+        units_changed = False
+        for path in stale:
+            if scheduling.planned_removal(path) is Change.REMOVED:
+                units_changed |= path.suffix in (".service", ".timer")
+                self.apply_removal(path)
+        for path, content in files:
+            if self.install_file(path, content) and path.suffix in (".service", ".timer"):
+                units_changed = True
+        if config.scheduler == "systemd" or units_changed:
+            self.systemctl(config.scheduler == "systemd", units_changed)
+
+    def install_file(self, path: Path, content: str) -> bool:
+        change = scheduling.planned_change(path, content, 0o644)
+        if change is Change.UNCHANGED:
+            self.result(f"{path}: unchanged")
+            return False
+        if self.dry:
+            self.result(f"{path}: would be {change.value} (0644):")
+            self.show_file(path, content)
+            return True
+        scheduling.write_file(path, content, 0o644)
+        self.changed.append(str(path))
+        self.result(f"{path}: {change.value} (0644)")
+        return True
+
+    def apply_removal(self, path: Path) -> None:
+        if self.dry:
+            self.result(f"{path}: would be removed (the other scheduler's)")
+            return
+        path.unlink()
+        self.changed.append(str(path))
+        self.result(f"{path}: removed (the other scheduler's)")
+
+    def systemctl(self, enable: bool, reload: bool) -> None:
+        commands = [["systemctl", "daemon-reload"]] if reload else []
+        if enable:
+            commands.append(["systemctl", "enable", "--now", "k3s-backup.timer"])
+        if not commands:
+            return
+        if self.dry or not self.paths.is_system_root:
+            why = "dry run" if self.dry else f"installing under --root {self.paths.root}"
+            for command in commands:
+                self.result(f"would run `{shlex.join(command)}` ({why}: skipped)")
+            return
+        for command in commands:
+            done = subprocess.run(
+                command, capture_output=True, text=True, check=False, env=dict(self.env.environ)
+            )
+            if done.returncode != 0:
+                raise SetupStop(f"`{shlex.join(command)}` failed: {done.stderr.strip()}")
+            self.result(f"ran `{shlex.join(command)}`")
+
+    def first_backup(self, config: Config) -> ExitCode:
+        self.step(6, "First backup")
+        last = read_state(config.state_dir).get("last_success")
+        if isinstance(last, dict):
+            self.result(
+                f"skipped: a backup already succeeded at {last.get('started')}"
+                " (`k3s-backup run` makes another now)"
+            )
+            return ExitCode.OK
+        if self.dry:
+            self.result("would run `k3s-backup run` and show its summary")
+            return ExitCode.OK
+        from k3s_backup.commands.run import run_backup
+
+        self.changed.append("first backup")
+        code = run_backup(config, self.env)
+        self.result(f"first backup: exit {int(code)} ({code.name.lower()})")
+        return code
+
+
+def ssh_target(target: SshTargetConfig) -> SshTarget:
+    """The raw SSH backend (its setup/doctor checks are not part of the Target interface)."""
+    return SshTarget(
+        target.name,
+        target.host,
+        target.user,
+        target.port,
+        str(target.path),
+        target.identity_file,
+        target.known_hosts,
+        float(target.connect_timeout),
+    )
+
+
+def snapshot_size_estimate(config: Config) -> int:
+    """The size of one snapshot: our newest local one, else the live database file."""
+    copies = local_copies(config.snapshot_dir, config.cluster_name)
+    if copies:
+        return copies[-1].size
+    db = config.k3s.data_dir / "server" / "db"
+    for candidate in (db / "etcd" / "member" / "snap" / "db", db / "state.db"):
+        try:
+            return candidate.stat().st_size
+        except OSError:
+            continue
+    return 0
+
+
+def run_setup(options: SetupOptions, env: Environment) -> ExitCode:
+    setup = Setup(options, env)
+    try:
+        return setup.run()
+    except SetupStop as stop:
+        env.stderr.write(f"error: {stop}\n")
+        if setup.changed:
+            env.stderr.write(f"(done before stopping: {', '.join(setup.changed)})\n")
+        return stop.code
+    except OSError as exc:
+        env.stderr.write(f"error: {exc.filename or ''}: {exc.strerror or exc}\n")
+        return ExitCode.FAILED

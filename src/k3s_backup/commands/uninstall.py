@@ -1,0 +1,52 @@
+"""`k3s-backup uninstall`: remove the schedule and the logrotate rule that setup installed.
+
+Never touches a backup, a snapshot, the key, known_hosts, the log or the state; the
+configuration goes only with --purge-config. Files we did not write are left alone."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from k3s_backup.environment import Environment
+from k3s_backup.errors import ExitCode
+from k3s_backup.scheduling import Change, SystemPaths, config_file, planned_removal
+
+
+def _systemctl(command: list[str], env: Environment) -> None:
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, env=dict(env.environ)
+    )
+    verdict = "ok" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()}"
+    env.stdout.write(f"ran `{shlex.join(command)}`: {verdict}\n")
+
+
+def run_uninstall(
+    explicit: Path | None, root: Path, purge_config: bool, dry_run: bool, env: Environment
+) -> ExitCode:
+    paths = SystemPaths(root)
+    ours = [paths.cron, paths.timer, paths.service, paths.logrotate]
+    removals = [(path, planned_removal(path)) for path in ours]  # refuses files not ours
+    timer_present = dict(removals)[paths.timer] is Change.REMOVED
+    if timer_present and paths.is_system_root and not dry_run:
+        _systemctl(["systemctl", "disable", "--now", "k3s-backup.timer"], env)
+    verb = "would remove" if dry_run else "removed"
+    for path, change in removals:
+        if change is Change.REMOVED:
+            if not dry_run:
+                path.unlink()
+            env.stdout.write(f"{path}: {verb}\n")
+        else:
+            env.stdout.write(f"{path}: not installed\n")
+    if timer_present and paths.is_system_root and not dry_run:
+        _systemctl(["systemctl", "daemon-reload"], env)
+    config = config_file(explicit, env.environ, paths)
+    if purge_config and config.exists():
+        if not dry_run:
+            config.unlink()
+        env.stdout.write(f"{config}: {verb}\n")
+    elif config.exists():
+        env.stdout.write(f"{config}: kept (--purge-config removes it)\n")
+    env.stdout.write("Backups, snapshots, keys, known_hosts, the log and the state are kept.\n")
+    return ExitCode.OK

@@ -1,0 +1,181 @@
+"""S3-compatible object storage (AWS, MinIO, Ceph RGW, Garage, Backblaze B2) with boto3.
+
+Uploads stream (multipart for large copies, each part checksummed by the server) to a temporary
+key; the object's size and our SHA-256 (kept in its metadata) are checked, and only then is it
+copied server-side to its final key. Nothing unverified is ever visible under a final name.
+S3 cannot hash an object for us, so `sha256` reads the object back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from k3s_backup.errors import TargetError
+from k3s_backup.streams import Readable, Writable, copy_stream, sha256_stream
+from k3s_backup.targets.base import StoredObject, Target, temp_name
+
+PART_SIZE = 64 << 20
+SHA_METADATA = "sha256"
+
+
+class _Hashing:
+    """Hashes and counts what the uploader reads, so we know exactly what was sent."""
+
+    def __init__(self, source: Readable) -> None:
+        self.source = source
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self.source.read(size)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+
+class S3Target(Target):
+    kind = "s3"
+
+    def __init__(
+        self,
+        name: str,
+        bucket: str,
+        prefix: str,
+        endpoint_url: str | None,
+        region: str,
+        credentials_file: Path | None = None,
+        profile: str | None = None,
+        addressing_style: str = "auto",
+    ) -> None:
+        self.name = name
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        session = boto3.session.Session(profile_name=profile)
+        if credentials_file is not None:
+            session._session.set_config_variable("credentials_file", str(credentials_file))
+        self.client: Any = session.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=BotoConfig(
+                retries={"max_attempts": 5, "mode": "standard"},
+                s3={"addressing_style": addressing_style},
+                connect_timeout=15,
+                read_timeout=120,
+            ),
+        )
+        self.endpoint = endpoint_url or "AWS"
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix} ({self.endpoint})"
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _fail(self, action: str, name: str, exc: Exception) -> TargetError:
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            reason = f"{error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+        else:
+            reason = str(exc) or type(exc).__name__
+        return TargetError(f"{self.name}: cannot {action} {name} in {self.location}: {reason}")
+
+    def list(self) -> list[StoredObject]:
+        found = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(self.prefix) :]
+                    if name and "/" not in name:
+                        found.append(StoredObject(name, int(item["Size"])))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("list", "objects", exc) from None
+        return found
+
+    def put(self, name: str, source: Readable, sha256: str) -> None:
+        temp = self._key(temp_name(name))
+        hashing = _Hashing(source)
+        try:
+            self.client.upload_fileobj(
+                hashing,
+                self.bucket,
+                temp,
+                ExtraArgs={"Metadata": {SHA_METADATA: sha256}, "ChecksumAlgorithm": "SHA256"},
+                Config=TransferConfig(
+                    multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4
+                ),
+            )
+            self._check_uploaded(name, temp, hashing, sha256)
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": temp},
+                self.bucket,
+                self._key(name),
+                ExtraArgs={"MetadataDirective": "COPY"},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("upload", name, exc) from None
+        finally:
+            self._discard(temp)
+
+    def _check_uploaded(self, name: str, temp: str, sent: _Hashing, sha256: str) -> None:
+        if sent.digest.hexdigest() != sha256:
+            raise TargetError(
+                f"{self.name}: copy of {name} does not verify (SHA-256 {sent.digest.hexdigest()}"
+                f" sent, {sha256} expected)"
+            )
+        head = self.client.head_object(Bucket=self.bucket, Key=temp)
+        stored_sha = head.get("Metadata", {}).get(SHA_METADATA)
+        if int(head["ContentLength"]) != sent.size or stored_sha != sha256:
+            raise TargetError(
+                f"{self.name}: copy of {name} does not verify in {self.location}"
+                f" ({head['ContentLength']} bytes stored, {sent.size} sent)"
+            )
+
+    def _discard(self, key: str) -> None:
+        with contextlib.suppress(BotoCoreError, ClientError):  # a leftover never has a final name
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def get(self, name: str, dest: Writable) -> None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+            with body:
+                copy_stream(body, dest)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("download", name, exc) from None
+
+    def stat(self, name: str) -> StoredObject | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._fail("stat", name, exc) from None
+        except BotoCoreError as exc:
+            raise self._fail("stat", name, exc) from None
+        return StoredObject(name, int(head["ContentLength"]))
+
+    def delete(self, name: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("delete", name, exc) from None
+
+    def sha256(self, name: str) -> str:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+            with body:
+                return sha256_stream(body)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("read back", name, exc) from None

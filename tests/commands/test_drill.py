@@ -1,0 +1,64 @@
+"""`k3s-backup drill`: restore into a real throwaway etcd and compare with the file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from k3s_backup.policy import naming
+from tests.cli_runner import invoke
+from tests.k8s_data import live_revision_and_keys, load_cluster
+
+
+def _state(lab) -> dict[str, Any]:
+    return json.loads((lab.root / "state" / "state.json").read_text())
+
+
+def _backup(lab, tmp_path):
+    config = lab.write_config(tmp_path / "config.toml")
+    load_cluster(lab.etcd)
+    assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 0
+    [name] = [p.name for p in lab.remote_dir.iterdir() if naming.is_ours("k3s-lab", p.name)]
+    return config, name
+
+
+def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
+    config, name = _backup(lab, tmp_path)
+    revision, keys = live_revision_and_keys(lab.etcd)
+    result = invoke(["--config", str(config), "drill"], environ=lab.env())
+    assert result.code == 0, result.stderr
+    drill = _state(lab)["last_drill"]
+    assert drill["ok"] is True and drill["problem"] is None
+    assert (drill["name"], drill["revision"], drill["keys"]) == (name, revision, len(keys))
+    assert f"restored   revision {revision}, {len(keys)} keys" in result.stdout
+
+
+def test_drill_of_a_truncated_copy_fails_and_says_why(lab, tmp_path):
+    config, name = _backup(lab, tmp_path)
+    (lab.snapshot_dir / name).unlink()  # only the backup host's copy is left
+    remote = lab.remote_dir / name
+    remote.write_bytes(remote.read_bytes()[:-8192])
+    result = invoke(["--config", str(config), "drill", name], environ=lab.env())
+    assert result.code == 1
+    assert f"drill of {name} failed" in result.stderr
+    assert "does not verify: SHA-256" in result.stderr
+    drill = _state(lab)["last_drill"]
+    assert drill["ok"] is False and "truncated" in drill["problem"]
+
+
+def test_drill_of_a_truncated_file_fails_before_restoring(lab, tmp_path):
+    config, name = _backup(lab, tmp_path)
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes((lab.snapshot_dir / name).read_bytes()[:-4096])
+    result = invoke(["--config", str(config), "drill", str(truncated)], environ=lab.env())
+    assert result.code == 1
+    assert _state(lab)["last_drill"]["ok"] is False
+
+
+def test_drill_without_etcd_says_what_is_missing(lab, tmp_path):
+    config, _name = _backup(lab, tmp_path)
+    environ = {**lab.env(), "PATH": str(lab.bin_dir)}
+    result = invoke(["--config", str(config), "drill"], environ=environ)
+    assert result.code == 2
+    assert "drill needs etcd and etcdctl on PATH" in result.stderr
+    assert "apt-get install etcd-server etcd-client" in result.stderr

@@ -1,0 +1,96 @@
+"""`k3s-backup status`: last run, next run, copies, freshness; exit 0 only when healthy."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from k3s_backup.policy.schedule import parse
+from k3s_backup.scheduling import SystemPaths, cron_file, program_path, write_file
+from tests.cli_runner import Result, invoke
+
+
+def later(hours: float):
+    return lambda: datetime.now().astimezone() + timedelta(hours=hours)
+
+
+@pytest.fixture
+def node(lab, tmp_path) -> Path:
+    """A node root with the configuration and the cron schedule installed, and one backup."""
+    paths = SystemPaths(tmp_path / "root")
+    paths.config.parent.mkdir(parents=True)
+    lab.write_config(paths.config)
+    schedule = cron_file(parse("0 2 * * *"), program_path(), paths.config, lab.root / "log")
+    write_file(paths.cron, schedule, 0o644)
+    assert invoke(["--config", str(paths.config), "run"], environ=lab.env()).code == 0
+    return paths.root
+
+
+def status(lab, root: Path, *args: str, now=None) -> Result:
+    return invoke(["status", "--root", str(root), *args], environ=lab.env(), now=now)
+
+
+def test_healthy_after_a_backup(lab, node):
+    result = status(lab, node, "--json", now=later(1))
+    assert result.code == 0, result.stdout
+    data = json.loads(result.stdout)
+    assert data["healthy"] is True
+    assert data["last_run"]["outcome"] == "success"
+    assert data["last_run"]["targets"]["backup-host"]["ok"] is True
+    assert data["schedule"]["expression"] == "0 2 * * *"
+    assert data["schedule"]["scheduler"] == "cron"
+    assert data["schedule"]["interval_seconds"] == 86400
+    next_run = datetime.fromisoformat(data["schedule"]["next_run"])
+    assert (next_run.hour, next_run.minute) == (2, 0)
+    assert timedelta(0) < next_run - later(1)() <= timedelta(days=1)
+    assert data["local"]["copies"] == 1
+    [target] = data["targets"]
+    assert target["copies"] == 1 and target["bytes"] > 0 and target["error"] is None
+    assert data["newest_offsite"]["level"] == "OK"
+    assert data["source"]["kind"] == "k3s"
+    text = status(lab, node, now=later(1))
+    assert "Healthy." in text.stdout and "0 2 * * *" in text.stdout
+
+
+@pytest.mark.parametrize(("hours", "level"), [(47, "OK"), (49, "WARN"), (73, "FAIL")])
+def test_freshness_is_warn_past_twice_and_fail_past_three_times_the_interval(
+    lab, node, hours, level
+):
+    result = status(lab, node, "--json", now=later(hours))
+    data = json.loads(result.stdout)
+    assert data["newest_offsite"]["level"] == level
+    assert result.code == (0 if level == "OK" else 1)
+
+
+def test_no_schedule_installed_is_unhealthy(lab, node):
+    (node / "etc" / "cron.d" / "k3s-backup").unlink()
+    result = status(lab, node, now=later(1))
+    assert result.code == 1
+    assert "WARN: no schedule installed" in result.stdout
+
+
+def test_an_unreachable_target_and_a_partial_run_are_unhealthy(lab, node):
+    lab.sshd.stop()
+    config = node / "etc" / "k3s-backup" / "config.toml"
+    assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 3
+    result = status(lab, node, "--json", now=later(1))
+    assert result.code == 1
+    data = json.loads(result.stdout)
+    assert data["last_run"]["outcome"] == "partial"
+    assert data["targets"][0]["error"]
+    levels = {f["level"] for f in data["findings"]}
+    assert levels == {"WARN", "FAIL"}
+    assert data["newest_offsite"] is None
+
+
+def test_never_run_is_unhealthy(lab, tmp_path):
+    paths = SystemPaths(tmp_path / "root")
+    paths.config.parent.mkdir(parents=True)
+    lab.write_config(paths.config)
+    result = status(lab, paths.root)
+    assert result.code == 1
+    assert "Last run:    never" in result.stdout
+    assert "FAIL: no verified off-node copy anywhere" in result.stdout
