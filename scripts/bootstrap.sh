@@ -9,6 +9,10 @@ command -v etcd >/dev/null || need_apt+=(etcd-server)
 command -v etcdctl >/dev/null || need_apt+=(etcd-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+# Independent decoders: the tests prove every stored form restores with standard tools.
+command -v zstd >/dev/null || need_apt+=(zstd)
+command -v unzip >/dev/null || need_apt+=(unzip)
+command -v age >/dev/null || need_apt+=(age)
 command -v logrotate >/dev/null || need_apt+=(logrotate)          # checks setup's rule
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)      # verifies setup's units
 command -v python3 >/dev/null || need_apt+=(python3)

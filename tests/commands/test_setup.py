@@ -271,7 +271,8 @@ def test_uninstall_removes_schedule_and_rule_never_backups(lab, root):
 
 
 def test_existing_key_with_unsafe_mode_stops_setup(lab, root, tmp_path):
-    key = tmp_path / "key"
+    key = tmp_path / "keys" / "key"
+    key.parent.mkdir()
     shutil.copy(lab.sshd.client_key, key)
     key.chmod(0o644)
     before = tree(key.parent, root)

@@ -59,8 +59,7 @@ def _unzip(path: Path, workdir: Path) -> Path:
     return plain
 
 
-def _check(path: Path) -> str:
-    """Check the SHA-256 trailer (inside a `.zip` too); a raw bbolt copy has none."""
+def _refuse_sqlite(path: Path) -> None:
     with path.open("rb") as head:
         is_sqlite = head.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     if is_sqlite:
@@ -68,6 +67,11 @@ def _check(path: Path) -> str:
             f"{path.name} is a SQLite (kine) snapshot: inspect, diff and drill read etcd"
             " snapshots only"
         )
+
+
+def _check(path: Path) -> str:
+    """Check the SHA-256 trailer (inside a `.zip` too); a raw bbolt copy has none."""
+    _refuse_sqlite(path)
     if not path.name.endswith(".zip") and path.stat().st_size % 512 != TRAILER_SIZE:
         return "no SHA-256 trailer (a raw database file): not checked"
     check_file(path)
@@ -138,4 +142,5 @@ def open_copy(name: str, load_config: ConfigLoader, env: Environment) -> Iterato
                     stored = _unzip(stored, workdir)
                 except (zipfile.BadZipFile, ValueError, OSError) as exc:
                     raise SnapshotError(f"{stored}: cannot unzip: {exc}") from exc
+        _refuse_sqlite(stored)
         yield OpenedCopy(shown, location, stored, size, verified)
