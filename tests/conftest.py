@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.testbed.lab import Lab
+from k3s_backup.testbed.s3 import S3Server
 from k3s_backup.testbed.sshd import SSHD
 
 NEEDED = ("etcd", "etcdctl", "ssh-keygen")
@@ -22,3 +23,10 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         pytest.skip(f"the lab needs Debian's etcd-server, etcd-client, openssh-server: {missing}")
     with Lab(tmp_path / "lab") as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-speaking server (moto in server mode) on loopback, shared by the session."""
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server

@@ -142,15 +142,41 @@ Exit codes:
 @click.option("--dry-run", is_flag=True, help="Fetch, verify, check, show the plan; run nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask (cluster name, the saved token).")
 @click.option("--force", is_flag=True, help="Go on despite the pre-flight's overridable problems.")
+@click.option(
+    "--servers",
+    metavar="HOST,...",
+    help="The other servers, over SSH [default: [[restore.servers]]; '' for none].",
+)
+@click.option(
+    "--agents", metavar="HOST,...", help="The agents, over SSH [default: [[restore.agents]]]."
+)
 @pass_context
 def restore(
-    ctx: Context, name: str, source: str | None, dry_run: bool, yes: bool, force: bool
+    ctx: Context,
+    name: str,
+    source: str | None,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    servers: str | None,
+    agents: str | None,
 ) -> int:
     """Restore snapshot NAME (latest, a name or a unique prefix) on this node, verified first."""
     from k3s_backup.commands.restore import Options
     from k3s_backup.commands.restore import restore as restore_snapshot
 
-    options = Options(wanted=name, source=source, dry_run=dry_run, yes=yes, force=force)
+    def hosts(value: str | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(h.strip() for h in value.split(",") if h.strip())
+
+    options = Options(
+        wanted=name,
+        source=source,
+        dry_run=dry_run,
+        yes=yes,
+        force=force,
+        servers=hosts(servers),
+        agents=hosts(agents),
+    )
     return restore_snapshot(ctx.config(), ctx.env, options)
 
 

@@ -77,7 +77,7 @@ class _TargetConfigBase(_Strict):
     keep_daily: StrictInt = Field(default=0, ge=0)  # GFS, with restic `forget` semantics
     keep_weekly: StrictInt = Field(default=0, ge=0)
     keep_monthly: StrictInt = Field(default=0, ge=0)
-    compression: Literal["none", "zstd", "zip"] = "none"
+    compression: Literal["none", "zstd", "zip"] = "zstd"
     zstd_level: StrictInt = Field(default=3, ge=1, le=22)
     age_recipients: list[StrictStr] = []  # public keys: copies are encrypted to them
 

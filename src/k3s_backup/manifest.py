@@ -21,9 +21,23 @@ class Manifest:
     created: str  # UTC, ISO 8601
     size: int
     sha256: str
-    compression: str  # "zip" when K3s compressed it, else "none"
+    compression: str  # what the target applied: "none", "zstd" or "zip"
     tool_version: str = __version__
     format: int = FORMAT_VERSION
+    # The stored form (name, size, sha256 above) may be compressed and encrypted; these describe
+    # the local snapshot file it decodes to. Empty/-1 in older manifests: the same as stored.
+    snapshot: str = ""
+    encryption: str = "none"  # "none" or "age"
+    plain_size: int = -1
+    plain_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.snapshot:
+            object.__setattr__(self, "snapshot", self.name)
+        if self.plain_size < 0:
+            object.__setattr__(self, "plain_size", self.size)
+        if not self.plain_sha256:
+            object.__setattr__(self, "plain_sha256", self.sha256)
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
@@ -48,5 +62,5 @@ def for_snapshot(name: SnapshotName, source: str, size: int, sha256: str) -> Man
         created=created_iso(name.unix),
         size=size,
         sha256=sha256,
-        compression="zip" if name.suffix == ".zip" else "none",
+        compression="none",
     )

@@ -8,24 +8,38 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Protocol
 
 from k3s_backup.inventory import Copy
 from k3s_backup.policy import naming
-from k3s_backup.policy.retention import RetentionPlan, plan_keep_last
+from k3s_backup.policy.retention import GfsPlan, GfsRules, plan_gfs
 from k3s_backup.targets.base import Target
 
 
-def plan(copies: list[Copy], keep: int, protect: frozenset[str]) -> RetentionPlan:
+def rules_of(target: _HasRetention) -> GfsRules:
+    return GfsRules(target.keep, target.keep_daily, target.keep_weekly, target.keep_monthly)
+
+
+class _HasRetention(Protocol):
+    keep: int
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+
+
+def plan(copies: list[Copy], rules: GfsRules, protect: frozenset[str]) -> GfsPlan:
     by_node: dict[str, list[naming.SnapshotName]] = defaultdict(list)
     for copy in copies:
         by_node[copy.name.node].append(copy.name)
     keep_all: list[naming.SnapshotName] = []
     remove_all: list[naming.SnapshotName] = []
+    reasons: dict[str, list[str]] = {}
     for names in by_node.values():
-        node_plan = plan_keep_last(names, keep, protect)
+        node_plan = plan_gfs(names, rules, protect)
         keep_all += node_plan.keep
         remove_all += node_plan.remove
-    return RetentionPlan(keep=sorted(keep_all), remove=sorted(remove_all))
+        reasons.update(node_plan.reasons)
+    return GfsPlan(keep=sorted(keep_all), remove=sorted(remove_all), reasons=reasons)
 
 
 def remove_from_target(target: Target, removal: list[naming.SnapshotName]) -> None:

@@ -77,6 +77,12 @@ def read_identities(path: Path) -> list[pyrage.x25519.Identity]:
         raise DecodeError(f"{path}: invalid age identity: {exc}") from None
 
 
+def encrypt_bytes(body: bytes, recipients: tuple[str, ...]) -> bytes:
+    """Small sidecars (the restore bundle) encrypted to the same recipients as the copy."""
+    encrypted: bytes = pyrage.encrypt(body, parse_recipients(recipients))
+    return encrypted
+
+
 def _private_file(path: Path) -> BinaryIO:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     return os.fdopen(fd, "wb")

@@ -392,3 +392,15 @@ def test_moving_a_peers_database_aside_over_ssh(lab: Lab, tmp_path: Path) -> Non
     moved = peer_db.with_name("db.bak-20261123-020000")
     assert not peer_db.exists()
     assert (moved / "etcd" / "keep-me").read_text() == "old member data"
+
+
+def test_servers_and_agents_named_on_the_command_line(lab: Lab, cli: Cli) -> None:
+    assert cli("run").code == 0
+    result = cli("restore", "--dry-run", "--servers", "10.0.0.2, 10.0.0.3", "--agents", "")
+    assert result.code == 0, result.stderr
+    stops = [line.strip() for line in result.lines if "systemctl stop" in line]
+    assert stops[1:] == [
+        "1b. on server root@10.0.0.2: systemctl stop k3s",
+        "1c. on server root@10.0.0.3: systemctl stop k3s",
+    ]
+    assert "k3s-agent" not in result.stdout

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
+import subprocess
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +19,8 @@ from k3s_backup.testbed.fake_k3s import FakeK3sState
 from k3s_backup.testbed.tcp_proxy import CuttingProxy
 from tests.cli_runner import Result, invoke
 
-OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip)?$")
+OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip)?(\.zst)?(\.age)?$")
+STORAGE_SUFFIX = re.compile(r"(\.zst)?(\.age)?$")
 
 
 class Clock:
@@ -47,9 +50,20 @@ def backup(lab, config) -> Callable[..., Result]:
 
 
 def ours(directory: Path) -> list[str]:
+    """Our snapshot files in `directory`, as stored (a target adds `.zst` by default)."""
     if not directory.exists():
         return []
     return sorted(p.name for p in directory.iterdir() if OUR_NAME.match(p.name))
+
+
+def snapshots(directory: Path) -> list[str]:
+    """The local snapshot names our stored copies decode to."""
+    return sorted(STORAGE_SUFFIX.sub("", name, count=1) for name in ours(directory))
+
+
+def zstd_decode(path: Path) -> bytes:
+    """With the standard `zstd` tool, not project code: what an operator would do by hand."""
+    return subprocess.run(["zstd", "-d", "-c", str(path)], capture_output=True, check=True).stdout
 
 
 def set_state(lab, **changes) -> None:
@@ -65,15 +79,20 @@ def test_run_ships_a_byte_identical_verified_copy(lab, backup):
     assert result.code == 0, result.stderr
     [local] = ours(lab.snapshot_dir)
     [remote] = ours(lab.remote_dir)
-    assert local == remote
-    assert (lab.remote_dir / remote).read_bytes() == (lab.snapshot_dir / local).read_bytes()
-    assert snapshot_status(lab.remote_dir / remote)["totalKey"] > 0
+    assert remote == local + ".zst"  # zstd is the default stored form
+    plain = zstd_decode(lab.remote_dir / remote)
+    assert plain == (lab.snapshot_dir / local).read_bytes()
+    restored = lab.root / "restored.db"
+    restored.write_bytes(plain)
+    assert snapshot_status(restored)["totalKey"] > 0
     assert (lab.remote_dir / remote).stat().st_mode & 0o777 == 0o600
     assert lab.remote_dir.stat().st_mode & 0o777 == 0o700
     manifest = json.loads((lab.remote_dir / f"{remote}.json").read_text())
     data = (lab.remote_dir / remote).read_bytes()
-    assert manifest["sha256"] == __import__("hashlib").sha256(data).hexdigest()
+    assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
     assert manifest["size"] == len(data)
+    assert manifest["plain_sha256"] == hashlib.sha256(plain).hexdigest()
+    assert (manifest["snapshot"], manifest["compression"]) == (local, "zstd")
     assert manifest["cluster"] == "k3s-lab"
     assert manifest["node"] == "k3s-05"
     assert manifest["source"] == "k3s"
@@ -88,10 +107,9 @@ def test_ten_runs_leave_newest_three_local_and_seven_remote(lab, backup):
         assert result.code == 0, result.stderr
         made.append(ours(lab.snapshot_dir)[-1])
     assert ours(lab.snapshot_dir) == sorted(made[-3:])
-    remote = ours(lab.remote_dir)
-    assert remote == sorted(made[-7:])
+    assert snapshots(lab.remote_dir) == sorted(made[-7:])
     manifests = sorted(p.name for p in lab.remote_dir.glob("*.json"))
-    assert manifests == sorted(f"{name}.json" for name in made[-7:])
+    assert manifests == sorted(f"{name}.zst.json" for name in made[-7:])
 
 
 def test_foreign_and_k3s_own_files_survive_rotation(lab, backup):
@@ -160,13 +178,13 @@ def test_a_target_that_missed_runs_catches_up_oldest_first(lab, backup):
     result = backup()
     assert result.code == 0, result.stderr
     made.append(ours(lab.snapshot_dir)[-1])
-    assert ours(lab.remote_dir) == sorted(made)  # no hole off-node
+    assert snapshots(lab.remote_dir) == sorted(made)  # no hole off-node
     caught_up = [line.split()[2] for line in result.lines if line.startswith("Caught up")]
-    assert caught_up == made[1:3]  # oldest first, before the new one
+    assert caught_up == [f"{name}.zst" for name in made[1:3]]  # oldest first, before the new
 
 
 def test_connection_cut_mid_upload_leaves_no_final_name_then_next_run_succeeds(lab, tmp_path):
-    lab.etcd.put("/registry/configmaps/default/big", "x" * 200_000)
+    lab.etcd.put("/registry/secrets/default/big", os.urandom(200_000))  # incompressible
     with CuttingProxy(("127.0.0.1", lab.sshd.port), cut_after=60_000) as proxy:
         lab.known_hosts.write_text(
             lab.sshd.known_hosts_line().replace(f":{lab.sshd.port}", f":{proxy.port}") + "\n"
@@ -190,7 +208,7 @@ def test_connection_cut_mid_upload_leaves_no_final_name_then_next_run_succeeds(l
         proxy.cut_after = None
         result = invoke(["--config", str(config), "run"], environ=lab.env(), now=clock)
     assert result.code == 0, result.stderr
-    assert ours(lab.remote_dir) == ours(lab.snapshot_dir)
+    assert snapshots(lab.remote_dir) == ours(lab.snapshot_dir)
 
 
 def test_second_run_while_one_holds_the_lock_exits_4(lab, backup, tmp_path):
@@ -231,9 +249,10 @@ def test_the_file_shipped_is_the_one_k3s_made_not_the_newest(lab, backup):
     decoy.write_bytes(b"a newer-looking file that this run did not make")
     result = backup()
     assert result.code == 0, result.stderr
-    shipped = [n for n in ours(lab.remote_dir) if n != decoy.name]
+    shipped = [n for n in snapshots(lab.remote_dir) if n != decoy.name]
     assert len(shipped) == 1
     assert shipped[0] in result.stdout
+    assert decoy.name not in snapshots(lab.remote_dir)
 
 
 def test_silent_failure_is_named(lab, backup):

@@ -21,7 +21,7 @@ from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
-from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY, S3Server
+from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY
 
 CLUSTER = "k3s-lab"
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
@@ -65,12 +65,6 @@ class BucketRaw:
 
     def private(self, name: str) -> bool:
         return True  # object ACLs are the bucket's: private by default
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory) -> Iterator[S3Server]:
-    with S3Server(tmp_path_factory.mktemp("s3")) as server:
-        yield server
 
 
 @pytest.fixture(params=["local", "ssh", "s3"])

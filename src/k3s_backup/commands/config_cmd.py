@@ -20,7 +20,12 @@ TEMPLATE = """\
 # not be a prefix of another cluster's name on the same backup host.
 cluster_name = "k3s-homelab"
 
-# Where `k3s etcd-snapshot save` writes (K3s's --etcd-snapshot-dir).
+# Where snapshots come from: auto | k3s | etcd | sqlite. auto = sqlite when K3s runs on its
+# SQLite datastore (single node), else `k3s etcd-snapshot save`.
+source = "auto"
+node_name = ""            # default: this host's name (etcd and sqlite sources)
+
+# Where snapshots are kept on this node (K3s's --etcd-snapshot-dir for the k3s source).
 snapshot_dir = "/var/lib/rancher/k3s/server/db/snapshots"
 
 # How many of our snapshots to keep on this node (K3s's own etcd-snapshot-* are never touched).
@@ -29,21 +34,36 @@ keep_local = 3
 log_file = "/var/log/k3s-backup.log"
 state_dir = "/var/lib/k3s-backup"
 
+# Installed by `k3s-backup setup`: cron syntax, and cron or a systemd timer.
+schedule = "0 2 * * *"
+scheduler = "cron"
+
 [k3s]
 bin = "k3s"
 data_dir = "/var/lib/rancher/k3s"   # as K3s's --data-dir
+config_dir = "/etc/rancher/k3s"     # config.yaml and config.yaml.d/ (saved in the restore bundle)
+
+# Only for source = "etcd" (any etcd v3: kubeadm, RKE2, plain etcd). kubeadm's files are
+# /etc/kubernetes/pki/etcd/ca.crt, healthcheck-client.crt and healthcheck-client.key.
+# [etcd]
+# endpoints = ["https://127.0.0.1:2379"]
+# cacert = "/var/lib/rancher/k3s/server/tls/etcd/server-ca.crt"
+# cert = "/var/lib/rancher/k3s/server/tls/etcd/client.crt"
+# key = "/var/lib/rancher/k3s/server/tls/etcd/client.key"
 
 # One [[targets]] table per place copies go. Each gets every snapshot, verified by SHA-256.
 [[targets]]
 name = "proxmox"
-type = "ssh"              # ssh | local
+type = "ssh"              # ssh | local | s3
 host = "192.168.1.100"
 user = "root"
 port = 22
 path = "/var/backups/k3s-etcd"
 identity_file = "/root/.ssh/id_ed25519"
 known_hosts = "/root/.ssh/known_hosts"   # the host key must be there: it is never auto-accepted
-keep = 7
+keep = 7                  # the newest 7 copies; add keep_daily/keep_weekly/keep_monthly for GFS
+compression = "zstd"      # none | zstd | zip
+# age_recipients = ["age1..."]   # encrypt to these public keys; keep the private key offline
 
 # A mounted NAS or USB disk:
 # [[targets]]
@@ -51,6 +71,17 @@ keep = 7
 # type = "local"
 # path = "/mnt/nas/k3s-etcd"
 # keep = 14
+
+# S3-compatible object storage (credentials from the environment or credentials_file):
+# [[targets]]
+# name = "minio"
+# type = "s3"
+# bucket = "k3s-backups"
+# prefix = "homelab"
+# endpoint_url = "http://minio.lan:9000"
+# credentials_file = "/etc/k3s-backup/s3-credentials"
+# keep = 30
+# keep_monthly = 12
 """
 
 

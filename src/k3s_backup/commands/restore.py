@@ -28,7 +28,7 @@ from k3s_backup.commands.fetch import (
     find_candidates,
     private_workdir,
 )
-from k3s_backup.config import Config
+from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
 from k3s_backup.inventory import LOCAL
@@ -50,6 +50,17 @@ class Options:
     dry_run: bool
     yes: bool
     force: bool
+    servers: tuple[str, ...] | None = None  # --servers: replaces [[restore.servers]]
+    agents: tuple[str, ...] | None = None
+
+
+def select_nodes(configured: list[NodeConfig], hosts: tuple[str, ...] | None) -> list[NodeConfig]:
+    """The configured nodes, or the hosts named on the command line, each with the SSH settings
+    of the configured entry for that host if there is one, else the defaults."""
+    if hosts is None:
+        return configured
+    by_host = {node.host: node for node in configured}
+    return [by_host.get(host) or NodeConfig(host=host) for host in hosts]
 
 
 class StepFailed(Exception):
@@ -92,6 +103,7 @@ class Executor:
         fetched: Fetched,
         restore_bundle: bundle.Bundle | None,
         put_token: bool,
+        options: Options,
     ) -> None:
         self.config = config
         self.env = env
@@ -102,8 +114,11 @@ class Executor:
         self.state = NodeState()
         self.stamp = env.now().strftime("%Y%m%d-%H%M%S")
         self.db = config.k3s.data_dir / "server" / "db"
-        self.servers = [RemoteNode(n, "server") for n in config.restore.servers]
-        self.agents = [RemoteNode(n, "agent") for n in config.restore.agents]
+        servers = select_nodes(config.restore.servers, options.servers)
+        self.servers = [RemoteNode(n, "server") for n in servers]
+        self.agents = [
+            RemoteNode(n, "agent") for n in select_nodes(config.restore.agents, options.agents)
+        ]
 
     # -- commands --------------------------------------------------------------------------
 
@@ -442,7 +457,9 @@ class Restore:
         )
         if put_token is None:
             return ExitCode.FAILED, False
-        executor = Executor(self.config, self.env, self.report, fetched, restore_bundle, put_token)
+        executor = Executor(
+            self.config, self.env, self.report, fetched, restore_bundle, put_token, self.options
+        )
         try:
             steps = executor.plan()
             self._show_plan(fetched, steps)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from k3s_backup import bundle
-from k3s_backup.config import Config
+from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
 from k3s_backup.formats.snapshot import check_snapshot
@@ -15,11 +17,13 @@ from k3s_backup.inventory import LocalManifests, local_bundle_path, local_copies
 from k3s_backup.lock import exclusive_run
 from k3s_backup.manifest import Manifest, for_snapshot
 from k3s_backup.policy import naming
+from k3s_backup.policy.retention import GfsRules
 from k3s_backup.report import Reporter, human_size
-from k3s_backup.rotation import plan, remove_from_target, remove_local
+from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import record_run
+from k3s_backup.storage_form import StoredForm, encode, encrypt_bytes
 from k3s_backup.streams import sha256_stream
 from k3s_backup.targets.base import Target, put_bytes
 from k3s_backup.targets.factory import open_target
@@ -56,13 +60,53 @@ def _manifest_of(snapshot: LocalSnapshot, source_kind: str) -> Manifest:
     return for_snapshot(snapshot.name, source_kind, size, digest)
 
 
+def stored_form(target_config: TargetConfig) -> StoredForm:
+    return StoredForm(
+        compression=target_config.compression,
+        zstd_level=target_config.zstd_level,
+        recipients=tuple(target_config.age_recipients),
+    )
+
+
+def stored_name(name: naming.SnapshotName, form: StoredForm) -> str:
+    """The name of a local snapshot's copy in a target's stored form (`.zst`, `.age`, ...)."""
+    return name.filename + form.suffix(name.suffix)
+
+
 def _ship_one(
-    target: Target, config: Config, name: naming.SnapshotName, manifest: Manifest
-) -> None:
+    target: Target,
+    config: Config,
+    name: naming.SnapshotName,
+    local: Manifest,
+    form: StoredForm,
+) -> str:
+    """Encode, upload and verify one copy and its manifest; the stored name."""
     path = config.snapshot_dir / name.filename
-    with path.open("rb") as stream:
-        target.put(name.filename, stream, manifest.sha256)
-    put_bytes(target, naming.manifest_name(name.filename), manifest.to_json())
+    work_root = config.state_dir / "work"
+    work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_root) as work:
+        stored = encode(path, form, name.suffix, name.filename, Path(work))
+        if stored == path:
+            size, digest = local.size, local.sha256
+        else:
+            with stored.open("rb") as stream:
+                digest = sha256_stream(stream)
+            size = stored.stat().st_size
+        manifest = replace(
+            local,
+            name=stored_name(name, form),
+            size=size,
+            sha256=digest,
+            compression=form.effective_compression(name.suffix),
+            encryption=form.encryption,
+            snapshot=name.filename,
+            plain_size=local.size,
+            plain_sha256=local.sha256,
+        )
+        with stored.open("rb") as stream:
+            target.put(manifest.name, stream, manifest.sha256)
+    put_bytes(target, naming.manifest_name(manifest.name), manifest.to_json())
+    return manifest.name
 
 
 class Run:
@@ -90,27 +134,27 @@ class Run:
     def ship(self, target: Target, newest: naming.SnapshotName) -> TargetResult:
         """Give `target` every local snapshot it lacks (oldest first), then rotate it."""
         result = TargetResult(ok=False)
+        target_config = self.config.target(target.name)
+        form = stored_form(target_config)
         listed = target_copies(target, self.config.cluster_name)
         present = {c.name.filename for c in listed if c.has_manifest}
         bundled = {c.name.filename for c in listed if c.has_bundle}
         for copy in local_copies(self.config.snapshot_dir, self.config.cluster_name):
-            if copy.name.filename in present:
-                self._ship_bundle(target, copy.name, bundled)
-                continue
-            if copy.name != newest and not self._still_valid(copy.name):
-                continue
-            _ship_one(target, self.config, copy.name, self.manifests.get(copy.name))
-            self._ship_bundle(target, copy.name, bundled)
-            result.shipped.append(copy.name.filename)
-            verb = "Copied" if copy.name == newest else "Caught up"
-            self.report.info(f"{verb} {copy.name.filename} to {target.name}: SHA-256 verified")
-        keep = self.config.target(target.name).keep
+            name = stored_name(copy.name, form)
+            if name not in present:
+                if copy.name != newest and not self._still_valid(copy.name):
+                    continue
+                _ship_one(target, self.config, copy.name, self.manifests.get(copy.name), form)
+                result.shipped.append(name)
+                verb = "Copied" if copy.name == newest else "Caught up"
+                self.report.info(f"{verb} {name} to {target.name}: SHA-256 verified")
+            self._ship_bundle(target, copy.name, name, form, bundled)
         copies = target_copies(target, self.config.cluster_name)
-        retention = plan(copies, keep, frozenset({newest.filename}))
+        retention = plan(copies, rules_of(target_config), frozenset({stored_name(newest, form)}))
         remove_from_target(target, retention.remove)
         result.removed = [n.filename for n in retention.remove]
-        for name in retention.remove:
-            self.report.info(f"Rotated {name.filename} off {target.name}")
+        for removed in retention.remove:
+            self.report.info(f"Rotated {removed.filename} off {target.name}")
         kept = target_copies(target, self.config.cluster_name)
         result.copies, result.bytes = len(kept), sum(c.size for c in kept)
         result.ok = True
@@ -136,11 +180,22 @@ class Run:
                 f" {bundle.token_path(self.config.k3s.data_dir)} elsewhere"
             )
 
-    def _ship_bundle(self, target: Target, name: naming.SnapshotName, bundled: set[str]) -> None:
+    def _ship_bundle(
+        self,
+        target: Target,
+        name: naming.SnapshotName,
+        stored: str,
+        form: StoredForm,
+        bundled: set[str],
+    ) -> None:
+        """The restore bundle beside the copy, encrypted like it when the target encrypts."""
         path = local_bundle_path(self.config.state_dir, name.filename)
-        if name.filename in bundled or not path.is_file():
+        if stored in bundled or not path.is_file():
             return
-        put_bytes(target, naming.bundle_name(name.filename), path.read_bytes())
+        body = path.read_bytes()
+        if form.recipients:
+            body = encrypt_bytes(body, form.recipients)
+        put_bytes(target, naming.bundle_name(stored), body)
 
     def _still_valid(self, name: naming.SnapshotName) -> bool:
         try:
@@ -163,7 +218,8 @@ class Run:
 
     def rotate_local(self, newest: naming.SnapshotName) -> None:
         copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
-        retention = plan(copies, self.config.keep_local, frozenset({newest.filename}))
+        rules = GfsRules(last=self.config.keep_local)
+        retention = plan(copies, rules, frozenset({newest.filename}))
         remove_local(retention.remove, self.source.delete, self.report.warn)
         for name in retention.remove:
             self.manifests.forget(name.filename)

@@ -17,6 +17,9 @@ K3S_OWN_PREFIX = "etcd-snapshot"
 MANIFEST_SUFFIX = ".json"
 BUNDLE_SUFFIX = ".bundle.tar"  # the restore bundle (token, K3s config) beside each snapshot
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
+# What may follow the unix time: K3s's `.zip` or our SQLite `.db` (the local file), then the
+# storage form a target adds (`.zst` or `.zip` compression, `.age` encryption).
+_STORED_SUFFIX = r"(?:\.db)?(?:\.zip|\.zst)?(?:\.age)?"
 
 
 @dataclass(frozen=True, order=True)
@@ -44,7 +47,7 @@ def snapshot_prefix(cluster: str, when: datetime) -> str:
 def _pattern(cluster: str) -> re.Pattern[str]:
     return re.compile(
         rf"^{re.escape(cluster)}-(?P<stamp>\d{{8}}-\d{{6}})-(?P<node>[A-Za-z0-9._-]+?)"
-        rf"-(?P<unix>\d{{1,12}})(?P<suffix>\.zip|\.db)?"
+        rf"-(?P<unix>\d{{1,12}})(?P<suffix>{_STORED_SUFFIX})"
     )
 
 
