@@ -38,10 +38,17 @@ def put_batch(endpoint: str, items: list[tuple[str, bytes]]) -> None:
 def kubernetes_like(index: int, revision: int) -> tuple[str, bytes]:
     kind = index % 4
     if kind == 0:
-        obj = {"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": f"cm-{index}", "namespace": f"ns-{index % 40}",
-                            "resourceVersion": str(revision), "labels": {"app": f"a{index % 90}"}},
-               "data": {"config.yaml": "replicas: 3\nimage: registry/app:1.2.3\n" * 8}}
+        obj = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"cm-{index}",
+                "namespace": f"ns-{index % 40}",
+                "resourceVersion": str(revision),
+                "labels": {"app": f"a{index % 90}"},
+            },
+            "data": {"config.yaml": "replicas: 3\nimage: registry/app:1.2.3\n" * 8},
+        }
         return f"/registry/configmaps/ns-{index % 40}/cm-{index}", json.dumps(obj).encode()
     if kind == 1:  # a Secret: incompressible payload
         return f"/registry/secrets/ns-{index % 40}/s-{index}", b"k8s\x00" + os.urandom(600)
@@ -55,8 +62,10 @@ def build_snapshot(workdir: Path, objects: int) -> Path:
     with EtcdServer(workdir / "etcd") as etcd:
         for revision in range(3):  # history: each object written three times
             for start in range(0, objects, 100):
-                put_batch(etcd.endpoint, [kubernetes_like(i, revision)
-                                          for i in range(start, min(start + 100, objects))])
+                put_batch(
+                    etcd.endpoint,
+                    [kubernetes_like(i, revision) for i in range(start, min(start + 100, objects))],
+                )
         return etcd.snapshot_save(workdir / "snapshot.db")
 
 
@@ -70,9 +79,14 @@ def main() -> None:
         size = snapshot.stat().st_size
         print(f"snapshot: {size / 2**20:.1f} MiB ({args.objects} objects x 3 revisions)")
         print(f"{'form':<10} {'stored MiB':>10} {'ratio':>6} {'seconds':>8} {'MiB/s':>7}")
-        forms = [("none", StoredForm()), ("zstd-1", StoredForm("zstd", 1)),
-                 ("zstd-3", StoredForm("zstd", 3)), ("zstd-9", StoredForm("zstd", 9)),
-                 ("zstd-19", StoredForm("zstd", 19)), ("zip", StoredForm("zip"))]
+        forms = [
+            ("none", StoredForm()),
+            ("zstd-1", StoredForm("zstd", 1)),
+            ("zstd-3", StoredForm("zstd", 3)),
+            ("zstd-9", StoredForm("zstd", 9)),
+            ("zstd-19", StoredForm("zstd", 19)),
+            ("zip", StoredForm("zip")),
+        ]
         for label, form in forms:
             out = workdir / label
             out.mkdir()
@@ -80,8 +94,10 @@ def main() -> None:
             stored = encode(snapshot, form, "", snapshot.name, out)
             seconds = time.perf_counter() - started
             stored_size = stored.stat().st_size
-            print(f"{label:<10} {stored_size / 2**20:>10.1f} {size / stored_size:>6.2f}"
-                  f" {seconds:>8.2f} {size / 2**20 / max(seconds, 1e-9):>7.0f}")
+            print(
+                f"{label:<10} {stored_size / 2**20:>10.1f} {size / stored_size:>6.2f}"
+                f" {seconds:>8.2f} {size / 2**20 / max(seconds, 1e-9):>7.0f}"
+            )
 
 
 if __name__ == "__main__":

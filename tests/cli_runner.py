@@ -42,3 +42,8 @@ def invoke(
         env.now = now
     code = main(args, env)
     return Result(code, out.getvalue(), err.getvalue(), out.getvalue().splitlines())
+
+
+def clock_at(when: datetime) -> Callable[[], datetime]:
+    """A clock frozen at `when`, for runs that must happen at a given time."""
+    return lambda: when

@@ -126,6 +126,11 @@ FROM_OPTION = click.option(
     metavar="local|TARGET",
     help="Take the copy from this node or from one target [default: newest, this node first].",
 )
+AGE_IDENTITY_OPTION = click.option(
+    "--identity",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="age private key file, for copies on targets with age_recipients.",
+)
 
 RESTORE_EXIT_CODES = """\b
 Exit codes:
@@ -150,6 +155,7 @@ Exit codes:
 @click.option(
     "--agents", metavar="HOST,...", help="The agents, over SSH [default: [[restore.agents]]]."
 )
+@AGE_IDENTITY_OPTION
 @pass_context
 def restore(
     ctx: Context,
@@ -160,6 +166,7 @@ def restore(
     force: bool,
     servers: str | None,
     agents: str | None,
+    identity: Path | None,
 ) -> int:
     """Restore snapshot NAME (latest, a name or a unique prefix) on this node, verified first."""
     from k3s_backup.commands.restore import Options
@@ -176,6 +183,7 @@ def restore(
         force=force,
         servers=hosts(servers),
         agents=hosts(agents),
+        identity=identity,
     )
     return restore_snapshot(ctx.config(), ctx.env, options)
 
@@ -198,12 +206,15 @@ Exit codes:
 )
 @FROM_OPTION
 @click.option("--force", is_flag=True, help="Replace an existing FILE.")
+@AGE_IDENTITY_OPTION
 @pass_context
-def fetch(ctx: Context, name: str, out: Path, source: str | None, force: bool) -> int:
+def fetch(
+    ctx: Context, name: str, out: Path, source: str | None, force: bool, identity: Path | None
+) -> int:
     """Download, verify and decode snapshot NAME into a plain file usable by K3s or etcdutl."""
     from k3s_backup.commands.fetch import fetch as fetch_snapshot
 
-    return fetch_snapshot(ctx.config(), ctx.env, name, out, source, force)
+    return fetch_snapshot(ctx.config(), ctx.env, name, out, source, force, identity)
 
 
 @cli.group()
@@ -255,9 +266,15 @@ def demo(ctx: Context, workdir: Path | None) -> int:
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 @click.option("--keys", "keys_prefix", metavar="PREFIX", help="List the live keys under PREFIX.")
 @click.option("--get", "get_key", metavar="KEY", help="Print one object, decoded.")
+@AGE_IDENTITY_OPTION
 @pass_context
 def inspect(
-    ctx: Context, snapshot: str, as_json: bool, keys_prefix: str | None, get_key: str | None
+    ctx: Context,
+    snapshot: str,
+    as_json: bool,
+    keys_prefix: str | None,
+    get_key: str | None,
+    identity: Path | None,
 ) -> int:
     """What a snapshot holds: revision, keys, Kubernetes objects (no etcd needed).
 
@@ -268,29 +285,31 @@ def inspect(
         raise click.UsageError("--keys and --get cannot be combined")
     from k3s_backup.commands.inspect import inspect as inspect_snapshot
 
-    return inspect_snapshot(snapshot, ctx.config, ctx.env, as_json, keys_prefix, get_key)
+    return inspect_snapshot(snapshot, ctx.config, ctx.env, as_json, keys_prefix, get_key, identity)
 
 
 @cli.command()
 @click.argument("old")
 @click.argument("new")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@AGE_IDENTITY_OPTION
 @pass_context
-def diff(ctx: Context, old: str, new: str, as_json: bool) -> int:
+def diff(ctx: Context, old: str, new: str, as_json: bool, identity: Path | None) -> int:
     """Objects added, removed and changed from snapshot OLD to NEW."""
     from k3s_backup.commands.diff import diff as diff_snapshots
 
-    return diff_snapshots(old, new, ctx.config, ctx.env, as_json)
+    return diff_snapshots(old, new, ctx.config, ctx.env, as_json, identity)
 
 
 @cli.command()
 @click.argument("snapshot", required=False)
+@AGE_IDENTITY_OPTION
 @pass_context
-def drill(ctx: Context, snapshot: str | None) -> int:
+def drill(ctx: Context, snapshot: str | None, identity: Path | None) -> int:
     """Restore a copy into a throwaway etcd on loopback and check it (default: latest)."""
     from k3s_backup.commands.drill import drill as run_drill
 
-    return run_drill(snapshot, ctx.config(), ctx.env)
+    return run_drill(snapshot, ctx.config(), ctx.env, identity)
 
 
 ROOT_OPTION = click.option(

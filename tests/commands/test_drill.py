@@ -15,15 +15,17 @@ def _state(lab) -> dict[str, Any]:
 
 
 def _backup(lab, tmp_path):
+    """Config, the snapshot's name (as on this node) and its stored copy on the backup host."""
     config = lab.write_config(tmp_path / "config.toml")
     load_cluster(lab.etcd)
     assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 0
-    [name] = [p.name for p in lab.remote_dir.iterdir() if naming.is_ours("k3s-lab", p.name)]
-    return config, name
+    [name] = [p.name for p in lab.snapshot_dir.iterdir() if naming.is_ours("k3s-lab", p.name)]
+    [stored] = [p for p in lab.remote_dir.iterdir() if naming.is_ours("k3s-lab", p.name)]
+    return config, name, stored
 
 
 def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
-    config, name = _backup(lab, tmp_path)
+    config, name, _stored = _backup(lab, tmp_path)
     revision, keys = live_revision_and_keys(lab.etcd)
     result = invoke(["--config", str(config), "drill"], environ=lab.env())
     assert result.code == 0, result.stderr
@@ -34,10 +36,9 @@ def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
 
 
 def test_drill_of_a_truncated_copy_fails_and_says_why(lab, tmp_path):
-    config, name = _backup(lab, tmp_path)
+    config, name, stored = _backup(lab, tmp_path)
     (lab.snapshot_dir / name).unlink()  # only the backup host's copy is left
-    remote = lab.remote_dir / name
-    remote.write_bytes(remote.read_bytes()[:-8192])
+    stored.write_bytes(stored.read_bytes()[:-100])
     result = invoke(["--config", str(config), "drill", name], environ=lab.env())
     assert result.code == 1
     assert f"drill of {name} failed" in result.stderr
@@ -47,7 +48,7 @@ def test_drill_of_a_truncated_copy_fails_and_says_why(lab, tmp_path):
 
 
 def test_drill_of_a_truncated_file_fails_before_restoring(lab, tmp_path):
-    config, name = _backup(lab, tmp_path)
+    config, name, _stored = _backup(lab, tmp_path)
     truncated = tmp_path / "truncated"
     truncated.write_bytes((lab.snapshot_dir / name).read_bytes()[:-4096])
     result = invoke(["--config", str(config), "drill", str(truncated)], environ=lab.env())
@@ -56,7 +57,8 @@ def test_drill_of_a_truncated_file_fails_before_restoring(lab, tmp_path):
 
 
 def test_drill_without_etcd_says_what_is_missing(lab, tmp_path):
-    config, _name = _backup(lab, tmp_path)
+    _backup(lab, tmp_path)
+    config = tmp_path / "config.toml"
     environ = {**lab.env(), "PATH": str(lab.bin_dir)}
     result = invoke(["--config", str(config), "drill"], environ=environ)
     assert result.code == 2

@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyrage
 import pytest
 
 from k3s_backup.config import NodeConfig
@@ -17,7 +20,8 @@ from k3s_backup.testbed.fake_k3s import FakeK3sState, new_token
 from k3s_backup.testbed.lab import Lab
 from tests.cli_runner import Result, invoke
 
-OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip)?$")
+# A local snapshot (`.zip` when K3s compressed it) or a target's stored form (`.zst`, `.age`).
+OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip|\.zst)?(\.age)?$")
 
 
 class Clock:
@@ -404,3 +408,112 @@ def test_servers_and_agents_named_on_the_command_line(lab: Lab, cli: Cli) -> Non
         "1c. on server root@10.0.0.3: systemctl stop k3s",
     ]
     assert "k3s-agent" not in result.stdout
+
+
+@pytest.mark.parametrize("compression", ["zstd", "zip"])
+def test_restore_from_an_encrypting_target_needs_the_identity(
+    lab: Lab, tmp_path: Path, compression: str
+) -> None:
+    identity = pyrage.x25519.Identity.generate()
+    key_file = tmp_path / "age.key"
+    key_file.write_text(f"# created for the test\n{identity}\n")
+    target = lab.ssh_target(compression=compression, age_recipients=[str(identity.to_public())])
+    config = write_config(lab, tmp_path / "age.toml", targets=[target])
+    clock = Clock()
+
+    def cli(*args: str) -> Result:
+        return invoke(["--config", str(config), *args], environ=lab.env(), now=clock)
+
+    at_backup = write_keys(lab)
+    assert cli("run").code == 0
+    [stored] = [p.name for p in lab.remote_dir.iterdir() if OUR_NAME.match(p.name)]
+    assert stored.endswith(".age")
+    change_keys(lab)
+    keys, pid = lab.etcd.get_all(), etcd_pid(lab)
+    refused = cli("restore", "--from", "backup-host", "--yes")
+    assert refused.code == 1 and "pass --identity FILE" in refused.stderr
+    assert_untouched(lab, pid, keys)
+    result = cli("restore", "--from", "backup-host", "--yes", "--identity", str(key_file))
+    assert result.code == 0, result.stderr
+    assert "no restore bundle" not in result.stderr  # the encrypted bundle was read too
+    assert lab.etcd.get_all() == at_backup
+
+
+def kine_rows(database: Path) -> list[tuple[int, str, bytes]]:
+    with closing(sqlite3.connect(database)) as db:
+        return list(db.execute("SELECT id, name, value FROM kine ORDER BY id"))
+
+
+def make_kine_datastore(database: Path) -> None:
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(database)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY, name TEXT, value BLOB)")
+        rows = [(i, f"/registry/configmaps/default/cm-{i}", b"v1") for i in range(1, 101)]
+        db.executemany("INSERT INTO kine VALUES (?, ?, ?)", rows)
+        db.commit()
+
+
+def leave_a_stale_wal(database: Path) -> tuple[bytes, list[tuple[int, str, bytes]]]:
+    """Commit changes and keep the WAL file K3s's SQLite would leave behind when stopped hard:
+    a restore that left it beside the new state.db would have SQLite replay it."""
+    wal = database.with_name("state.db-wal")
+    db = sqlite3.connect(database)
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("UPDATE kine SET value = ? WHERE id <= 50", (b"v2",))
+    db.execute("DELETE FROM kine WHERE id > 90")
+    db.commit()
+    kept, rows = wal.read_bytes(), list(db.execute("SELECT id, name, value FROM kine ORDER BY id"))
+    db.close()  # checkpoints and removes the WAL; put it back as a hard stop would leave it
+    wal.write_bytes(kept)
+    return kept, rows  # reading the database now would replay and remove the WAL
+
+
+def sqlite_config(lab: Lab, path: Path) -> Path:
+    node = FakeK3sState.load(lab.state_file).node_name  # what `kubectl get nodes` reports
+    return write_config(lab, path, source="sqlite", node_name=node)
+
+
+def test_sqlite_restore_puts_the_copy_in_place_and_keeps_the_old_database(
+    lab: Lab, tmp_path: Path
+) -> None:
+    database = db_dir(lab) / "state.db"
+    make_kine_datastore(database)
+    config = sqlite_config(lab, tmp_path / "sqlite.toml")
+    clock = Clock()
+
+    def cli(*args: str) -> Result:
+        return invoke(["--config", str(config), *args], environ=lab.env(), now=clock)
+
+    at_backup = kine_rows(database)
+    assert cli("run").code == 0
+    wal, changed = leave_a_stale_wal(database)
+    assert changed != at_backup
+    before = database.read_bytes()
+    dry = cli("restore", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "sqlite-old-" in dry.stdout
+    assert database.read_bytes() == before and database.with_name("state.db-wal").exists()
+    result = cli("restore", "latest", "--yes")
+    assert result.code == 0, result.stderr
+    assert kine_rows(database) == at_backup
+    assert not database.with_name("state.db-wal").exists()
+    assert database.stat().st_mode & 0o777 == 0o600
+    [aside] = sorted(db_dir(lab).glob("sqlite-old-*"))
+    assert (aside / "state.db-wal").read_bytes() == wal
+    assert kine_rows(aside / "state.db") == changed  # the old database, whole, with its WAL
+    assert k3s_active(lab)
+    assert str(aside) in result.lines[-1]
+
+
+def test_sqlite_restore_refuses_other_servers(lab: Lab, tmp_path: Path) -> None:
+    database = db_dir(lab) / "state.db"
+    make_kine_datastore(database)
+    config = sqlite_config(lab, tmp_path / "sqlite.toml")
+    run = invoke(["--config", str(config), "run"], environ=lab.env(), now=Clock())
+    assert run.code == 0, run.stderr
+    args = ["--config", str(config), "restore", "--yes", "--servers", "10.0.0.2"]
+    result = invoke(args, environ=lab.env(), now=Clock())
+    assert result.code == 1
+    assert "a SQLite datastore serves a single server" in result.stderr
+    assert not list(db_dir(lab).glob("sqlite-old-*")) and k3s_active(lab)

@@ -14,7 +14,7 @@ import zstandard
 
 from k3s_backup.testbed.etcd import snapshot_status
 from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY
-from tests.cli_runner import invoke
+from tests.cli_runner import clock_at, invoke
 
 
 class Clock:
@@ -148,7 +148,7 @@ def test_gfs_keeps_by_rule_and_prune_dry_run_says_which(lab, tmp_path):
     start = datetime(2026, 11, 1, 2, 0, 0).astimezone()
     for run in range(12):  # two runs a day for six days
         when = start + timedelta(hours=12 * run)
-        result = invoke(["--config", str(config), "run"], environ=lab.env(), now=lambda w=when: w)
+        result = invoke(["--config", str(config), "run"], environ=lab.env(), now=clock_at(when))
         assert result.code == 0, result.stderr
     stored = sorted(p.name for p in lab.remote_dir.glob("*.zst"))
     days = sorted({name.split("-")[2] for name in stored})

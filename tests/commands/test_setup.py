@@ -10,6 +10,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+import zstandard
 
 from k3s_backup.targets.ssh import fingerprint
 from tests.cli_runner import Result, invoke
@@ -94,9 +95,13 @@ def test_setup_from_scratch_with_the_restricted_key_backs_up(lab, root):
     assert done.code == 0, done.stderr
     assert "Backup complete" in done.stdout
     [copy] = [
-        p for p in lab.remote_dir.iterdir() if re.match(r"k3s-lab-\d{8}-\d{6}-.*-\d+$", p.name)
+        p
+        for p in lab.remote_dir.iterdir()
+        if re.match(r"k3s-lab-\d{8}-\d{6}-.*-\d+\.zst$", p.name)  # zstd by default
     ]
-    assert copy.read_bytes() == (lab.snapshot_dir / copy.name).read_bytes()
+    local = lab.snapshot_dir / copy.name.removesuffix(".zst")
+    plain = zstandard.ZstdDecompressor().decompressobj().decompress(copy.read_bytes())
+    assert plain == local.read_bytes()
     assert lab.remote_dir.stat().st_mode & 0o777 == 0o700
     config = root / "etc" / "k3s-backup" / "config.toml"
     assert config.stat().st_mode & 0o777 == 0o600

@@ -60,8 +60,12 @@ def test_snapshot_holds_every_key_and_restores(etcd, tmp_path):
     result = invoke(["--config", str(write_config(tmp_path, etcd)), "run"])
     assert result.code == 0, result.stderr
     assert f"from {etcd.tls_endpoint}" in result.stdout
-    [copy] = shipped(tmp_path)
-    assert copy.name.startswith("kubeadm-") and "-cp-1-" in copy.name
+    [stored] = shipped(tmp_path)
+    assert stored.name.startswith("kubeadm-") and "-cp-1-" in stored.name
+    copy = tmp_path / "fetched.db"  # the stored form (zstd by default) undone by `fetch`
+    args = ["--config", str(tmp_path / "config.toml"), "fetch", "latest", "--from", "usb"]
+    fetched = invoke([*args, "--out", str(copy)])
+    assert fetched.code == 0, fetched.stderr
     assert snapshot_status(copy)["totalKey"] >= len(written)
     restored = tmp_path / "restored"
     restore_snapshot(copy, restored)

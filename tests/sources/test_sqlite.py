@@ -88,6 +88,7 @@ def test_auto_picks_sqlite_and_run_ships_a_checked_copy(tmp_path):
         f'state_dir = "{tmp_path}/state"\nlog_file = "{tmp_path}/log"\n'
         f'[k3s]\ndata_dir = "{data_dir}"\n'
         f'[[targets]]\nname = "usb"\ntype = "local"\npath = "{tmp_path}/usb"\n'
+        'compression = "none"\n'  # the copy as stored is a plain SQLite database
     )
     result = invoke(["--config", str(config), "run"])
     assert result.code == 0, result.stderr

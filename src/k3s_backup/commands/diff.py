@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
@@ -88,11 +89,16 @@ def _write_text(result: dict[str, Any], env: Environment) -> None:
 
 
 def diff(
-    first: str, second: str, load_config: ConfigLoader, env: Environment, as_json: bool
+    first: str,
+    second: str,
+    load_config: ConfigLoader,
+    env: Environment,
+    as_json: bool,
+    identity: Path | None = None,
 ) -> ExitCode:
     with (
-        open_copy(first, load_config, env) as old_copy,
-        open_copy(second, load_config, env) as new_copy,
+        open_copy(first, load_config, env, identity) as old_copy,
+        open_copy(second, load_config, env, identity) as new_copy,
         EtcdDb(old_copy.path) as old_db,
         EtcdDb(new_copy.path) as new_db,
     ):

@@ -216,10 +216,15 @@ def _restore_and_start(
 
 
 def _rehearse(
-    tools: Tools, name: str, config: Config, env: Environment, record: dict[str, Any]
+    tools: Tools,
+    name: str,
+    config: Config,
+    env: Environment,
+    record: dict[str, Any],
+    identity: Path | None,
 ) -> None:
     """Fill `record` as the drill goes; raise DrillError (or another BackupError) on failure."""
-    with open_copy(name, lambda: config, env) as copy:
+    with open_copy(name, lambda: config, env, identity) as copy:
         record.update(name=copy.name, location=copy.location)
         with EtcdDb(copy.path) as db:
             reading = read_snapshot(copy, db)
@@ -242,7 +247,9 @@ def _rehearse(
         )
 
 
-def drill(name: str | None, config: Config, env: Environment) -> ExitCode:
+def drill(
+    name: str | None, config: Config, env: Environment, identity: Path | None = None
+) -> ExitCode:
     wanted = name or LATEST
     record: dict[str, Any] = {
         "when": env.now().isoformat(timespec="seconds"),
@@ -259,7 +266,7 @@ def drill(name: str | None, config: Config, env: Environment) -> ExitCode:
         record["problem"], code = tools, ExitCode.USAGE
     else:
         try:
-            _rehearse(tools, wanted, config, env, record)
+            _rehearse(tools, wanted, config, env, record, identity)
             record["ok"] = True
         except (BackupError, OSError, subprocess.TimeoutExpired) as exc:
             record["problem"] = str(exc)

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import pyrage
+
 from k3s_backup import bundle
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
@@ -36,10 +38,13 @@ from k3s_backup.inventory import (
 from k3s_backup.manifest import Manifest
 from k3s_backup.policy import naming
 from k3s_backup.report import Reporter, human_size
-from k3s_backup.streams import copy_stream
+from k3s_backup.storage_form import DecodeError, decode, read_identities
+from k3s_backup.streams import copy_stream, sha256_stream
 from k3s_backup.targets.factory import open_target
 
 LATEST = "latest"
+AGE_HEADER = b"age-encryption.org/v1"
+Identities = list[pyrage.x25519.Identity]
 
 
 class ChoiceError(BackupError):
@@ -50,9 +55,14 @@ class ChoiceError(BackupError):
 
 @dataclass(frozen=True)
 class Candidate:
-    name: naming.SnapshotName
+    name: naming.SnapshotName  # the stored file's name (`.zst`, `.age`, ... on a target)
     location: str  # "local" or a target's name
     size: int
+
+    @property
+    def snapshot(self) -> str:
+        """The snapshot's name without any suffix: the same for every stored form of it."""
+        return self.name.base
 
 
 @dataclass(frozen=True)
@@ -94,21 +104,26 @@ def find_candidates(
     return found, unreadable
 
 
-def choose(candidates: list[Candidate], wanted: str) -> naming.SnapshotName:
-    """`latest`, an exact file name, or a unique prefix of one."""
-    names = sorted({c.name for c in candidates})
+def _newest_first(candidates: list[Candidate]) -> list[str]:
+    newest = {c.snapshot: c.name for c in candidates}  # one entry per snapshot, any form
+    return [base for base, _ in sorted(newest.items(), key=lambda item: item[1], reverse=True)]
+
+
+def choose(candidates: list[Candidate], wanted: str) -> str:
+    """The snapshot meant by `latest`, a file name in any stored form, or a unique prefix."""
+    names = _newest_first(candidates)
     if not names:
         raise SnapshotError("no snapshot of ours found at any location: nothing to restore")
     if wanted == LATEST:
-        return names[-1]
-    exact = [n for n in names if n.filename == wanted]
+        return names[0]
+    exact = {c.snapshot for c in candidates if wanted in (c.snapshot, c.name.filename)}
     if exact:
-        return exact[0]
-    matching = [n for n in names if n.filename.startswith(wanted)]
+        return exact.pop()
+    matching = [n for n in names if n.startswith(wanted)]
     if len(matching) == 1:
         return matching[0]
     shown = matching or names
-    listing = "\n".join(f"  {n.filename}" for n in reversed(shown))
+    listing = "\n".join(f"  {n}" for n in shown)
     if matching:
         raise ChoiceError(
             f"{wanted!r} matches {len(matching)} snapshots; be more precise:\n{listing}"
@@ -116,8 +131,8 @@ def choose(candidates: list[Candidate], wanted: str) -> naming.SnapshotName:
     raise ChoiceError(f"no snapshot named {wanted!r}; these exist (newest first):\n{listing}")
 
 
-def copies_of(candidates: list[Candidate], name: naming.SnapshotName) -> list[Candidate]:
-    return [c for c in candidates if c.name == name]  # already in order of preference
+def copies_of(candidates: list[Candidate], snapshot: str) -> list[Candidate]:
+    return [c for c in candidates if c.snapshot == snapshot]  # already in order of preference
 
 
 class _Download:
@@ -207,13 +222,45 @@ def _check_plain(path: Path) -> SnapshotCheck:
     return check_snapshot(path)
 
 
-def fetch_one(config: Config, env: Environment, copy: Candidate, workdir: Path) -> Fetched:
-    """Download one copy into `workdir`, verify it, decode it; SnapshotError if it fails."""
-    downloaded = workdir / copy.name.filename
-    _manifest_and_download(config, copy, downloaded, env)
-    plain = _unzip(downloaded, copy.name, workdir) if copy.name.suffix == ".zip" else downloaded
-    check = _check_plain(plain)
-    return Fetched(copy.name, copy.location, plain, check)
+def _local_form(
+    config: Config, manifest: Manifest, stored: Path, work: Path, identities: Identities
+) -> Path:
+    """Undo the target's storage form (zstd/zip, age): the snapshot file as this node made it,
+    checked against the plain SHA-256 the manifest recorded."""
+    local = naming.parse(config.cluster_name, manifest.snapshot)
+    if local is None or "/" in manifest.snapshot:
+        raise SnapshotError(f"the manifest names {manifest.snapshot!r}: not a snapshot of ours")
+    if manifest.compression == "none" and manifest.encryption == "none":
+        decoded = stored
+    else:
+        decoded = decode(stored, manifest.compression, manifest.encryption, identities, work)
+    with decoded.open("rb") as stream:
+        digest = sha256_stream(stream)
+    if digest != manifest.plain_sha256 or decoded.stat().st_size != manifest.plain_size:
+        raise SnapshotError(
+            f"{manifest.name} decodes to a file whose SHA-256 {digest} is not the snapshot's"
+            f" {manifest.plain_sha256}"
+        )
+    return decoded.rename(work / local.filename)
+
+
+def fetch_one(
+    config: Config, env: Environment, copy: Candidate, workdir: Path, identities: Identities
+) -> Fetched:
+    """Download one copy into its own directory under `workdir`, verify it, decode it;
+    SnapshotError (or DecodeError) if it fails, leaving nothing behind."""
+    work = Path(tempfile.mkdtemp(prefix="copy-", dir=workdir))
+    try:
+        downloaded = work / f"stored-{copy.name.filename}"
+        manifest = _manifest_and_download(config, copy, downloaded, env)
+        local_file = _local_form(config, manifest, downloaded, work, identities)
+        local = naming.parse(config.cluster_name, local_file.name)
+        assert local is not None  # checked in _local_form
+        plain = _unzip(local_file, local, work) if local.suffix == ".zip" else local_file
+        return Fetched(local, copy.location, plain, _check_plain(plain))
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def fetch_verified(
@@ -222,6 +269,7 @@ def fetch_verified(
     reporter: Reporter,
     copies: list[Candidate],
     workdir: Path,
+    identities: Identities,
 ) -> Fetched:
     """The first copy that verifies, in order of preference; each failure is reported."""
     failures: list[str] = []
@@ -230,10 +278,8 @@ def fetch_verified(
             f"Fetching {copy.name.filename} from {copy.location} ({human_size(copy.size)})"
         )
         try:
-            fetched = fetch_one(config, env, copy, workdir)
+            fetched = fetch_one(config, env, copy, workdir, identities)
         except (BackupError, OSError) as exc:
-            for leftover in (copy.name.filename, copy.name.base):
-                (workdir / leftover).unlink(missing_ok=True)
             reporter.warn(f"refusing the copy on {copy.location}: {exc}")
             failures.append(f"{copy.location}: {exc}")
             continue
@@ -243,32 +289,56 @@ def fetch_verified(
         )
         return fetched
     raise SnapshotError(
-        f"no copy of {copies[0].name.filename} verifies; nothing was changed:\n"
+        f"no copy of {copies[0].snapshot} verifies; nothing was changed:\n"
         + "\n".join(f"  {failure}" for failure in failures)
     )
 
 
+def decrypt_bytes(body: bytes, identities: Identities) -> bytes:
+    if not identities:
+        raise DecodeError("it is age-encrypted: pass --identity FILE (the private key)")
+    try:
+        plain: bytes = pyrage.decrypt(body, identities)
+    except pyrage.DecryptError as exc:
+        raise DecodeError(f"cannot decrypt it with the given identity: {exc}") from None
+    return plain
+
+
+def _bundle_bytes(config: Config, copy: Candidate) -> bytes | None:
+    if copy.location == LOCAL:
+        path = local_bundle_path(config.state_dir, copy.name.filename)
+        return path.read_bytes() if path.is_file() else None
+    with open_target(config.target(copy.location), config.cluster_name) as target:
+        filename = naming.bundle_name(copy.name.filename)
+        if target.stat(filename) is None:
+            return None
+        buffer = io.BytesIO()
+        target.get(filename, buffer)
+        return buffer.getvalue()
+
+
 def fetch_bundle(
-    config: Config, reporter: Reporter, name: naming.SnapshotName, locations: list[str]
+    config: Config, reporter: Reporter, copies: list[Candidate], identities: Identities
 ) -> bundle.Bundle | None:
-    """The restore bundle of `name`, from the first location that has a readable one."""
-    for location in locations:
+    """The restore bundle beside the first of `copies` that has a readable one (decrypted with
+    the age identity when the target encrypts)."""
+    for copy in copies:
+        origin = f"{copy.location}: {naming.bundle_name(copy.name.filename)}"
         try:
-            if location == LOCAL:
-                path = local_bundle_path(config.state_dir, name.filename)
-                if path.is_file():
-                    return bundle.read(path)
+            body = _bundle_bytes(config, copy)
+            if body is None:
                 continue
-            with open_target(config.target(location), config.cluster_name) as target:
-                filename = naming.bundle_name(name.filename)
-                if target.stat(filename) is None:
-                    continue
-                buffer = io.BytesIO()
-                target.get(filename, buffer)
-                return bundle.from_bytes(buffer.getvalue(), f"{location}: {filename}")
-        except BackupError as exc:
-            reporter.warn(f"cannot read the restore bundle on {location}: {exc}")
+            if body.startswith(AGE_HEADER):
+                body = decrypt_bytes(body, identities)
+            return bundle.from_bytes(body, origin)
+        except (BackupError, OSError) as exc:
+            reporter.warn(f"cannot read the restore bundle {origin}: {exc}")
     return None
+
+
+def load_identities(identity: Path | None) -> Identities:
+    """The age private keys of `--identity FILE`, needed only for encrypted copies."""
+    return read_identities(identity) if identity is not None else []
 
 
 def private_workdir(parent: Path, prefix: str) -> Path:
@@ -283,8 +353,10 @@ def fetch(
     out: Path,
     source: str | None,
     force: bool,
+    identity: Path | None = None,
 ) -> ExitCode:
     reporter = Reporter(env, None)
+    identities = load_identities(identity)
     out = out.absolute()
     if out.is_dir():
         raise ChoiceError(f"{out} is a directory; give the file to write, e.g. {out}/snapshot.db")
@@ -296,11 +368,12 @@ def fetch(
     name = choose(candidates, wanted)
     workdir = private_workdir(out.parent, f".{out.name}.partial-")
     try:
-        fetched = fetch_verified(config, env, reporter, copies_of(candidates, name), workdir)
+        copies = copies_of(candidates, name)
+        fetched = fetch_verified(config, env, reporter, copies, workdir, identities)
         os.replace(fetched.plain, out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if name.suffix == ".db":
+    if fetched.name.suffix == ".db":
         how = "with K3s stopped, it replaces <data-dir>/server/db/state.db (drop -wal and -shm)"
     else:
         how = f"restore it with `k3s server --cluster-reset --cluster-reset-restore-path={out}`"

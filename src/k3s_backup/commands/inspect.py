@@ -10,6 +10,7 @@ import base64
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, open_copy
@@ -236,8 +237,9 @@ def inspect(
     as_json: bool,
     keys_prefix: str | None,
     get_key: str | None,
+    identity: Path | None = None,
 ) -> ExitCode:
-    with open_copy(name, load_config, env) as copy:
+    with open_copy(name, load_config, env, identity) as copy:
         if get_key is not None:
             return _get(copy, get_key, as_json, env)
         prefix = keys_prefix.encode(errors="surrogateescape") if keys_prefix else b""

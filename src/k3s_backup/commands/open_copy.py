@@ -100,11 +100,11 @@ def _verify_local(config: Config, filename: str) -> str:
 
 
 def _resolve(
-    name: str, load_config: ConfigLoader, env: Environment, workdir: Path
+    name: str, load_config: ConfigLoader, env: Environment, identity: Path | None, workdir: Path
 ) -> tuple[Path, str, str, str]:
     """(file, location, shown name, what was verified) for `name`: a file as it is; one of our
     names (or `latest`, or a unique prefix) from this node if it verifies there, else fetched
-    from the first target whose copy verifies (commands/fetch.py)."""
+    and decoded from the first target whose copy verifies (commands/fetch.py)."""
     as_path = Path(name)
     if as_path.is_file():
         return as_path, "file", name, ""
@@ -115,24 +115,29 @@ def _resolve(
     chosen = fetch.choose(candidates, name)
     copies = fetch.copies_of(candidates, chosen)
     if copies[0].location == LOCAL:
+        filename = copies[0].name.filename
         try:
-            verified = _verify_local(config, chosen.filename)
-            return config.snapshot_dir / chosen.filename, LOCAL, chosen.filename, verified
+            verified = _verify_local(config, filename)
+            return config.snapshot_dir / filename, LOCAL, chosen, verified
         except (SnapshotError, OSError) as exc:
             reporter.warn(f"refusing the local copy: {exc}")
             copies = copies[1:]
             if not copies:
                 raise
-    fetched = fetch.fetch_verified(config, quiet, reporter, copies, workdir)
-    return fetched.plain, fetched.location, chosen.filename, FETCHED
+    identities = fetch.load_identities(identity)
+    fetched = fetch.fetch_verified(config, quiet, reporter, copies, workdir, identities)
+    return fetched.plain, fetched.location, chosen, FETCHED
 
 
 @contextmanager
-def open_copy(name: str, load_config: ConfigLoader, env: Environment) -> Iterator[OpenedCopy]:
-    """A verified plain snapshot for `name`; temporaries are 0600 in a 0700 dir, then removed."""
+def open_copy(
+    name: str, load_config: ConfigLoader, env: Environment, identity: Path | None = None
+) -> Iterator[OpenedCopy]:
+    """A verified plain snapshot for `name`; temporaries are 0600 in a 0700 dir, then removed.
+    `identity` is the age identity file for copies a target stores encrypted."""
     with tempfile.TemporaryDirectory(prefix="k3s-backup-") as temp:
         workdir = Path(temp)
-        stored, location, shown, verified = _resolve(name, load_config, env, workdir)
+        stored, location, shown, verified = _resolve(name, load_config, env, identity, workdir)
         size = stored.stat().st_size
         if verified != FETCHED:
             checked = _check(stored)

@@ -26,12 +26,12 @@ from k3s_backup.commands.fetch import (
     fetch_bundle,
     fetch_verified,
     find_candidates,
+    load_identities,
     private_workdir,
 )
 from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
-from k3s_backup.inventory import LOCAL
 from k3s_backup.lock import exclusive_run
 from k3s_backup.remote_nodes import RemoteNode
 from k3s_backup.report import Reporter
@@ -51,6 +51,7 @@ class Options:
     yes: bool
     force: bool
     servers: tuple[str, ...] | None = None  # --servers: replaces [[restore.servers]]
+    identity: Path | None = None  # age private key, for copies on encrypting targets
     agents: tuple[str, ...] | None = None
 
 
@@ -82,7 +83,7 @@ class NodeState:
     token_backup: Path | None = None
     token_written: bool = False
     reset_ran: bool = False
-    etcd_old: Path | None = None
+    old_data: Path | None = None  # etcd-old-<unix>, or the SQLite files moved aside
     started: bool = False
     remote_done: list[str] = field(default_factory=list)
 
@@ -207,15 +208,15 @@ class Executor:
             self._must(self.reset_command, RESET_TIMEOUT)
         finally:
             new = sorted(self._etcd_olds() - before)
-            self.state.etcd_old = new[-1] if new else None
-        if had_data and self.state.etcd_old is None:
+            self.state.old_data = new[-1] if new else None
+        if had_data and self.state.old_data is None:
             raise StepFailed(
                 f"K3s exited 0 but did not move {self.db / 'etcd'} aside to etcd-old-<unix>:"
                 " not starting K3s on data whose origin is unclear"
             )
         if not (self.db / "etcd").is_dir():
             raise StepFailed(f"K3s exited 0 but {self.db / 'etcd'} does not exist")
-        where = self.state.etcd_old or "nothing: there was no previous etcd data"
+        where = self.state.old_data or "nothing: there was no previous etcd data"
         self.report.info(f"K3s restored the snapshot; the previous etcd data was moved to {where}")
 
     def start_local(self) -> None:
@@ -316,7 +317,7 @@ class Executor:
         etcd = self.db / "etcd"
         if not state.stopped:
             return "Nothing was changed on this node."
-        if state.etcd_old is None and not state.started:
+        if state.old_data is None and not state.started:
             self._undo_token()
             if self._run(["systemctl", "start", SERVICE], START_TIMEOUT).returncode == 0:
                 return (
@@ -328,20 +329,98 @@ class Executor:
                 f" start again: run `systemctl start {SERVICE}` and see `journalctl -u k3s`."
             )
         running = "K3s was started" if state.started else "K3s is stopped"
-        if state.etcd_old is None:
+        if state.old_data is None:
             return f"The snapshot is restored in {etcd}. {running}."
         back = [
             f"systemctl stop {SERVICE}",
             f"mv {etcd} {self.db}/etcd-failed-{self.stamp}",
-            f"mv {state.etcd_old} {etcd}",
+            f"mv {state.old_data} {etcd}",
         ]
         if state.token_backup is not None:
             back.append(f"mv {state.token_backup} {bundle.token_path(self.config.k3s.data_dir)}")
         back.append(f"systemctl start {SERVICE}")
         return (
             f"The snapshot is restored in {etcd}; the previous etcd data is kept in"
-            f" {state.etcd_old}. {running}. To go back to the data from before the restore:"
+            f" {state.old_data}. {running}. To go back to the data from before the restore:"
             f" {'; '.join(back)}"
+        )
+
+
+SQLITE_FILES = ("state.db", "state.db-wal", "state.db-shm")
+
+
+class SqliteExecutor(Executor):
+    """Restores K3s's single-server SQLite datastore (kine): stop K3s, move the old `state.db`
+    *with* its `-wal` and `-shm` aside (SQLite would replay an old WAL into the new database),
+    put the verified copy in place, start K3s."""
+
+    @property
+    def aside(self) -> Path:
+        return self.db / f"sqlite-old-{self.stamp}"
+
+    def put_database(self) -> None:
+        self.db.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=self.db, prefix=".state.db.")
+        try:  # the copy is complete on the same filesystem before anything is moved
+            with os.fdopen(fd, "wb") as out, self.fetched.plain.open("rb") as copy:
+                shutil.copyfileobj(copy, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            present = [self.db / name for name in SQLITE_FILES if (self.db / name).exists()]
+            if present:
+                self.aside.mkdir(mode=0o700)
+                for path in present:
+                    os.replace(path, self.aside / path.name)
+                self.state.old_data = self.aside
+            os.replace(temp, self.db / "state.db")  # mkstemp made it 0600
+        finally:
+            Path(temp).unlink(missing_ok=True)
+        self.state.reset_ran = True
+        where = self.aside if present else "nothing: there was no previous database"
+        self.report.info(f"Put the snapshot in {self.db / 'state.db'}; the previous one: {where}")
+
+    def plan(self) -> list[Step]:
+        if self.servers:
+            raise SnapshotError(
+                "a SQLite datastore serves a single server: drop --servers and"
+                " [[restore.servers]] to restore it"
+            )
+        steps = [Step("1", f"stop K3s on this node: systemctl stop {SERVICE}", self.stop_local)]
+        steps += [self.remote_step("1", n, n.stop_command()) for n in self.agents]
+        steps.append(Step("2", f"get the backup file: done, verified: {self.fetched.plain}", _done))
+        if self.put_token:
+            token = bundle.token_path(self.config.k3s.data_dir)
+            steps.append(Step("2", f"put the snapshot's server token in {token}", self.place_token))
+        text = (
+            f"move {', '.join(SQLITE_FILES)} in {self.db} aside to {self.aside}, and put the"
+            " verified copy in place as state.db"
+        )
+        steps.append(Step("3", text, self.put_database))
+        steps.append(Step("4", f"start K3s: systemctl start {SERVICE}", self.start_local))
+        timeout = float(self.config.restore.ready_timeout)
+        text = (
+            f"wait until `k3s kubectl get nodes` reports this node Ready (at most {timeout:.0f} s)"
+        )
+        steps.append(Step("4", text, self.wait_ready))
+        steps += [self.remote_step("4", node, node.start_command()) for node in self.agents]
+        steps.append(Step("5", "verify: k3s kubectl get nodes", self.show_nodes))
+        return steps
+
+    def _recover_local(self) -> str:
+        state = self.state
+        if not state.stopped:
+            return "Nothing was changed on this node."
+        if not state.reset_ran and state.old_data is None and not state.started:
+            return super()._recover_local()  # the database is untouched: start K3s again
+        running = "K3s was started" if state.started else "K3s is stopped"
+        if state.old_data is None:
+            return f"The snapshot is in place as {self.db / 'state.db'}. {running}."
+        back = [f"systemctl stop {SERVICE}", f"rm {self.db / 'state.db'}"]
+        back += [f"mv {path} {self.db}/" for path in sorted(self.aside.iterdir())]
+        back.append(f"systemctl start {SERVICE}")
+        return (
+            f"The snapshot is in place as {self.db / 'state.db'}; the previous database is kept"
+            f" in {self.aside}. {running}. To go back to it: {'; '.join(back)}"
         )
 
 
@@ -435,29 +514,23 @@ class Restore:
         """The exit code, and whether to keep `workdir` (the verified file, after a failure)."""
         candidates, _ = find_candidates(self.config, self.report, self.options.source)
         name = choose(candidates, self.options.wanted)
-        if name.suffix == ".db":
-            raise SnapshotError(
-                f"{name.filename} is a SQLite datastore copy: `restore` handles etcd snapshots;"
-                " use `k3s-backup fetch` and replace state.db with K3s stopped (see README)"
-            )
-        fetched = fetch_verified(
-            self.config, self.env, self.report, copies_of(candidates, name), workdir
-        )
-        locations = [
-            fetched.location,
-            *(
-                loc
-                for loc in [LOCAL, *(t.name for t in self.config.targets)]
-                if loc != fetched.location
-            ),
-        ]
-        restore_bundle = fetch_bundle(self.config, self.report, name, locations)
+        copies = copies_of(candidates, name)
+        identities = load_identities(self.options.identity)
+        fetched = fetch_verified(self.config, self.env, self.report, copies, workdir, identities)
+        # The bundle beside the copy restored, else beside any other copy of the snapshot.
+        nearest = sorted(copies, key=lambda c: c.location != fetched.location)
+        everywhere = candidates
+        if self.options.source is not None:
+            everywhere, _ = find_candidates(self.config, self.report, None)
+        others = [c for c in copies_of(everywhere, name) if c not in nearest]
+        restore_bundle = fetch_bundle(self.config, self.report, nearest + others, identities)
         put_token = self._settle_problems(
             _preflight(self.config, self.env, fetched, restore_bundle)
         )
         if put_token is None:
             return ExitCode.FAILED, False
-        executor = Executor(
+        kind = SqliteExecutor if fetched.name.suffix.startswith(".db") else Executor
+        executor = kind(
             self.config, self.env, self.report, fetched, restore_bundle, put_token, self.options
         )
         try:
@@ -486,8 +559,8 @@ class Restore:
         self.report.info(
             f"Restore of {executor.fetched.name.filename} complete: this node is Ready"
             + (
-                f"; the previous etcd data is kept in {executor.state.etcd_old}"
-                if executor.state.etcd_old
+                f"; the previous data is kept in {executor.state.old_data}"
+                if executor.state.old_data
                 else ""
             )
         )
