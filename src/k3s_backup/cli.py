@@ -333,6 +333,11 @@ ROOT_OPTION = click.option(
 @click.option("--schedule", help='Cron schedule [default: "0 2 * * *"].')
 @click.option("--scheduler", type=click.Choice(["cron", "systemd"]), help="[default: cron]")
 @click.option(
+    "--drill-schedule",
+    metavar="CRON|off",
+    help='Also rehearse a restore (`k3s-backup drill`) on this schedule, e.g. "0 4 * * 0".',
+)
+@click.option(
     "--accept-host-key",
     metavar="SHA256:...",
     help="Trust the backup host's key if its fingerprint is exactly this.",

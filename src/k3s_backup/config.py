@@ -160,6 +160,8 @@ class Config(_Strict):
     state_dir: Path = Path("/var/lib/k3s-backup")
     schedule: StrictStr = DEFAULT_SCHEDULE  # cron syntax; installed by `k3s-backup setup`
     scheduler: Literal["cron", "systemd"] = "cron"
+    # cron syntax; when set, setup also schedules `k3s-backup drill` (e.g. weekly "0 4 * * 0")
+    drill_schedule: StrictStr | None = None
     k3s: K3sSettings = K3sSettings()
     etcd: EtcdSettings = EtcdSettings()
     targets: list[TargetConfig] = []
@@ -175,10 +177,11 @@ class Config(_Strict):
             raise ValueError(problem)
         return value
 
-    @field_validator("schedule", mode="after")
+    @field_validator("schedule", "drill_schedule", mode="after")
     @classmethod
-    def _schedule(cls, value: str) -> str:
-        parse_schedule(value)  # ScheduleError is a ValueError: reported with key and file
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_schedule(value)  # ScheduleError is a ValueError: reported with key and file
         return value
 
     @model_validator(mode="after")

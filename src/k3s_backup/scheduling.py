@@ -66,6 +66,14 @@ class SystemPaths:
         return self.under("/etc/systemd/system/k3s-backup.timer")
 
     @property
+    def drill_service(self) -> Path:
+        return self.under("/etc/systemd/system/k3s-backup-drill.service")
+
+    @property
+    def drill_timer(self) -> Path:
+        return self.under("/etc/systemd/system/k3s-backup-drill.timer")
+
+    @property
     def logrotate(self) -> Path:
         return self.under("/etc/logrotate.d/k3s-backup")
 
@@ -97,15 +105,29 @@ def plain_path(path: Path, what: str) -> str:
     return text
 
 
-def _command(program: Path, config: Path) -> str:
-    return (
-        f"{plain_path(program, 'program')} --config {plain_path(config, 'config file')}"
-        " run --log-only"
-    )
+RUN = "run --log-only"
+DRILL = "drill latest"
 
 
-def cron_file(schedule: Schedule, program: Path, config: Path, log_file: Path) -> str:
+def _command(program: Path, config: Path, verb: str = RUN) -> str:
+    return f"{plain_path(program, 'program')} --config {plain_path(config, 'config file')} {verb}"
+
+
+def cron_file(
+    schedule: Schedule,
+    program: Path,
+    config: Path,
+    log_file: Path,
+    drill: Schedule | None = None,
+) -> str:
+    """The guide's cron file; the backup's line comes first (what `status` and `doctor` read),
+    then the restore rehearsal's, when one is scheduled."""
     log = plain_path(log_file, "log_file")
+    drill_line = (
+        ""
+        if drill is None
+        else (f"{drill.cron} root {_command(program, config, DRILL)} >>{log} 2>&1\n")
+    )
     return (
         f"{MARKER}\n"
         f"# `run --log-only` appends its own timestamped lines to {log} and prints nothing\n"
@@ -116,33 +138,35 @@ def cron_file(schedule: Schedule, program: Path, config: Path, log_file: Path) -
         "SHELL=/bin/sh\n"
         f"PATH={CRON_PATH}\n"
         f"{schedule.cron} root {_command(program, config)} >>{log} 2>&1\n"
+        f"{drill_line}"
     )
 
 
-def service_unit(program: Path, config: Path, log_file: Path) -> str:
+def service_unit(program: Path, config: Path, log_file: Path, verb: str = RUN) -> str:
     log = plain_path(log_file, "log_file")
+    what = "K3s etcd backup" if verb == RUN else "K3s etcd restore rehearsal"
     return (
         f"{MARKER}\n"
         "[Unit]\n"
-        "Description=K3s etcd backup (k3s-backup run)\n"
+        f"Description={what} (k3s-backup {verb.split()[0]})\n"
         "Wants=network-online.target\n"
         "After=network-online.target k3s.service\n"
         "\n"
         "[Service]\n"
         "Type=oneshot\n"
-        f"ExecStart={_command(program, config)}\n"
+        f"ExecStart={_command(program, config, verb)}\n"
         "# run logs its own lines to log_file; only what it could not log reaches these.\n"
         f"StandardOutput=append:{log}\n"
         f"StandardError=append:{log}\n"
     )
 
 
-def timer_unit(schedule: Schedule) -> str:
+def timer_unit(schedule: Schedule, command: str = "run") -> str:
     return (
         f"{MARKER}\n"
         f"{SCHEDULE_COMMENT}{schedule.expression}\n"
         "[Unit]\n"
-        "Description=Run k3s-backup on its schedule\n"
+        f"Description=Run k3s-backup {command} on its schedule\n"
         "\n"
         "[Timer]\n"
         f"OnCalendar={on_calendar(schedule)}\n"

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +14,7 @@ from k3s_backup.scheduling import SystemPaths, cron_file, program_path, write_fi
 from k3s_backup.testbed.fake_k3s import FakeK3sState
 from k3s_backup.testbed.fake_systemctl import set_unit_active
 from tests.cli_runner import invoke
+from tests.filesystem import unwritable
 
 ALL_CHECKS = [
     "config",
@@ -198,24 +195,6 @@ def test_a_refused_key_fails_the_connection(node, lab):
     assert "refused the key" in checks["backup-host: connection"]["saw"]
     public = lab.sshd.client_key_pub.read_text().strip()
     assert public in checks["backup-host: connection"]["fix"]
-
-
-@contextmanager
-def unwritable(directory: Path) -> Iterator[None]:
-    """Root ignores modes, so as root the directory is made immutable instead."""
-    if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(directory)], check=False).returncode != 0:
-            pytest.skip("chattr +i is not supported here")
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(directory)], check=True)
-    else:
-        directory.chmod(0o500)
-        try:
-            yield
-        finally:
-            directory.chmod(0o700)
 
 
 def test_remote_dir_missing_unwritable_or_full_fails(node, lab, tmp_path):

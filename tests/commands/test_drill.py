@@ -33,6 +33,8 @@ def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
     assert drill["ok"] is True and drill["problem"] is None
     assert (drill["name"], drill["revision"], drill["keys"]) == (name, revision, len(keys))
     assert f"restored   revision {revision}, {len(keys)} keys" in result.stdout
+    status = invoke(["--config", str(config), "status", "--json"], environ=lab.env())
+    assert json.loads(status.stdout)["last_drill"]["ok"] is True
 
 
 def test_drill_of_a_truncated_copy_fails_and_says_why(lab, tmp_path):
@@ -45,6 +47,9 @@ def test_drill_of_a_truncated_copy_fails_and_says_why(lab, tmp_path):
     assert "does not verify: SHA-256" in result.stderr
     drill = _state(lab)["last_drill"]
     assert drill["ok"] is False and "truncated" in drill["problem"]
+    status = invoke(["--config", str(config), "status"], environ=lab.env())
+    assert f"Last drill:  {drill['when']}  {name}: FAILED" in status.stdout
+    assert f"WARN: the last restore rehearsal ({drill['when']}) of {name} failed" in (status.stdout)
 
 
 def test_drill_of_a_truncated_file_fails_before_restoring(lab, tmp_path):

@@ -14,6 +14,7 @@ import zstandard
 
 from k3s_backup.targets.ssh import fingerprint
 from tests.cli_runner import Result, invoke
+from tests.filesystem import unwritable
 
 FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
@@ -285,3 +286,54 @@ def test_existing_key_with_unsafe_mode_stops_setup(lab, root, tmp_path):
     assert result.code == 1
     assert f"chmod 600 {key}" in result.stderr
     assert tree(key.parent, root) == before  # nothing written, the key left as it was
+
+
+def test_an_unwritable_remote_dir_stops_setup_before_any_schedule(lab, root):
+    authorize(lab, root)
+    lab.remote_dir.mkdir(mode=0o700, exist_ok=True)
+    with unwritable(lab.remote_dir):
+        result = setup(lab, root)
+    assert result.code == 1
+    assert "not writable" in result.stderr + result.stdout
+    assert not (root / "etc" / "cron.d" / "k3s-backup").exists()
+    assert list(lab.remote_dir.iterdir()) == []  # no probe file left behind
+
+
+def test_a_weekly_drill_is_scheduled_with_cron_and_with_systemd(lab, root):
+    authorize(lab, root)
+    cron = root / "etc" / "cron.d" / "k3s-backup"
+    result = setup(lab, root, "--drill-schedule", "0 4 * * 0")
+    assert result.code == 0, result.stderr
+    jobs = [ln for ln in cron.read_text().splitlines() if ln[:1].isdigit()]
+    assert [job.split()[:6] for job in jobs] == [
+        ["0", "2", "*", "*", "*", "root"],  # the backup first: what status and doctor read
+        ["0", "4", "*", "*", "0", "root"],
+    ]
+    assert jobs[1].split()[9:12] == ["drill", "latest", f">>{lab.root / 'k3s-backup.log'}"]
+    assert (
+        'drill_schedule = "0 4 * * 0"' in (root / "etc" / "k3s-backup" / "config.toml").read_text()
+    )
+    status = invoke(["status", "--root", str(root)], environ=lab.env())
+    assert "Schedule:    0 2 * * * (cron" in status.stdout  # the backup's, not the drill's
+
+    result = setup(lab, root, "--scheduler", "systemd")
+    assert result.code == 0, result.stderr
+    units = root / "etc" / "systemd" / "system"
+    drill_timer, drill_service = (
+        units / "k3s-backup-drill.timer",
+        units / "k3s-backup-drill.service",
+    )
+    assert "OnCalendar=Sun *-*-* 04:00:00" in drill_timer.read_text()
+    assert "drill latest" in drill_service.read_text()
+    assert "enable --now k3s-backup-drill.timer" in result.stdout
+    _verify_units(drill_timer, drill_service)
+
+    off = setup(lab, root, "--drill-schedule", "off")
+    assert off.code == 0, off.stderr
+    assert not drill_timer.exists() and not drill_service.exists()
+    assert (units / "k3s-backup.timer").exists()
+
+    setup(lab, root, "--drill-schedule", "0 4 * * 0")
+    removal = invoke(["uninstall", "--root", str(root)], environ=lab.env())
+    assert removal.code == 0
+    assert not drill_timer.exists() and not drill_service.exists()

@@ -37,6 +37,8 @@ state_dir = "/var/lib/k3s-backup"
 # Installed by `k3s-backup setup`: cron syntax, and cron or a systemd timer.
 schedule = "0 2 * * *"
 scheduler = "cron"
+# Also rehearse a restore (`k3s-backup drill`) on this schedule; unset: never scheduled.
+# drill_schedule = "0 4 * * 0"
 
 [k3s]
 bin = "k3s"
@@ -86,7 +88,7 @@ compression = "zstd"      # none | zstd | zip
 
 
 def show(config: Config, env: Environment) -> ExitCode:
-    data = config.model_dump(mode="json")
+    data = config.model_dump(mode="json", exclude_none=True)  # TOML has no null: unset keys
     env.stdout.write(tomli_w.dumps(data))
     return ExitCode.OK
 

@@ -54,6 +54,7 @@ class SetupOptions:
     keep_remote: int | None
     schedule: str | None
     scheduler: str | None
+    drill_schedule: str | None  # cron syntax, or "off"
     accept_host_key: str | None
     yes: bool
     dry_run: bool
@@ -156,9 +157,12 @@ class Setup:
             ("keep_local", o.keep_local),
             ("schedule", o.schedule),
             ("scheduler", o.scheduler),
+            ("drill_schedule", o.drill_schedule),
         ):
             if given is not None:
                 data[key] = given
+        if data.get("drill_schedule") == "off":
+            del data["drill_schedule"]
         data.setdefault("schedule", DEFAULT_SCHEDULE)
         data.setdefault("scheduler", "cron")
         if not self.paths.is_system_root:  # our own files land under the root too
@@ -185,6 +189,8 @@ class Setup:
         if config.scheduler == "systemd":
             try:  # refuse before changing anything what a timer cannot express
                 on_calendar(parse_schedule(config.schedule))
+                if config.drill_schedule:
+                    on_calendar(parse_schedule(config.drill_schedule))
             except ScheduleError as exc:
                 raise SetupStop(str(exc), ExitCode.USAGE) from None
         target = next(t for t in config.targets if isinstance(t, SshTargetConfig))
@@ -395,28 +401,32 @@ class Setup:
         self.changed.append("config")
         self.result(f"{change.value} (0600)")
 
+    def schedule_files(self, config: Config) -> tuple[list[tuple[Path, str]], list[Path]]:
+        """The files the configured scheduler needs, and those of ours to remove."""
+        schedule = parse_schedule(config.schedule)
+        drill = parse_schedule(config.drill_schedule) if config.drill_schedule else None
+        program, log, paths = scheduling.program_path(), config.log_file, self.paths
+        drill_units = [paths.drill_service, paths.drill_timer]
+        if config.scheduler == "cron":
+            cron = scheduling.cron_file(schedule, program, self.config_path, log, drill)
+            return [(paths.cron, cron)], [paths.timer, paths.service, *drill_units]
+        files = [
+            (paths.service, scheduling.service_unit(program, self.config_path, log)),
+            (paths.timer, scheduling.timer_unit(schedule)),
+        ]
+        if drill is None:
+            return files, [paths.cron, *drill_units]
+        unit = scheduling.service_unit(program, self.config_path, log, scheduling.DRILL)
+        files += [(paths.drill_service, unit), (paths.drill_timer, scheduling.timer_unit(drill))]
+        return files, [paths.cron]
+
     def install_schedule(self, config: Config) -> None:
         schedule = parse_schedule(config.schedule)
-        self.step(5, f"Schedule {schedule.expression!r} ({config.scheduler}) and logrotate rule")
-        program = scheduling.program_path()
-        files: list[tuple[Path, str]]
-        if config.scheduler == "cron":
-            files = [
-                (
-                    self.paths.cron,
-                    scheduling.cron_file(schedule, program, self.config_path, config.log_file),
-                )
-            ]
-            stale = [self.paths.timer, self.paths.service]
-        else:
-            files = [
-                (
-                    self.paths.service,
-                    scheduling.service_unit(program, self.config_path, config.log_file),
-                ),
-                (self.paths.timer, scheduling.timer_unit(schedule)),
-            ]
-            stale = [self.paths.cron]
+        drill = f", drill {config.drill_schedule!r}" if config.drill_schedule else ""
+        self.step(
+            5, f"Schedule {schedule.expression!r}{drill} ({config.scheduler}) and logrotate rule"
+        )
+        files, stale = self.schedule_files(config)
         files.append((self.paths.logrotate, scheduling.logrotate_rule(config.log_file)))
         units_changed = False
         for path in stale:
@@ -427,7 +437,8 @@ class Setup:
             if self.install_file(path, content) and path.suffix in (".service", ".timer"):
                 units_changed = True
         if config.scheduler == "systemd" or units_changed:
-            self.systemctl(config.scheduler == "systemd", units_changed)
+            timers = ["k3s-backup.timer"] + (["k3s-backup-drill.timer"] if drill else [])
+            self.systemctl(timers if config.scheduler == "systemd" else [], units_changed)
 
     def install_file(self, path: Path, content: str) -> bool:
         change = scheduling.planned_change(path, content, 0o644)
@@ -445,16 +456,15 @@ class Setup:
 
     def apply_removal(self, path: Path) -> None:
         if self.dry:
-            self.result(f"{path}: would be removed (the other scheduler's)")
+            self.result(f"{path}: would be removed (not in this schedule)")
             return
         path.unlink()
         self.changed.append(str(path))
-        self.result(f"{path}: removed (the other scheduler's)")
+        self.result(f"{path}: removed (not in this schedule)")
 
-    def systemctl(self, enable: bool, reload: bool) -> None:
+    def systemctl(self, timers: list[str], reload: bool) -> None:
         commands = [["systemctl", "daemon-reload"]] if reload else []
-        if enable:
-            commands.append(["systemctl", "enable", "--now", "k3s-backup.timer"])
+        commands += [["systemctl", "enable", "--now", timer] for timer in timers]
         if not commands:
             return
         if self.dry or not self.paths.is_system_root:

@@ -57,6 +57,7 @@ class Location:
 class Status:
     schedule: dict[str, Any] = field(default_factory=dict)
     last_run: dict[str, Any] | None = None
+    last_drill: dict[str, Any] | None = None  # the last restore rehearsal (`k3s-backup drill`)
     local: Location = field(default_factory=lambda: Location("local"))
     targets: list[Location] = field(default_factory=list)
     newest_offsite: dict[str, Any] | None = None
@@ -126,6 +127,19 @@ def last_run_findings(state: dict[str, Any], status: Status) -> None:
     status.add(level, f"last run {last.get('started')} ended {outcome}{detail}")
 
 
+def last_drill_findings(state: dict[str, Any], status: Status) -> None:
+    drill = state.get("last_drill")
+    if not isinstance(drill, dict):
+        return
+    status.last_drill = drill
+    if not drill.get("ok"):
+        status.add(
+            WARN,
+            f"the last restore rehearsal ({drill.get('when')}) of {drill.get('name')} failed:"
+            f" {drill.get('problem')}; run `k3s-backup drill` once it is fixed",
+        )
+
+
 def build_status(config: Config, env: Environment, paths: SystemPaths) -> Status:
     status = Status()
     choice = choose_source(config)
@@ -138,7 +152,9 @@ def build_status(config: Config, env: Environment, paths: SystemPaths) -> Status
         next_run=next_run(schedule, now).isoformat(),
         interval_seconds=int(interval.total_seconds()),
     )
-    last_run_findings(read_state(config.state_dir), status)
+    state = read_state(config.state_dir)
+    last_run_findings(state, status)
+    last_drill_findings(state, status)
     local = local_copies(config.snapshot_dir, config.cluster_name)
     status.local.copies, status.local.bytes = len(local), sum(c.size for c in local)
     if local:
@@ -186,6 +202,10 @@ def _print(status: Status, env: Environment) -> None:
             out.write(f"             {name}: {verdict}\n")
     else:
         out.write("Last run:    never\n")
+    drill = status.last_drill
+    if drill:
+        verdict = "ok" if drill.get("ok") else f"FAILED: {drill.get('problem')}"
+        out.write(f"Last drill:  {drill.get('when')}  {drill.get('name')}: {verdict}\n")
     out.write(f"Source:      {status.source['kind']} ({status.source['reason']})\n")
     sched = status.schedule
     where = sched.get("installed") or "NOT INSTALLED"

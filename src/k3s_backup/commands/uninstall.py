@@ -26,11 +26,13 @@ def run_uninstall(
     explicit: Path | None, root: Path, purge_config: bool, dry_run: bool, env: Environment
 ) -> ExitCode:
     paths = SystemPaths(root)
-    ours = [paths.cron, paths.timer, paths.service, paths.logrotate]
+    timers = {paths.timer: "k3s-backup.timer", paths.drill_timer: "k3s-backup-drill.timer"}
+    ours = [paths.cron, *timers, paths.service, paths.drill_service, paths.logrotate]
     removals = [(path, planned_removal(path)) for path in ours]  # refuses files not ours
-    timer_present = dict(removals)[paths.timer] is Change.REMOVED
-    if timer_present and paths.is_system_root and not dry_run:
-        _systemctl(["systemctl", "disable", "--now", "k3s-backup.timer"], env)
+    present = [unit for path, unit in timers.items() if dict(removals)[path] is Change.REMOVED]
+    timer_present = bool(present)
+    for unit in present if paths.is_system_root and not dry_run else []:
+        _systemctl(["systemctl", "disable", "--now", unit], env)
     verb = "would remove" if dry_run else "removed"
     for path, change in removals:
         if change is Change.REMOVED:

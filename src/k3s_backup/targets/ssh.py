@@ -258,7 +258,12 @@ class SshTarget(Target):
             sftp.remove(probe)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._discard(probe)
-            raise self._fail("write in", self.path, exc) from None
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            user, path = shlex.quote(self.user), shlex.quote(self.path)
+            raise TargetError(
+                f"{self.path} on {self.host} is not writable by {self.user} ({reason}): on the"
+                f" backup host, `chown {user} {path} && chmod 700 {path}`"
+            ) from None
 
     def free_space(self) -> int | None:
         """Bytes available to us in the directory (OpenSSH's statvfs extension), or None when
