@@ -86,7 +86,7 @@ def test_wrong_identity_is_refused_clearly(tmp_path, plain, identity):
         plain, StoredForm(recipients=(recipient,)), "", SNAPSHOT, workdir(tmp_path, "enc")
     )
     other = pyrage.x25519.Identity.generate()
-    with pytest.raises(DecodeError, match="cannot decrypt with the given identity"):
+    with pytest.raises(DecodeError, match="cannot decrypt it with the given identity"):
         decode(stored, "none", "age", [other], workdir(tmp_path, "dec"))
     with pytest.raises(DecodeError, match="pass --identity"):
         decode(stored, "none", "age", [], workdir(tmp_path, "dec2"))

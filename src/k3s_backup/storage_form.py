@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -137,6 +139,27 @@ def _decompress(stored: Path, compression: str, out: Path) -> None:
         raise DecodeError(f"cannot decompress ({compression}): {exc}") from None
 
 
+@contextmanager
+def _decrypting(identities: list[pyrage.x25519.Identity]) -> Iterator[None]:
+    """One clear message for a missing or wrong private key, whatever is being decrypted."""
+    if not identities:
+        raise DecodeError("it is age-encrypted: pass --identity FILE (the private key)")
+    try:
+        yield
+    except pyrage.DecryptError as exc:
+        raise DecodeError(
+            f"cannot decrypt it with the given identity ({exc}): is it the private key of one"
+            " of the recipients this target encrypts to?"
+        ) from None
+
+
+def decrypt_bytes(body: bytes, identities: list[pyrage.x25519.Identity]) -> bytes:
+    """Small sidecars (the restore bundle), the counterpart of `encrypt_bytes`."""
+    with _decrypting(identities):
+        plain: bytes = pyrage.decrypt(body, identities)
+    return plain
+
+
 def decode(
     stored: Path,
     compression: str,
@@ -147,17 +170,13 @@ def decode(
     """The plain snapshot from its stored form, as a private file in `workdir`."""
     current = stored
     if encryption == "age":
-        if not identities:
-            raise DecodeError("this copy is age-encrypted: pass --identity FILE (the private key)")
         decrypted = workdir / "decrypted"
-        try:
-            with current.open("rb") as source, _private_file(decrypted) as dest:
-                pyrage.decrypt_io(source, dest, identities)
-        except pyrage.DecryptError as exc:
-            raise DecodeError(
-                f"cannot decrypt with the given identity ({exc}): is it the private key of one"
-                " of the recipients this target encrypts to?"
-            ) from None
+        with (
+            _decrypting(identities),
+            current.open("rb") as source,
+            _private_file(decrypted) as dest,
+        ):
+            pyrage.decrypt_io(source, dest, identities)
         current = decrypted
     if compression != "none":
         plain = workdir / "plain"

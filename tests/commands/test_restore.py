@@ -433,6 +433,12 @@ def test_restore_from_an_encrypting_target_needs_the_identity(
     refused = cli("restore", "--from", "backup-host", "--yes")
     assert refused.code == 1 and "pass --identity FILE" in refused.stderr
     assert_untouched(lab, pid, keys)
+    wrong_file = tmp_path / "wrong.key"
+    wrong_file.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    wrong = cli("restore", "--from", "backup-host", "--yes", "--identity", str(wrong_file))
+    assert wrong.code == 1 and "cannot decrypt it with the given identity" in wrong.stderr
+    assert "nothing was changed" in wrong.stderr
+    assert_untouched(lab, pid, keys)
     result = cli("restore", "--from", "backup-host", "--yes", "--identity", str(key_file))
     assert result.code == 0, result.stderr
     assert "no restore bundle" not in result.stderr  # the encrypted bundle was read too

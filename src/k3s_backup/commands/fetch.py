@@ -38,7 +38,7 @@ from k3s_backup.inventory import (
 from k3s_backup.manifest import Manifest
 from k3s_backup.policy import naming
 from k3s_backup.report import Reporter, human_size
-from k3s_backup.storage_form import DecodeError, decode, read_identities
+from k3s_backup.storage_form import decode, decrypt_bytes, read_identities
 from k3s_backup.streams import copy_stream, sha256_stream
 from k3s_backup.targets.factory import open_target
 
@@ -292,16 +292,6 @@ def fetch_verified(
         f"no copy of {copies[0].snapshot} verifies; nothing was changed:\n"
         + "\n".join(f"  {failure}" for failure in failures)
     )
-
-
-def decrypt_bytes(body: bytes, identities: Identities) -> bytes:
-    if not identities:
-        raise DecodeError("it is age-encrypted: pass --identity FILE (the private key)")
-    try:
-        plain: bytes = pyrage.decrypt(body, identities)
-    except pyrage.DecryptError as exc:
-        raise DecodeError(f"cannot decrypt it with the given identity: {exc}") from None
-    return plain
 
 
 def _bundle_bytes(config: Config, copy: Candidate) -> bytes | None:
