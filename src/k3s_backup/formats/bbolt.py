@@ -14,9 +14,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from k3s_backup.closable import Closable
 from k3s_backup.errors import SnapshotError
 
 MAGIC = 0xED0CDAED
@@ -86,7 +85,7 @@ def select_meta(buffer: mmap.mmap) -> Meta:
     return max(candidates, key=lambda meta: meta.txid)
 
 
-class BoltDB:
+class BoltDB(Closable):
     """A bbolt file opened read-only; use as a context manager."""
 
     def __init__(self, path: Path) -> None:
@@ -114,17 +113,6 @@ class BoltDB:
 
     def close(self) -> None:
         self._map.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def root(self) -> Bucket:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from k3s_backup.closable import Closable
 from k3s_backup.formats.bbolt import BoltDB, BoltError
 from k3s_backup.formats.protowire import ProtoError, fields
 
@@ -143,7 +142,7 @@ def _untagged(_value: bytes) -> str:
     return ""
 
 
-class EtcdDb:
+class EtcdDb(Closable):
     """An etcd snapshot (or `member/snap/db`) opened read-only; a context manager."""
 
     def __init__(self, path: Path) -> None:
@@ -156,17 +155,6 @@ class EtcdDb:
 
     def close(self) -> None:
         self.bolt.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def history(self) -> Iterator[tuple[Revision, KeyValue]]:
         """Every stored revision, oldest first."""

@@ -11,9 +11,8 @@ import io
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
+from k3s_backup.closable import Closable
 from k3s_backup.streams import Readable, Writable
 
 TEMP_MARK = ".partial-"
@@ -41,7 +40,7 @@ def final_of_temp(name: str) -> str | None:
     return name[1:].rsplit(TEMP_MARK, 1)[0]
 
 
-class Target(ABC):
+class Target(Closable, ABC):
     """Where copies go. `kind` and `name` describe it in messages; `location` says where."""
 
     kind: str
@@ -72,17 +71,3 @@ class Target(ABC):
     @abstractmethod
     def sha256(self, name: str) -> str:
         """The SHA-256 of the stored bytes, computed as close to them as the backend allows."""
-
-    def close(self) -> None:  # noqa: B027 - deliberately optional for backends
-        """Release connections; a no-op where there are none."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

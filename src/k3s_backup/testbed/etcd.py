@@ -12,10 +12,9 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
-from k3s_backup.testbed.ports import free_ports, log_tail, wait_for
+from k3s_backup.testbed.ports import Service, free_ports, log_tail, stop_child, wait_for
 
 ETCD = "etcd"
 ETCDCTL = "etcdctl"
@@ -109,7 +108,7 @@ def restore_snapshot(
         etcdctl([*args, str(plain)])
 
 
-class EtcdServer:
+class EtcdServer(Service):
     """`etcd` with its own data dir and free loopback ports; a context manager."""
 
     def __init__(
@@ -211,26 +210,7 @@ class EtcdServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(STOP_TIMEOUT)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_child(proc, STOP_TIMEOUT)
 
     def _ctl(self, args: Sequence[str], stdin: bytes | None = None) -> bytes:
         return etcdctl(args, endpoint=self.endpoint, stdin=stdin)

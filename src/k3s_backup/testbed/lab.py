@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import TracebackType
 
 from k3s_backup.testbed.etcd import EtcdServer
 from k3s_backup.testbed.fake_k3s import STATE_FILENAME, FakeK3sState, install_fake_k3s
 from k3s_backup.testbed.fake_systemctl import install_fake_systemctl
-from k3s_backup.testbed.ports import stop_pid
+from k3s_backup.testbed.ports import Service, stop_pid
 from k3s_backup.testbed.sshd import SshServer
 
 
@@ -48,7 +47,7 @@ def to_toml(data: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Lab:
+class Lab(Service):
     """Everything under `root`; a context manager. Stops by PID, even if half started."""
 
     def __init__(self, root: Path) -> None:
@@ -142,14 +141,3 @@ class Lab:
         }
         target.update(overrides)
         return target
-
-    def __enter__(self) -> Lab:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

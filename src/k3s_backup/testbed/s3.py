@@ -8,16 +8,15 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
-from k3s_backup.testbed.ports import free_port, wait_for
+from k3s_backup.testbed.ports import Service, free_port, stop_child, wait_for
 
 START_TIMEOUT = 30.0
 ACCESS_KEY = "testing-access-key"
 SECRET_KEY = "testing-secret-key"
 
 
-class S3Server:
+class S3Server(Service):
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = free_port()
@@ -66,22 +65,5 @@ class S3Server:
     def stop(self) -> None:
         # Our own child: terminate by its PID, kill if it lingers (its argv0 is python, so
         # ports.stop_pid's program check does not apply).
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
-
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        proc, self._proc = self._proc, None
+        stop_child(proc, 10)

@@ -7,9 +7,8 @@ import pwd
 import socket
 import subprocess
 from pathlib import Path
-from types import TracebackType
 
-from k3s_backup.testbed.ports import free_port, log_tail, wait_for
+from k3s_backup.testbed.ports import Service, free_port, log_tail, stop_child, wait_for
 
 SSHD = Path("/usr/sbin/sshd")  # absolute: sshd re-executes itself for each connection
 PRIVSEP_DIR = Path("/run/sshd")
@@ -42,7 +41,7 @@ def read_banner(host: str, port: int, timeout: float = 1.0) -> bytes:
     return data.split(b"\n", 1)[0].rstrip(b"\r")
 
 
-class SshServer:
+class SshServer(Service):
     """`sshd -D` on a free loopback port; a context manager."""
 
     host = "127.0.0.1"
@@ -137,15 +136,7 @@ class SshServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(STOP_TIMEOUT)
+        stop_child(proc, STOP_TIMEOUT)
 
     def restart(self) -> SshServer:
         self.stop()
@@ -166,14 +157,3 @@ class SshServer:
     def write_known_hosts(self, path: Path) -> Path:
         path.write_text(self.known_hosts_line() + "\n")
         return path
-
-    def __enter__(self) -> SshServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
