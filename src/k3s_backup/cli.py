@@ -35,6 +35,8 @@ Exit codes:
   2  usage error, or an answer is needed (host key) and stdin is not a terminal
   3  set up, but the first backup was partial"""
 
+LOG_FORMAT_ENV_VAR = "K3S_BACKUP_LOG_FORMAT"  # read from the injected environment, as in tests
+
 HEALTH_EXIT_CODES = """\b
 Exit codes:
   0  healthy (status: nothing WARN or FAIL; doctor: no FAIL)
@@ -66,7 +68,6 @@ pass_context = click.make_pass_decorator(Context)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
-    envvar="K3S_BACKUP_LOG_FORMAT",
     help="Lines in log_file: [time] text, or one JSON object each for log shippers"
     " [default: $K3S_BACKUP_LOG_FORMAT or text].",
 )
@@ -75,6 +76,9 @@ pass_context = click.make_pass_decorator(Context)
 def cli(ctx: click.Context, config_file: Path | None, log_format: str | None) -> None:
     """Off-node, verified, rotated etcd backups for K3s."""
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
+    log_format = log_format or env.environ.get(LOG_FORMAT_ENV_VAR) or "text"
+    if log_format not in ("text", "json"):
+        raise click.UsageError(f"{LOG_FORMAT_ENV_VAR} must be text or json, got {log_format!r}")
     if log_format == "json":
         env = dataclasses.replace(env, log_format="json")
     ctx.obj = Context(env, config_file)
