@@ -53,7 +53,8 @@ PHASES = ("snapshot", "upload", "verify", "rotate")
 class Phases:
     """Seconds spent in each phase of a run, summed over targets. `upload` includes encoding;
     `verify` is the time a target's `put` takes after the last byte was sent (re-hash where
-    stored, rename). Connecting and listing count only in the run's total."""
+    stored, rename). Connecting, listing and the small manifest and bundle uploads count only
+    in the run's total."""
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(PHASES, 0.0)
@@ -147,8 +148,8 @@ class Run:
             with stored.open("rb") as stream, TransferBar(self.env, label, size) as bar:
                 reader = MeteredReader(stream, bar.advance)
                 target.put(manifest.name, reader, manifest.sha256)
+                done = time.monotonic()
         put_bytes(target, naming.manifest_name(manifest.name), manifest.to_json())
-        done = time.monotonic()
         drained = reader.drained_at or done
         self.phases.add("upload", drained - started)
         self.phases.add("verify", done - drained)
