@@ -13,8 +13,14 @@ from k3s_backup.environment import Environment
 
 
 class _Tty(io.StringIO):
+    """Captured output; a terminal only when a test says so (`tty=True`)."""
+
+    def __init__(self, initial: str = "", tty: bool = False) -> None:
+        super().__init__(initial)
+        self.tty = tty
+
     def isatty(self) -> bool:
-        return False
+        return self.tty
 
 
 @dataclass
@@ -30,8 +36,9 @@ def invoke(
     environ: Mapping[str, str] | None = None,
     stdin: str = "",
     now: Callable[[], datetime] | None = None,
+    tty: bool = False,
 ) -> Result:
-    out, err = _Tty(), _Tty()
+    out, err = _Tty(tty=tty), _Tty(tty=tty)
     env = Environment(
         stdout=out,
         stderr=err,

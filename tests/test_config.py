@@ -125,3 +125,41 @@ def test_help_documents_exit_codes():
     assert result.code == 0
     for line in ("0  every copy", "1  failed", "2  configuration", "3  partial", "4  another run"):
         assert line in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'metrics_textfile = "k3s_backup.prom"\n' + VALID_TARGET,
+            "metrics_textfile: must be an absolute path, got 'k3s_backup.prom'",
+        ),
+        (
+            '[notify]\nping_url = "hc-ping.com/abc"\n' + VALID_TARGET,
+            "notify.ping_url: must be an http:// or https:// URL, got 'hc-ping.com/abc'",
+        ),
+        (
+            '[notify]\nwebhook_url = "ftp://x"\n' + VALID_TARGET,
+            "notify.webhook_url: must be an http:// or https:// URL, got 'ftp://x'",
+        ),
+        ("[notify]\ntimeout = 0\n" + VALID_TARGET, "notify.timeout: must be greater than 0"),
+        ("[notify]\nretries = -1\n" + VALID_TARGET, "notify.retries: must be at least 0, got -1"),
+        (
+            '[notify]\nwebhook_on_success = "yes"\n' + VALID_TARGET,
+            "notify.webhook_on_success: must be true or false, got 'yes'",
+        ),
+        ('[notify]\nping = "x"\n' + VALID_TARGET, "notify.ping: unknown key"),
+    ],
+)
+def test_bad_monitoring_config_exits_2_naming_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    result = invoke(["--config", str(path), "config", "show"])
+    assert result.code == 2
+    assert message in result.stderr
+
+
+def test_template_shows_every_monitoring_key(tmp_path):
+    template = invoke(["config", "init"]).stdout
+    for key in ("metrics_textfile", "[notify]", "ping_url", "webhook_url", "webhook_on_success"):
+        assert key in template
+    assert "timeout = 10" in template and "retries = 2" in template

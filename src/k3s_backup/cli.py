@@ -35,6 +35,8 @@ Exit codes:
   2  usage error, or an answer is needed (host key) and stdin is not a terminal
   3  set up, but the first backup was partial"""
 
+LOG_FORMAT_ENV_VAR = "K3S_BACKUP_LOG_FORMAT"  # read from the injected environment, as in tests
+
 HEALTH_EXIT_CODES = """\b
 Exit codes:
   0  healthy (status: nothing WARN or FAIL; doctor: no FAIL)
@@ -63,11 +65,22 @@ pass_context = click.make_pass_decorator(Context)
     type=click.Path(path_type=Path, dir_okay=False),
     help="Configuration file [default: $K3S_BACKUP_CONFIG or /etc/k3s-backup/config.toml].",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Lines in log_file: [time] text, or one JSON object each for log shippers"
+    " [default: $K3S_BACKUP_LOG_FORMAT or text].",
+)
 @click.version_option(__version__, prog_name="k3s-backup")
 @click.pass_context
-def cli(ctx: click.Context, config_file: Path | None) -> None:
+def cli(ctx: click.Context, config_file: Path | None, log_format: str | None) -> None:
     """Off-node, verified, rotated etcd backups for K3s."""
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
+    log_format = log_format or env.environ.get(LOG_FORMAT_ENV_VAR) or "text"
+    if log_format not in ("text", "json"):
+        raise click.UsageError(f"{LOG_FORMAT_ENV_VAR} must be text or json, got {log_format!r}")
+    if log_format == "json":
+        env = dataclasses.replace(env, log_format="json")
     ctx.obj = Context(env, config_file)
 
 
@@ -77,15 +90,29 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     is_flag=True,
     help="Report only to log_file (for schedules): the console gets only what was not logged.",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run report as JSON instead of progress."
+)
 @pass_context
-def run(ctx: Context, log_only: bool) -> int:
+def run(ctx: Context, log_only: bool, as_json: bool) -> int:
     """Snapshot etcd, ship it to every target, verify, rotate, report."""
     from k3s_backup.commands.run import run_backup
 
     env = ctx.env
+    json_out = env.stdout if as_json else None
     if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
         env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())
-    return run_backup(ctx.config(), env)
+    return run_backup(ctx.config(), env, json_out)
+
+
+@cli.command()
+@pass_context
+def metrics(ctx: Context) -> int:
+    """Print the Prometheus metrics (last run, last success, copies, drill) from the state."""
+    from k3s_backup.monitoring.metrics import render
+
+    ctx.env.stdout.write(render(ctx.config(), ctx.env.now()))
+    return 0
 
 
 @cli.command("list")

@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
@@ -150,6 +151,24 @@ class RestoreSettings(_Strict):
     agents: list[NodeConfig] = []
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+class NotifySettings(_Strict):
+    """Dead man's switch pings (healthchecks.io convention) and a JSON webhook of the report."""
+
+    ping_url: StrictStr | None = None  # /start before a run, the URL on success, /fail on failure
+    webhook_url: StrictStr | None = None  # JSON POST of the run report on failure
+    webhook_on_success: StrictBool = False
+    timeout: StrictFloat | StrictInt = Field(default=10.0, gt=0)  # seconds, per attempt
+    retries: StrictInt = Field(default=2, ge=0, le=10)  # after the first attempt
+
+    _urls = field_validator("ping_url", "webhook_url", mode="after")(_http_url)
+
+
 class Config(_Strict):
     cluster_name: StrictStr = "k3s-homelab"
     source: Literal["auto", "k3s", "etcd", "sqlite"] = "auto"
@@ -166,8 +185,13 @@ class Config(_Strict):
     etcd: EtcdSettings = EtcdSettings()
     targets: list[TargetConfig] = []
     restore: RestoreSettings = RestoreSettings()
+    metrics_textfile: Path | None = None  # for node_exporter's textfile collector
+    notify: NotifySettings = NotifySettings()
 
     _abs = field_validator("snapshot_dir", "log_file", "state_dir", mode="after")(_absolute)
+    _abs_metrics = field_validator("metrics_textfile", mode="after")(
+        lambda value: value if value is None else _absolute(value)
+    )
 
     @field_validator("cluster_name", mode="after")
     @classmethod
@@ -228,6 +252,7 @@ def _message(error: Mapping[str, Any]) -> str:
         "int_type": "must be a whole number, got {got!r}",
         "string_type": "must be a string, got {got!r}",
         "float_type": "must be a number, got {got!r}",
+        "bool_type": "must be true or false, got {got!r}",
         "path_type": "must be a path string, got {got!r}",
         "list_type": "must be a list ([[targets]] tables), got {got!r}",
         "model_type": "must be a table, got {got!r}",

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO
+from typing import Literal, TextIO
 
 
 def _system_now() -> datetime:
@@ -21,6 +21,7 @@ class Environment:
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     now: Callable[[], datetime] = _system_now
+    log_format: Literal["text", "json"] = "text"  # of log file lines (--log-format)
 
     @property
     def stdin_is_tty(self) -> bool:

@@ -1,13 +1,16 @@
-"""What a command tells the operator: stdout/stderr and `[YYYY-mm-dd HH:MM:SS] message` lines
-appended to the log file. A log that cannot be written warns once and never fails the backup."""
+"""What a command tells the operator: stdout/stderr and log file lines, either text
+(`[YYYY-mm-dd HH:MM:SS] message`) or, with `--log-format json`, one JSON object per line for
+log shippers. A log that cannot be written warns once and never fails the backup."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from k3s_backup.environment import Environment
 
 LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+LEVEL_PREFIXES = {"info": "", "warning": "WARNING: ", "error": "ERROR: "}
 
 
 def human_size(size: int) -> str:
@@ -20,32 +23,46 @@ def human_size(size: int) -> str:
 
 
 class Reporter:
-    def __init__(self, env: Environment, log_file: Path | None) -> None:
+    """`lines` keeps this command's text log lines (a ping's body); `echo_info=False` keeps
+    stdout free for a JSON document."""
+
+    def __init__(self, env: Environment, log_file: Path | None, echo_info: bool = True) -> None:
         self.env = env
         self.log_file = log_file
+        self.echo_info = echo_info
+        self.lines: list[str] = []
         self._log_failed = False
 
-    def _log(self, message: str) -> None:
+    def _format(self, level: str, message: str) -> str:
+        now = self.env.now()
+        if self.env.log_format == "json":
+            entry = {"time": now.isoformat(timespec="seconds"), "level": level, "message": message}
+            return json.dumps(entry) + "\n"
+        stamp = now.strftime(LOG_TIME_FORMAT)
+        text = LEVEL_PREFIXES[level] + message
+        return "".join(f"[{stamp}] {line}\n" for line in text.splitlines())
+
+    def _log(self, level: str, message: str) -> None:
+        self.lines += (LEVEL_PREFIXES[level] + message).splitlines()
         if self.log_file is None or self._log_failed:
             return
-        stamp = self.env.now().strftime(LOG_TIME_FORMAT)
-        lines = "".join(f"[{stamp}] {line}\n" for line in message.splitlines())
         try:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             with self.log_file.open("a", encoding="utf-8") as log:
-                log.write(lines)
+                log.write(self._format(level, message))
         except OSError as exc:
             self._log_failed = True
             self.env.stderr.write(f"warning: cannot write log {self.log_file}: {exc.strerror}\n")
 
     def info(self, message: str) -> None:
-        self.env.stdout.write(message + "\n")
-        self._log(message)
+        if self.echo_info:
+            self.env.stdout.write(message + "\n")
+        self._log("info", message)
 
     def warn(self, message: str) -> None:
         self.env.stderr.write(f"warning: {message}\n")
-        self._log(f"WARNING: {message}")
+        self._log("warning", message)
 
     def error(self, message: str) -> None:
         self.env.stderr.write(f"error: {message}\n")
-        self._log(f"ERROR: {message}")
+        self._log("error", message)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 CHUNK_SIZE = 1 << 20
@@ -29,3 +31,21 @@ def copy_stream(source: Readable, dest: Writable) -> int:
         dest.write(chunk)
         copied += len(chunk)
     return copied
+
+
+class MeteredReader:
+    """Passes reads through, reporting each chunk's size (progress bars) and noting when the
+    source ran dry: a target's `put` spends the rest of its time verifying and renaming."""
+
+    def __init__(self, source: Readable, on_chunk: Callable[[int], object]) -> None:
+        self.source = source
+        self.on_chunk = on_chunk
+        self.drained_at: float | None = None  # time.monotonic() of the first empty read
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.source.read(size)
+        if data:
+            self.on_chunk(len(data))
+        elif self.drained_at is None:
+            self.drained_at = time.monotonic()
+        return data

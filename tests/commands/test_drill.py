@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from k3s_backup.policy import naming
 from tests.cli_runner import invoke
@@ -14,9 +17,9 @@ def _state(lab) -> dict[str, Any]:
     return json.loads((lab.root / "state" / "state.json").read_text())
 
 
-def _backup(lab, tmp_path):
+def _backup(lab, tmp_path, **overrides):
     """Config, the snapshot's name (as on this node) and its stored copy on the backup host."""
-    config = lab.write_config(tmp_path / "config.toml")
+    config = lab.write_config(tmp_path / "config.toml", **overrides)
     load_cluster(lab.etcd)
     assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 0
     [name] = [p.name for p in lab.snapshot_dir.iterdir() if naming.is_ours("k3s-lab", p.name)]
@@ -25,7 +28,8 @@ def _backup(lab, tmp_path):
 
 
 def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
-    config, name, _stored = _backup(lab, tmp_path)
+    textfile = tmp_path / "k3s_backup.prom"
+    config, name, _stored = _backup(lab, tmp_path, metrics_textfile=textfile)
     revision, keys = live_revision_and_keys(lab.etcd)
     result = invoke(["--config", str(config), "drill"], environ=lab.env())
     assert result.code == 0, result.stderr
@@ -35,6 +39,14 @@ def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
     assert f"restored   revision {revision}, {len(keys)} keys" in result.stdout
     status = invoke(["--config", str(config), "status", "--json"], environ=lab.env())
     assert json.loads(status.stdout)["last_drill"]["ok"] is True
+    metrics = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(textfile.read_text())
+        for sample in family.samples
+    }
+    assert metrics["k3s_backup_last_drill_success"] == 1
+    when = datetime.fromisoformat(drill["when"]).timestamp()
+    assert metrics["k3s_backup_last_drill_timestamp_seconds"] == when
 
 
 def test_drill_of_a_truncated_copy_fails_and_says_why(lab, tmp_path):

@@ -40,6 +40,10 @@ scheduler = "cron"
 # Also rehearse a restore (`k3s-backup drill`) on this schedule; unset: never scheduled.
 # drill_schedule = "0 4 * * 0"
 
+# Prometheus metrics after every run and drill, written atomically for node_exporter's textfile
+# collector (--collector.textfile.directory). Unset: no file (`k3s-backup metrics` still prints).
+# metrics_textfile = "/var/lib/node_exporter/textfile_collector/k3s_backup.prom"
+
 [k3s]
 bin = "k3s"
 data_dir = "/var/lib/rancher/k3s"   # as K3s's --data-dir
@@ -84,6 +88,15 @@ compression = "zstd"      # none | zstd | zip
 # credentials_file = "/etc/k3s-backup/s3-credentials"
 # keep = 30
 # keep_monthly = 12
+
+# Know when backups stop. A notifier that fails only warns in the log: never fails the backup.
+[notify]
+# ping_url = "https://hc-ping.com/<uuid>"   # healthchecks.io style: <url>/start before a run,
+#                                           # <url> on success, <url>/fail with the log tail
+# webhook_url = "https://chat.example/hooks/..."  # JSON POST of the run report on failure
+webhook_on_success = false  # also POST the report when the run succeeded
+timeout = 10                # seconds per attempt
+retries = 2                 # further attempts after a failed one
 """
 
 

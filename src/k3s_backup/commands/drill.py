@@ -22,6 +22,8 @@ from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.monitoring.metrics import publish_metrics
+from k3s_backup.report import Reporter
 from k3s_backup.state import record_drill
 
 START_TIMEOUT = 60.0  # a large database takes a while to open
@@ -272,6 +274,7 @@ def drill(
             record["problem"] = str(exc)
             code = exc.exit_code if isinstance(exc, BackupError) else ExitCode.FAILED
     record_drill(config.state_dir, record)
+    publish_metrics(config, env, Reporter(env, None))  # the textfile shows the drill at once
     if record["ok"]:
         env.stdout.write(f"ok         {record['name']} restores and matches its contents\n")
     else:

@@ -18,7 +18,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import pyrage
 
@@ -37,6 +36,7 @@ from k3s_backup.inventory import (
 )
 from k3s_backup.manifest import Manifest
 from k3s_backup.policy import naming
+from k3s_backup.progress import TransferBar
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.storage_form import decode, decrypt_bytes, read_identities
 from k3s_backup.streams import copy_stream, sha256_stream
@@ -143,19 +143,13 @@ class _Download:
         self.out = os.fdopen(fd, "wb")
         self.digest = hashlib.sha256()
         self.size = 0
-        self.bar: Any = None
-        if env.stderr.isatty():
-            import click
-
-            self.bar = click.progressbar(length=size, label=label, file=env.stderr)
-            self.bar.__enter__()
+        self.bar = TransferBar(env, label, size).__enter__()
 
     def write(self, data: bytes) -> int:
         self.out.write(data)
         self.digest.update(data)
         self.size += len(data)
-        if self.bar is not None:
-            self.bar.update(len(data))
+        self.bar.advance(len(data))
         return len(data)
 
     def __enter__(self) -> _Download:
@@ -167,8 +161,7 @@ class _Download:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(exc_type, exc, tb)
+        self.bar.__exit__(exc_type, exc, tb)
         self.out.flush()
         os.fsync(self.out.fileno())
         self.out.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from k3s_backup import bundle
 from k3s_backup.config import Config, TargetConfig
@@ -16,15 +19,18 @@ from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.inventory import LocalManifests, local_bundle_path, local_copies, target_copies
 from k3s_backup.lock import exclusive_run
 from k3s_backup.manifest import Manifest, for_snapshot
+from k3s_backup.monitoring.hooks import Hooks
+from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.policy import naming
 from k3s_backup.policy.retention import GfsRules
+from k3s_backup.progress import TransferBar
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import record_run
 from k3s_backup.storage_form import StoredForm, encode, encrypt_bytes
-from k3s_backup.streams import sha256_stream
+from k3s_backup.streams import MeteredReader, sha256_stream
 from k3s_backup.targets.base import Target, put_bytes
 from k3s_backup.targets.factory import open_target
 
@@ -36,7 +42,36 @@ class TargetResult:
     removed: list[str] = field(default_factory=list)
     copies: int = 0
     bytes: int = 0
+    newest: str | None = None  # the newest verified copy there, after this run
+    newest_unix: int | None = None
     error: str | None = None
+
+
+PHASES = ("snapshot", "upload", "verify", "rotate")
+
+
+class Phases:
+    """Seconds spent in each phase of a run, summed over targets. `upload` includes encoding;
+    `verify` is the time a target's `put` takes after the last byte was sent (re-hash where
+    stored, rename). Connecting, listing and the small manifest and bundle uploads count only
+    in the run's total."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] += seconds
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.add(phase, time.monotonic() - started)
+
+    def rounded(self) -> dict[str, float]:
+        return {phase: round(seconds, 3) for phase, seconds in self.seconds.items()}
 
 
 SOURCE_LABELS = {
@@ -73,42 +108,6 @@ def stored_name(name: naming.SnapshotName, form: StoredForm) -> str:
     return name.filename + form.suffix(name.suffix)
 
 
-def _ship_one(
-    target: Target,
-    config: Config,
-    name: naming.SnapshotName,
-    local: Manifest,
-    form: StoredForm,
-) -> str:
-    """Encode, upload and verify one copy and its manifest; the stored name."""
-    path = config.snapshot_dir / name.filename
-    work_root = config.state_dir / "work"
-    work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_root) as work:
-        stored = encode(path, form, name.suffix, name.filename, Path(work))
-        if stored == path:
-            size, digest = local.size, local.sha256
-        else:
-            with stored.open("rb") as stream:
-                digest = sha256_stream(stream)
-            size = stored.stat().st_size
-        manifest = replace(
-            local,
-            name=stored_name(name, form),
-            size=size,
-            sha256=digest,
-            compression=form.effective_compression(name.suffix),
-            encryption=form.encryption,
-            snapshot=name.filename,
-            plain_size=local.size,
-            plain_sha256=local.sha256,
-        )
-        with stored.open("rb") as stream:
-            target.put(manifest.name, stream, manifest.sha256)
-    put_bytes(target, naming.manifest_name(manifest.name), manifest.to_json())
-    return manifest.name
-
-
 class Run:
     def __init__(self, config: Config, env: Environment, reporter: Reporter) -> None:
         self.config = config
@@ -116,6 +115,45 @@ class Run:
         self.report = reporter
         self.source = make_source(config, env)
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
+        self.phases = Phases()
+
+    def _ship_one(
+        self, target: Target, name: naming.SnapshotName, local: Manifest, form: StoredForm
+    ) -> str:
+        """Encode, upload and verify one copy and its manifest; the stored name."""
+        path = self.config.snapshot_dir / name.filename
+        work_root = self.config.state_dir / "work"
+        work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(dir=work_root) as work:
+            stored = encode(path, form, name.suffix, name.filename, Path(work))
+            if stored == path:
+                size, digest = local.size, local.sha256
+            else:
+                with stored.open("rb") as stream:
+                    digest = sha256_stream(stream)
+                size = stored.stat().st_size
+            manifest = replace(
+                local,
+                name=stored_name(name, form),
+                size=size,
+                sha256=digest,
+                compression=form.effective_compression(name.suffix),
+                encryption=form.encryption,
+                snapshot=name.filename,
+                plain_size=local.size,
+                plain_sha256=local.sha256,
+            )
+            label = f"{manifest.name} to {target.name}"
+            with stored.open("rb") as stream, TransferBar(self.env, label, size) as bar:
+                reader = MeteredReader(stream, bar.advance)
+                target.put(manifest.name, reader, manifest.sha256)
+                done = time.monotonic()
+        put_bytes(target, naming.manifest_name(manifest.name), manifest.to_json())
+        drained = reader.drained_at or done
+        self.phases.add("upload", drained - started)
+        self.phases.add("verify", done - drained)
+        return manifest.name
 
     def take_snapshot(self) -> LocalSnapshot:
         prefix = naming.snapshot_prefix(self.config.cluster_name, self.env.now())
@@ -144,19 +182,24 @@ class Run:
             if name not in present:
                 if copy.name != newest and not self._still_valid(copy.name):
                     continue
-                _ship_one(target, self.config, copy.name, self.manifests.get(copy.name), form)
+                self._ship_one(target, copy.name, self.manifests.get(copy.name), form)
                 result.shipped.append(name)
                 verb = "Copied" if copy.name == newest else "Caught up"
                 self.report.info(f"{verb} {name} to {target.name}: SHA-256 verified")
             self._ship_bundle(target, copy.name, name, form, bundled)
-        copies = target_copies(target, self.config.cluster_name)
-        retention = plan(copies, rules_of(target_config), frozenset({stored_name(newest, form)}))
-        remove_from_target(target, retention.remove)
+        with self.phases.timed("rotate"):
+            copies = target_copies(target, self.config.cluster_name)
+            keep = frozenset({stored_name(newest, form)})
+            retention = plan(copies, rules_of(target_config), keep)
+            remove_from_target(target, retention.remove)
         result.removed = [n.filename for n in retention.remove]
         for removed in retention.remove:
             self.report.info(f"Rotated {removed.filename} off {target.name}")
         kept = target_copies(target, self.config.cluster_name)
         result.copies, result.bytes = len(kept), sum(c.size for c in kept)
+        verified = [c for c in kept if c.has_manifest]  # a manifest is written after verifying
+        if verified:
+            result.newest, result.newest_unix = verified[-1].name.filename, verified[-1].name.unix
         result.ok = True
         return result
 
@@ -217,18 +260,28 @@ class Run:
         return results
 
     def rotate_local(self, newest: naming.SnapshotName) -> None:
-        copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
-        rules = GfsRules(last=self.config.keep_local)
-        retention = plan(copies, rules, frozenset({newest.filename}))
-        remove_local(retention.remove, self.source.delete, self.report.warn)
+        with self.phases.timed("rotate"):
+            copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
+            rules = GfsRules(last=self.config.keep_local)
+            retention = plan(copies, rules, frozenset({newest.filename}))
+            remove_local(retention.remove, self.source.delete, self.report.warn)
         for name in retention.remove:
             self.manifests.forget(name.filename)
             self.report.info(f"Rotated local snapshot {name.filename}")
 
-    def summarize(self, results: dict[str, TargetResult]) -> None:
+    def local_summary(self) -> dict[str, Any]:
         local = local_copies(self.config.snapshot_dir, self.config.cluster_name)
+        newest = local[-1].name if local else None
+        return {
+            "copies": len(local),
+            "bytes": sum(c.size for c in local),
+            "newest": newest.filename if newest else None,
+            "newest_unix": newest.unix if newest else None,
+        }
+
+    def summarize(self, results: dict[str, TargetResult], local: dict[str, Any]) -> None:
         self.report.info(
-            f"Local snapshots: {len(local)} ({human_size(sum(c.size for c in local))})"
+            f"Local snapshots: {local['copies']} ({human_size(local['bytes'])})"
             f" in {self.config.snapshot_dir}"
         )
         for name, result in results.items():
@@ -240,8 +293,10 @@ class Run:
                 self.report.info(f"Target {name}: FAILED ({result.error})")
 
 
-def run_backup(config: Config, env: Environment) -> ExitCode:
-    reporter = Reporter(env, config.log_file)
+def run_backup(config: Config, env: Environment, json_out: TextIO | None = None) -> ExitCode:
+    """The whole run; with `json_out`, the run report goes there as JSON instead of the
+    progress lines on stdout (they are still logged)."""
+    reporter = Reporter(env, config.log_file, echo_info=json_out is None)
     if not config.targets:
         reporter.error(
             "no [[targets]] configured: a backup that never leaves this node is lost with its"
@@ -249,57 +304,100 @@ def run_backup(config: Config, env: Environment) -> ExitCode:
         )
         return ExitCode.USAGE
     with exclusive_run(config.state_dir):
-        return _locked_run(config, env, reporter)
+        code, record = _monitored_run(config, env, reporter)
+    if json_out is not None:
+        json_out.write(json.dumps(record, indent=2) + "\n")
+    return code
 
 
-def _locked_run(config: Config, env: Environment, reporter: Reporter) -> ExitCode:
+def _monitored_run(
+    config: Config, env: Environment, reporter: Reporter
+) -> tuple[ExitCode, dict[str, Any]]:
+    """Pings around the run, metrics and webhooks after it; none of them changes the outcome."""
+    hooks = Hooks(config.notify, config.cluster_name, reporter)
+    hooks.start()
+    try:
+        code, record = _locked_run(config, env, reporter)
+    except Exception as exc:  # a crash is a failure the monitors must hear about
+        hooks.finish({"outcome": "error", "exit_code": 1, "error": f"crashed: {exc!r}"})
+        raise
+    publish_metrics(config, env, reporter)
+    hooks.finish(record)
+    return code, record
+
+
+def _locked_run(
+    config: Config, env: Environment, reporter: Reporter
+) -> tuple[ExitCode, dict[str, Any]]:
     started, clock = env.now(), time.monotonic()
-    record: dict[str, Any] = {"started": started.isoformat(), "targets": {}}
+    record: dict[str, Any] = {
+        "cluster": config.cluster_name,
+        "started": started.isoformat(),
+        "snapshot": None,
+        "targets": {},
+        "local": None,
+        "error": None,
+    }
     run = Run(config, env, reporter)
     reporter.info(f"Starting etcd backup of cluster {config.cluster_name}")
     try:
-        snapshot = run.take_snapshot()
+        with run.phases.timed("snapshot"):
+            snapshot = run.take_snapshot()
     except SnapshotError as exc:
-        reporter.error(f"snapshot failed, nothing shipped: {exc}")
-        return _finish(config, record, clock, ExitCode.FAILED, reporter)
+        record["error"] = f"snapshot failed, nothing shipped: {exc}"
+        reporter.error(record["error"])
+        return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
     record["snapshot"] = {"name": snapshot.name.filename, "size": snapshot.check.size}
     results = run.ship_everywhere(snapshot.name)
     run.rotate_local(snapshot.name)
-    run.summarize(results)
-    record["targets"] = {
-        name: {
-            "ok": r.ok,
-            "error": r.error,
-            "shipped": r.shipped,
-            "removed": r.removed,
-            "copies": r.copies,
-            "bytes": r.bytes,
-        }
-        for name, r in results.items()
-    }
+    record["local"] = run.local_summary()
+    run.summarize(results, record["local"])
+    record["targets"] = {name: _target_record(r) for name, r in results.items()}
     failed = [name for name, r in results.items() if not r.ok]
     if failed:
-        reporter.error(
+        record["error"] = (
             f"backup PARTIAL: snapshot {snapshot.name.filename} kept locally, but"
             f" {', '.join(failed)} failed"
         )
-        return _finish(config, record, clock, ExitCode.PARTIAL, reporter)
+        reporter.error(record["error"])
+        return _finish(config, env, record, clock, run.phases, ExitCode.PARTIAL, reporter)
     reporter.info(
         f"Backup complete: {snapshot.name.filename} on {len(results)} target(s), verified"
     )
-    return _finish(config, record, clock, ExitCode.OK, reporter)
+    return _finish(config, env, record, clock, run.phases, ExitCode.OK, reporter)
+
+
+def _target_record(result: TargetResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "error": result.error,
+        "shipped": result.shipped,
+        "removed": result.removed,
+        "copies": result.copies,
+        "bytes": result.bytes,
+        "newest": result.newest,
+        "newest_unix": result.newest_unix,
+    }
 
 
 def _finish(
-    config: Config, record: dict[str, Any], clock: float, code: ExitCode, reporter: Reporter
-) -> ExitCode:
+    config: Config,
+    env: Environment,
+    record: dict[str, Any],
+    clock: float,
+    phases: Phases,
+    code: ExitCode,
+    reporter: Reporter,
+) -> tuple[ExitCode, dict[str, Any]]:
     record.update(
+        finished=env.now().isoformat(),
         outcome={0: "success", 1: "failed", 3: "partial"}.get(int(code), "error"),
         exit_code=int(code),
         duration_seconds=round(time.monotonic() - clock, 3),
+        phases=phases.rounded(),
     )
     try:
         record_run(config.state_dir, record)
     except OSError as exc:
         reporter.warn(f"cannot record the run in {config.state_dir}: {exc.strerror}")
-    return code
+    return code, record
