@@ -3,23 +3,10 @@ the schemas shipped in k3s_backup/schemas/ (the contract for scripts and monitor
 
 from __future__ import annotations
 
-import json
-from importlib.resources import files
-from typing import Any
-
 import pytest
-from jsonschema import Draft202012Validator
 
 from tests.cli_runner import invoke
-
-
-def validate(output: str, command: str) -> Any:
-    schema = json.loads((files("k3s_backup") / "schemas" / f"{command}.schema.json").read_text())
-    Draft202012Validator.check_schema(schema)
-    document = json.loads(output)  # all of stdout: nothing else is printed there
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    validator.validate(document)
-    return document
+from tests.json_schema import validate
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from k3s_backup.policy import naming
 from tests.cli_runner import invoke
+from tests.json_schema import validate
 from tests.k8s_data import live_revision_and_keys, load_cluster
 
 
@@ -38,7 +39,7 @@ def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
     assert (drill["name"], drill["revision"], drill["keys"]) == (name, revision, len(keys))
     assert f"restored   revision {revision}, {len(keys)} keys" in result.stdout
     status = invoke(["--config", str(config), "status", "--json"], environ=lab.env())
-    assert json.loads(status.stdout)["last_drill"]["ok"] is True
+    assert validate(status.stdout, "status")["last_drill"]["ok"] is True
     metrics = {
         sample.name: sample.value
         for family in text_string_to_metric_families(textfile.read_text())
