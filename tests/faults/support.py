@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from k3s_backup.testbed.fake_k3s import FakeK3sState, has_trailer
 from k3s_backup.testbed.lab import Lab
 from tests.cli_runner import Result, invoke
 
-OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip)?(\.zst)?(\.age)?$")
+OUR_NAME = re.compile(r"k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip)?(\.zst)?(\.age)?")
 STORED_SUFFIX = re.compile(r"(\.zst)?(\.age)?$")
 TEMP_MARK = ".partial-"
 WAIT = 60.0  # seconds before a wait for the process under test gives up
@@ -43,7 +43,7 @@ class Clock:
 def ours(directory: Path) -> list[str]:
     if not directory.exists():
         return []
-    return sorted(p.name for p in directory.iterdir() if OUR_NAME.match(p.name))
+    return sorted(p.name for p in directory.iterdir() if OUR_NAME.fullmatch(p.name) and p.is_file())
 
 
 def snapshots(directory: Path) -> list[str]:
@@ -71,7 +71,9 @@ def assert_final_names_whole(lab: Lab) -> None:
         assert has_trailer(plain), f"{name} under its final name is not a whole snapshot"
         manifest = lab.remote_dir / f"{name}.json"
         if manifest.exists():
-            assert json.loads(manifest.read_text())["size"] == (lab.remote_dir / name).stat().st_size
+            assert (
+                json.loads(manifest.read_text())["size"] == (lab.remote_dir / name).stat().st_size
+            )
 
 
 def set_state(lab: Lab, **changes: object) -> None:
@@ -81,7 +83,7 @@ def set_state(lab: Lab, **changes: object) -> None:
     state.save(lab.state_file)
 
 
-def cli(lab: Lab, config: Path, clock: Clock, *args: str) -> Result:
+def cli(lab: Lab, config: Path, clock: Callable[[], datetime], *args: str) -> Result:
     return invoke(["--config", str(config), *args], environ=lab.env(), now=clock)
 
 
@@ -193,7 +195,9 @@ class LogGate:
 
 
 @contextlib.contextmanager
-def gated_run(lab: Lab, config: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], LogGate]]:
+def gated_run(
+    lab: Lab, config: Path, log: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], LogGate]]:
     """A real `run` process whose log is a LogGate; killed if the test leaves it running."""
     holder: list[subprocess.Popen[bytes]] = []
     gate = LogGate(log, holder)

@@ -225,9 +225,7 @@ class SshTarget(Target):
 
     def _fail(self, action: str, name: str, exc: Exception, detail: str = "") -> TargetError:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        return TargetError(
-            f"{self.name}: cannot {action} {name} on {self.host}: {reason}{detail}"
-        )
+        return TargetError(f"{self.name}: cannot {action} {name} on {self.host}: {reason}{detail}")
 
     def _ensure_dir(self, sftp: paramiko.SFTPClient) -> None:
         if self._dir_ready:
@@ -333,7 +331,7 @@ class SshTarget(Target):
             raise self._fail("upload", name, exc, full) from None
 
     def _full_disk(self) -> str:
-        """"; the disk there is full (N bytes free)" when it is, to explain a failed write."""
+        """ "; the disk there is full (N bytes free)" when it is, to explain a failed write."""
         try:
             free = self.free_space()
         except (OSError, EOFError, paramiko.SSHException, TargetError):
