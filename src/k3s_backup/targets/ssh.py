@@ -23,7 +23,8 @@ from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha2
 from k3s_backup.targets.base import StoredObject, Target, temp_name
 
 STATVFS_EXTENSION = "statvfs@openssh.com"
-NEARLY_FULL = 4 * CHUNK_SIZE  # free bytes under which a failed write is called a full disk
+NEARLY_FULL = 4 * CHUNK_SIZE
+READ_BACK_LIMIT = CHUNK_SIZE  # free bytes under which a failed write is called a full disk
 
 
 def _wait_for_writes(sftp: paramiko.SFTPClient, remote: paramiko.SFTPFile) -> None:
@@ -311,11 +312,18 @@ class SshTarget(Target):
             with sftp.open(temp, "wb") as remote:
                 sftp.chmod(temp, 0o600)  # before any secret byte lands there
                 remote.set_pipelined(True)
+                written = 0
                 while chunk := source.read(CHUNK_SIZE):
                     remote.write(chunk)
+                    written += len(chunk)
                 remote.flush()
                 _wait_for_writes(sftp, remote)
-            stored = self._remote_sha256(temp)
+            # A small file (manifest, bundle) is read back over SFTP: one round trip, where a
+            # remote sha256sum costs a new SSH session (~0.1 s each on loopback).
+            if written <= READ_BACK_LIMIT:
+                stored = self._read_back_sha256(temp)
+            else:
+                stored = self._remote_sha256(temp)
             if stored != sha256:
                 raise TargetError(
                     f"{self.name}: copy of {name} does not verify on {self.host}"
