@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from k3s_backup.sources.factory import open_source
 from k3s_backup.state import record_run
 from k3s_backup.storage_form import StoredForm, encode, encrypt_bytes
 from k3s_backup.streams import MeteredReader, sha256_stream
-from k3s_backup.targets.base import Target, put_bytes
+from k3s_backup.targets.base import Target, final_of_temp, put_bytes
 from k3s_backup.targets.factory import open_target
 
 
@@ -174,6 +175,7 @@ class Run:
         result = TargetResult(ok=False)
         target_config = self.config.target(target.name)
         form = stored_form(target_config)
+        self._remove_stale_temporaries(target, newest.node)
         listed = target_copies(target, self.config.cluster_name)
         present = {c.name.filename for c in listed if c.has_manifest}
         bundled = {c.name.filename for c in listed if c.has_bundle}
@@ -202,6 +204,25 @@ class Run:
             result.newest, result.newest_unix = verified[-1].name.filename, verified[-1].name.unix
         result.ok = True
         return result
+
+    def _remove_stale_temporaries(self, target: Target, node: str) -> None:
+        """Remove the temporary uploads a killed run of this node left (a whole snapshot's
+        worth of space each). Only this node's: we hold its lock, so none is in progress, while
+        another node sharing the directory may be uploading right now."""
+        cluster = self.config.cluster_name
+        for stored in target.list():
+            final = final_of_temp(stored.name)
+            if final is None:
+                continue
+            snapshot = (
+                naming.snapshot_of_manifest(cluster, final)
+                or naming.snapshot_of_bundle(cluster, final)
+                or final
+            )
+            parsed = naming.parse(cluster, snapshot)
+            if parsed is not None and parsed.node == node:
+                target.delete(stored.name)
+                self.report.info(f"Removed {stored.name} on {target.name}, left by a killed run")
 
     def save_bundle(self, name: naming.SnapshotName) -> None:
         """Keep the restore bundle (token, K3s config) under state_dir; a failure only warns:
@@ -330,6 +351,8 @@ def _locked_run(
     config: Config, env: Environment, reporter: Reporter
 ) -> tuple[ExitCode, dict[str, Any]]:
     started, clock = env.now(), time.monotonic()
+    # Encoding work dirs a killed run left; no other run can be using them: we hold the lock.
+    shutil.rmtree(config.state_dir / "work", ignore_errors=True)
     record: dict[str, Any] = {
         "cluster": config.cluster_name,
         "started": started.isoformat(),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from k3s_backup.config import Config
 from k3s_backup.sources.base import Source
-from k3s_backup.sources.etcd import EtcdSource, EtcdTls, default_node_name
 from k3s_backup.sources.k3s import K3sSource
 from k3s_backup.sources.sqlite import SqliteSource
 
@@ -34,12 +34,15 @@ def choose_source(config: Config) -> SourceChoice:
 
 
 def node_name(config: Config) -> str:
-    return config.node_name or default_node_name()
+    return config.node_name or socket.gethostname().split(".")[0] or "node"
 
 
 def open_source(config: Config, environ: Mapping[str, str]) -> Source:
     kind = choose_source(config).kind
     if kind == "etcd":
+        # Imported here: grpc costs start-up time and memory that the k3s source never needs.
+        from k3s_backup.sources.etcd import EtcdSource, EtcdTls
+
         etcd = config.etcd
         return EtcdSource(
             endpoints=list(etcd.endpoints),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from k3s_backup.closable import Closable
 from k3s_backup.streams import Readable, Writable
 
 TEMP_MARK = ".partial-"
+_TEMP_RE = re.compile(r"\.(?P<final>.+)\.partial-[0-9a-f]{8}", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,10 @@ def temp_name(final: str) -> str:
 
 
 def final_of_temp(name: str) -> str | None:
-    """The final name a temporary upload was meant for, or None if `name` is not one of ours."""
-    if not name.startswith(".") or TEMP_MARK not in name:
-        return None
-    return name[1:].rsplit(TEMP_MARK, 1)[0]
+    """The final name a temporary upload was meant for, or None if `name` is not exactly the
+    shape temp_name() makes."""
+    match = _TEMP_RE.fullmatch(name)
+    return match["final"] if match else None
 
 
 class Target(Closable, ABC):

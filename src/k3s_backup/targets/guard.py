@@ -9,7 +9,7 @@ from __future__ import annotations
 from k3s_backup.errors import TargetError
 from k3s_backup.policy import naming
 from k3s_backup.streams import Readable, Writable
-from k3s_backup.targets.base import StoredObject, Target
+from k3s_backup.targets.base import StoredObject, Target, final_of_temp
 
 
 class OwnNamesOnly(Target):
@@ -45,7 +45,9 @@ class OwnNamesOnly(Target):
         return self.inner.stat(self._check(name))
 
     def delete(self, name: str) -> None:
-        self.inner.delete(self._check(name))
+        """Our names, and the temporary uploads of our names (a killed run leaves them)."""
+        final = final_of_temp(name)
+        self.inner.delete(name if final is not None and self._check(final) else self._check(name))
 
     def sha256(self, name: str) -> str:
         return self.inner.sha256(self._check(name))

@@ -23,6 +23,18 @@ from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha2
 from k3s_backup.targets.base import StoredObject, Target, temp_name
 
 STATVFS_EXTENSION = "statvfs@openssh.com"
+NEARLY_FULL = 4 * CHUNK_SIZE
+READ_BACK_LIMIT = CHUNK_SIZE  # free bytes under which a failed write is called a full disk
+
+
+def _wait_for_writes(sftp: paramiko.SFTPClient, remote: paramiko.SFTPFile) -> None:
+    """Read the status of every pipelined write still unanswered, raising on the first error.
+
+    paramiko files pipelined writes under no file object and drops their replies on close, so
+    a server's "write failed" (a full disk) would go unseen until the checksum differs."""
+    pending = remote._reqs  # type: ignore[attr-defined]  # no public way to wait for them
+    while pending:
+        sftp._read_response(pending.popleft())  # type: ignore[attr-defined]
 
 
 class KeyRefusedError(TargetError):
@@ -212,9 +224,9 @@ class SshTarget(Target):
     def _remote(self, name: str) -> str:
         return posixpath.join(self.path, name)
 
-    def _fail(self, action: str, name: str, exc: Exception) -> TargetError:
+    def _fail(self, action: str, name: str, exc: Exception, detail: str = "") -> TargetError:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        return TargetError(f"{self.name}: cannot {action} {name} on {self.host}: {reason}")
+        return TargetError(f"{self.name}: cannot {action} {name} on {self.host}: {reason}{detail}")
 
     def _ensure_dir(self, sftp: paramiko.SFTPClient) -> None:
         if self._dir_ready:
@@ -305,9 +317,18 @@ class SshTarget(Target):
             with sftp.open(temp, "wb") as remote:
                 sftp.chmod(temp, 0o600)  # before any secret byte lands there
                 remote.set_pipelined(True)
+                written = 0
                 while chunk := source.read(CHUNK_SIZE):
                     remote.write(chunk)
-            stored = self._remote_sha256(temp)
+                    written += len(chunk)
+                remote.flush()
+                _wait_for_writes(sftp, remote)
+            # A small file (manifest, bundle) is read back over SFTP: one round trip, where a
+            # remote sha256sum costs a new SSH session (~0.1 s each on loopback).
+            if written <= READ_BACK_LIMIT:
+                stored = self._read_back_sha256(temp)
+            else:
+                stored = self._remote_sha256(temp)
             if stored != sha256:
                 raise TargetError(
                     f"{self.name}: copy of {name} does not verify on {self.host}"
@@ -318,8 +339,19 @@ class SshTarget(Target):
             self._discard(temp)
             raise
         except (OSError, EOFError, paramiko.SSHException) as exc:
+            full = self._full_disk()  # before the temporary's space is given back
             self._discard(temp)
-            raise self._fail("upload", name, exc) from None
+            raise self._fail("upload", name, exc, full) from None
+
+    def _full_disk(self) -> str:
+        """ "; the disk there is full (N bytes free)" when it is, to explain a failed write."""
+        try:
+            free = self.free_space()
+        except (OSError, EOFError, paramiko.SSHException, TargetError):
+            return ""
+        if free is None or free >= NEARLY_FULL:
+            return ""
+        return f"; the disk there is full ({free} bytes free in {self.path})"
 
     def _discard(self, temp: str) -> None:
         """Best effort: a dead connection leaves the temporary, which never has a final name."""

@@ -73,6 +73,7 @@ class FakeK3sState:
     etcd_peer_port: int = 0
     etcd_pid: int | None = None
     etcd_workdir: Path | None = None  # where its log goes
+    clock_offset: int = 0  # seconds added to this node's clock (a clock that jumped)
 
     @property
     def config_yaml_path(self) -> Path:
@@ -362,7 +363,8 @@ class FakeK3s:
         if self.state.failure == "busy":
             raise Fatal(BUSY_ERROR)
         directory = self._snapshot_dir(flags, create=True)
-        name = f"{flags.get('name', 'on-demand')}-{self.state.node_name}-{int(time.time())}"
+        unix = int(time.time()) + self.state.clock_offset
+        name = f"{flags.get('name', 'on-demand')}-{self.state.node_name}-{unix}"
         if self.state.failure == "silent":
             return 0  # the server only logged a broken etcd stream
         path = directory / name

@@ -1,4 +1,4 @@
-"""A loopback TCP forwarder that can cut a connection after N bytes upstream (mid-upload)."""
+"""A loopback TCP forwarder that can cut, or hold, a connection after N bytes upstream."""
 
 from __future__ import annotations
 
@@ -28,12 +28,21 @@ class CuttingProxy:
 
     With `cut_after` set, each connection is reset on both sides once that many bytes went
     from the client to the server. Set `cut_after = None` later to let new connections through.
+    With `hold=True`, a connection reaching `cut_after` is frozen instead (nothing more is
+    forwarded either way, as on a stalled link) and `held` is set, until `release()`; a test can
+    then act at a known point of an upload.
     """
 
-    def __init__(self, target: tuple[str, int], cut_after: int | None = None) -> None:
+    def __init__(
+        self, target: tuple[str, int], cut_after: int | None = None, hold: bool = False
+    ) -> None:
         self.target = target
         self.cut_after = cut_after
+        self.hold = hold
         self.cuts = 0  # connections cut so far
+        self.bytes_up = 0  # client-to-server bytes forwarded, all connections
+        self.held = threading.Event()
+        self._released = threading.Event()
         self._lock = threading.Lock()
         self.connections = 0
         self._stopping = threading.Event()
@@ -114,15 +123,29 @@ class CuttingProxy:
                     continue
                 if source is client and limit is not None:
                     data = data[: limit - sent_up]
+                if source is client:
                     sent_up += len(data)
+                    with self._lock:
+                        self.bytes_up += len(data)
                 try:
                     sink.sendall(data)
                 except OSError:
                     return
                 if source is client and limit is not None and sent_up >= limit:
+                    if self.hold:
+                        self._stall()
                     with self._lock:
                         self.cuts += 1
                     return
+
+    def _stall(self) -> None:
+        self.held.set()
+        while not self._released.wait(POLL) and not self._stopping.is_set():
+            pass
+
+    def release(self) -> None:
+        """End a hold: the held connection is then reset (as a link that never came back)."""
+        self._released.set()
 
     def stop(self) -> None:
         self._stopping.set()

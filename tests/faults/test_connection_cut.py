@@ -1,0 +1,93 @@
+"""The SSH connection to the backup host cut at several points of a run (a loopback proxy that
+resets both sides after N bytes): exit 3, nothing partial under a final name, the copies already
+there intact, the snapshot kept locally; the next run catches up and cleans the temporary.
+
+One cut mid-copy is in tests/commands/test_run.py
+(test_connection_cut_mid_upload_leaves_no_final_name_then_next_run_succeeds); here the cut
+moves through the whole connection, measured on a first uncut run through the same proxy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from k3s_backup.testbed.lab import Lab
+from k3s_backup.testbed.tcp_proxy import CuttingProxy
+from tests.faults.support import (
+    Clock,
+    assert_final_names_whole,
+    cli,
+    ours,
+    snapshots,
+    temporaries,
+)
+
+SECRET = 600_000  # incompressible bytes in etcd: the copy is most of the connection's traffic
+
+
+def cut_point(point: str, full_run: int, copy_size: int) -> int:
+    """Bytes from the client after which the connection is cut; `full_run` is what one whole
+    run sent, `copy_size` what its copy weighs (the rest is SSH, listing, manifest, bundle)."""
+    overhead = full_run - copy_size
+    return {
+        "key-exchange": 600,  # banner and KEXINIT only
+        "authentication": 1_500,
+        "start-of-copy": overhead // 3 + copy_size // 50,
+        "middle-of-copy": overhead // 3 + copy_size // 2,
+        "end-of-copy": overhead // 3 + copy_size - 2_000,
+        "manifest-bundle-rotation": full_run - overhead // 3,
+    }[point]
+
+
+@pytest.fixture
+def proxy(lab: Lab) -> Iterator[CuttingProxy]:
+    with CuttingProxy(("127.0.0.1", lab.sshd.port)) as started:
+        lab.known_hosts.write_text(lab.sshd.known_hosts_line(port=started.port) + "\n")
+        yield started
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "key-exchange",
+        "authentication",
+        "start-of-copy",
+        "middle-of-copy",
+        "end-of-copy",
+        "manifest-bundle-rotation",
+    ],
+)
+def test_cut_connection_at_each_point_loses_nothing(
+    lab: Lab, tmp_path: Path, proxy: CuttingProxy, point: str
+) -> None:
+    lab.etcd.put("/registry/secrets/default/big", os.urandom(SECRET))
+    config = lab.write_config(tmp_path / "c.toml", targets=[lab.ssh_target(port=proxy.port)])
+    clock = Clock()
+    assert cli(lab, config, clock, "run").code == 0
+    full_run = proxy.bytes_up
+    [first] = ours(lab.remote_dir)
+    kept = (lab.remote_dir / first).read_bytes()
+
+    proxy.cut_after = cut_point(point, full_run, len(kept))
+    result = cli(lab, config, clock, "run")
+    assert proxy.cuts == 1
+    if result.code == 0:  # the cut came after the last byte that mattered (the final close)
+        assert point == "manifest-bundle-rotation"
+    else:
+        assert result.code == 3, result.stderr
+        assert "backup-host" in result.stderr and "PARTIAL" in result.stderr
+    assert_final_names_whole(lab)
+    assert (lab.remote_dir / first).read_bytes() == kept
+    assert len(ours(lab.snapshot_dir)) == 2  # the new snapshot is kept locally
+
+    proxy.cut_after = None
+    result = cli(lab, config, clock, "run")
+    assert result.code == 0, result.stderr
+    assert snapshots(lab.remote_dir) == ours(lab.snapshot_dir)  # caught up: none missing
+    assert temporaries(lab.remote_dir) == []
+    verified = cli(lab, config, clock, "verify")
+    assert verified.code == 0, verified.stdout
