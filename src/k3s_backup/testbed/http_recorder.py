@@ -8,7 +8,9 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from typing import Self
+
+from k3s_backup.testbed.ports import Service
 
 HOLD_LIMIT = 30.0  # a held answer is released at the latest then, should a test forget
 
@@ -21,7 +23,7 @@ class Received:
     content_type: str
 
 
-class RecordingServer:
+class RecordingServer(Service):
     def __init__(self, statuses: Iterable[int] = (), hold: bool = False) -> None:
         self.requests: list[Received] = []
         self._statuses = list(statuses)  # answered in order, then 200
@@ -69,16 +71,11 @@ class RecordingServer:
         with self._lock:
             return [r.path for r in self.requests]
 
-    def __enter__(self) -> RecordingServer:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self.release.set()
         self._server.shutdown()
         self._server.server_close()

@@ -8,7 +8,8 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
-from types import TracebackType
+
+from k3s_backup.testbed.ports import Service
 
 POLL = 0.1  # how often idle threads notice stop()
 JOIN_TIMEOUT = 2.0
@@ -23,7 +24,7 @@ def _abort(sock: socket.socket) -> None:
     sock.close()
 
 
-class CuttingProxy:
+class CuttingProxy(Service):
     """Forwards 127.0.0.1:`port` to `target`; a context manager.
 
     With `cut_after` set, each connection is reset on both sides once that many bytes went
@@ -152,14 +153,3 @@ class CuttingProxy:
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
         self._listener.close()
-
-    def __enter__(self) -> CuttingProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
