@@ -203,8 +203,8 @@ def test_connection_cut_mid_upload_leaves_no_final_name_then_next_run_succeeds(l
         config = lab.write_config(tmp_path / "cut.toml", targets=[target])
         clock = Clock()
         result = invoke(["--config", str(config), "run"], environ=lab.env(), now=clock)
-        assert result.code == 3
-        assert ours(lab.remote_dir) == []
+        assert result.code == 3, (result.stdout, result.stderr)
+        assert ours(lab.remote_dir) == [], (result.stdout, result.stderr)
         proxy.cut_after = None
         result = invoke(["--config", str(config), "run"], environ=lab.env(), now=clock)
     assert result.code == 0, result.stderr
