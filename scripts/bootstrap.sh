@@ -37,3 +37,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[test]"
+
+# promtool, Prometheus's rule checker, for the alert-rule tests: taken out of Debian's package
+# instead of installing it (that would also install and start a Prometheus server).
+if ! command -v promtool >/dev/null && [ ! -x .venv/bin/promtool ]; then
+    dl="$(mktemp -d)"
+    chmod 0755 "$dl"
+    if ! (cd "$dl" && apt-get download -qq prometheus 2>/dev/null); then
+        apt-get update -qq
+        (cd "$dl" && apt-get download -qq prometheus 2>/dev/null)
+    fi
+    dpkg-deb --fsys-tarfile "$dl"/prometheus_*.deb | tar -x -C "$dl" ./usr/bin/promtool
+    install -m 0755 "$dl/usr/bin/promtool" .venv/bin/promtool
+    rm -rf "$dl"
+fi

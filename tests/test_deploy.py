@@ -1,26 +1,7 @@
-"""deploy/: the example alert rules are well-formed and alert on what the issue asks for."""
-
-from pathlib import Path
-
-import yaml
+"""`k3s-backup metrics` before any run (the alert rules: monitoring/test_alert_rules.py)."""
 
 from k3s_backup import __version__
 from tests.cli_runner import invoke
-
-RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "k3s-backup-rules.yml"
-
-
-def test_rules_alert_on_no_success_in_26_hours_and_a_failed_last_run():
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    rules = {rule["alert"]: rule for group in groups for rule in group["rules"]}
-    for rule in rules.values():
-        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}
-        assert rule["labels"]["severity"] in ("warning", "critical")
-        assert rule["annotations"]["summary"]
-    assert rules["K3sBackupNoRecentSuccess"]["expr"] == (
-        "time() - k3s_backup_last_success_timestamp_seconds > 26 * 3600"
-    )
-    assert rules["K3sBackupLastRunFailed"]["expr"] == "k3s_backup_last_run_success == 0"
 
 
 def test_metrics_before_any_run_has_only_the_info(tmp_path):
