@@ -120,7 +120,9 @@ def _compress(
     with plain.open("rb") as source, _private_file(out) as dest:
         if compression == "zstd":
             hashing = _HashingWriter(dest)
-            zstandard.ZstdCompressor(level=level, threads=-1).copy_stream(
+            # Single-threaded: threads=-1 took ~55 MiB more RSS (a job buffer per worker) and
+            # was no faster on a 2-core node at level 3, where SHA-256 and SSH share the CPU.
+            zstandard.ZstdCompressor(level=level).copy_stream(
                 source, cast(IO[bytes], hashing), read_size=CHUNK_SIZE, write_size=CHUNK_SIZE
             )
             return hashing.digest.hexdigest()
