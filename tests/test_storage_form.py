@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
 import pyrage
 import pytest
 
-from k3s_backup.storage_form import DecodeError, StoredForm, decode, encode, read_identities
+from k3s_backup.storage_form import (
+    DecodeError,
+    StoredForm,
+    decode,
+    encode,
+    encode_hashed,
+    read_identities,
+)
 
 SNAPSHOT = "k3s-lab-20261123-020000-k3s-05-1795399200"
 
@@ -49,6 +57,19 @@ def test_round_trip_is_byte_exact(tmp_path, plain, identity, compression, encryp
     assert back.read_bytes() == plain.read_bytes()
     if compression != "none":
         assert stored.stat().st_size < plain.stat().st_size or encrypted
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd", "zip"])
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_digest_taken_while_encoding_is_the_stored_files(
+    tmp_path, plain, identity, compression, encrypted
+):
+    form = StoredForm(compression=compression, recipients=(identity[1],) if encrypted else ())
+    encoded = encode_hashed(plain, form, "", SNAPSHOT, workdir(tmp_path, "enc"))
+    if encoded.path == plain or (compression == "zip" and not encrypted):
+        assert encoded.sha256 is None  # the caller has it already, or hashes the zip after
+    else:
+        assert encoded.sha256 == hashlib.sha256(encoded.path.read_bytes()).hexdigest()
 
 
 def test_standard_tools_decode_every_form(tmp_path, plain, identity):

@@ -160,7 +160,10 @@ class LogGate:
                     if not self._alive():
                         return
                     continue
-                chunk = os.read(fd, 65536)
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:  # poll saw no writer (HUP), one opened before the read
+                    continue
                 if not chunk:  # between two lines the FIFO reads as closed: poll again soon
                     if not self._alive():
                         return

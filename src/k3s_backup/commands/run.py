@@ -30,7 +30,7 @@ from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import record_run
-from k3s_backup.storage_form import StoredForm, encode, encrypt_bytes
+from k3s_backup.storage_form import StoredForm, encode_hashed, encrypt_bytes
 from k3s_backup.streams import MeteredReader, sha256_stream
 from k3s_backup.targets.base import Target, final_of_temp, put_bytes
 from k3s_backup.targets.factory import open_target
@@ -88,12 +88,16 @@ def make_source(config: Config, env: Environment) -> Source:
 
 def _manifest_of(snapshot: LocalSnapshot, source_kind: str) -> Manifest:
     if snapshot.name.suffix == ".zip":  # the manifest describes the stored file, not its content
-        with snapshot.path.open("rb") as stream:
-            digest = sha256_stream(stream)
+        digest = _file_sha256(snapshot.path)
         size = snapshot.path.stat().st_size
     else:
         digest, size = snapshot.check.sha256, snapshot.check.size
     return for_snapshot(snapshot.name, source_kind, size, digest)
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return sha256_stream(stream)
 
 
 def stored_form(target_config: TargetConfig) -> StoredForm:
@@ -127,12 +131,12 @@ class Run:
         work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=work_root) as work:
-            stored = encode(path, form, name.suffix, name.filename, Path(work))
+            encoded = encode_hashed(path, form, name.suffix, name.filename, Path(work))
+            stored = encoded.path
             if stored == path:
                 size, digest = local.size, local.sha256
             else:
-                with stored.open("rb") as stream:
-                    digest = sha256_stream(stream)
+                digest = encoded.sha256 or _file_sha256(stored)  # zip is hashed afterwards
                 size = stored.stat().st_size
             manifest = replace(
                 local,

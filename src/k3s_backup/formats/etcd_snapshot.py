@@ -70,7 +70,6 @@ def check_stream(stream: Readable, size: int) -> SnapshotCheck:
             f"not an etcd snapshot with a SHA-256 trailer: size {size} is not 512*n+32"
         )
     db_hash = hashlib.sha256()
-    file_hash = hashlib.sha256()
     head = b""
     remaining = size - TRAILER_SIZE
     while remaining:
@@ -80,9 +79,9 @@ def check_stream(stream: Readable, size: int) -> SnapshotCheck:
         if len(head) < 2 * 65536:
             head += chunk[: 2 * 65536 - len(head)]
         db_hash.update(chunk)
-        file_hash.update(chunk)
         remaining -= len(chunk)
     trailer = stream.read(TRAILER_SIZE)
+    file_hash = db_hash.copy()  # the file's hash continues the database's: one pass, not two
     file_hash.update(trailer)
     if trailer != db_hash.digest():
         raise SnapshotError("snapshot SHA-256 trailer does not match its contents (corrupted)")

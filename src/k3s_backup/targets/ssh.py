@@ -15,6 +15,7 @@ import socket
 import stat as stat_module
 import struct
 from pathlib import Path
+from typing import Any
 
 import paramiko
 
@@ -23,6 +24,12 @@ from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha2
 from k3s_backup.targets.base import StoredObject, Target, temp_name
 
 STATVFS_EXTENSION = "statvfs@openssh.com"
+LIMITS_EXTENSION = "limits@openssh.com"
+# SFTP write requests: paramiko's 32 KiB costs a Python round of packing per 32 KiB; OpenSSH's
+# sftp-server (8.6+) announces what it takes (255 KiB), and 256 KiB requests upload ~2x faster.
+# Servers that do not announce a limit get the 32 KiB every SFTP server accepts.
+DEFAULT_WRITE_SIZE = 32768
+MAX_WRITE_SIZE = 256 * 1024
 NEARLY_FULL = 4 * CHUNK_SIZE
 READ_BACK_LIMIT = CHUNK_SIZE  # free bytes under which a failed write is called a full disk
 
@@ -35,6 +42,32 @@ def _wait_for_writes(sftp: paramiko.SFTPClient, remote: paramiko.SFTPFile) -> No
     pending = remote._reqs  # type: ignore[attr-defined]  # no public way to wait for them
     while pending:
         sftp._read_response(pending.popleft())  # type: ignore[attr-defined]
+
+
+def _transport(sock: Any, /, **options: Any) -> paramiko.Transport:
+    """AES-GCM first: paramiko's default AES-CTR + HMAC-SHA-256 hashes every byte a second time
+    in Python's thread; GCM authenticates while encrypting (~20 % faster uploads here). Every
+    cipher paramiko offers stays acceptable for servers without GCM (OpenSSH has it since 6.2)."""
+    transport = paramiko.Transport(sock, **options)
+    security = transport.get_security_options()
+    security.ciphers = sorted(security.ciphers, key=lambda name: "-gcm@" not in name)
+    return transport
+
+
+def _write_size(sftp: paramiko.SFTPClient) -> int:
+    """The largest SFTP write request the server accepts, up to MAX_WRITE_SIZE."""
+    try:
+        _kind, message = sftp._request(  # type: ignore[attr-defined]  # no public call
+            paramiko.sftp.CMD_EXTENDED, LIMITS_EXTENSION
+        )
+    except (OSError, EOFError, paramiko.SSHException):
+        return DEFAULT_WRITE_SIZE  # no such extension: the size every server takes
+    if message is None:
+        return DEFAULT_WRITE_SIZE
+    _packet, _read, write, _handles = struct.unpack(
+        ">4Q", message.get_remainder()[:32].ljust(32, b"\0")
+    )
+    return min(int(write), MAX_WRITE_SIZE) if write else DEFAULT_WRITE_SIZE
 
 
 class KeyRefusedError(TargetError):
@@ -132,6 +165,7 @@ class SshTarget(Target):
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._dir_ready = False
+        self._write_size: int | None = None
 
     @property
     def location(self) -> str:
@@ -156,6 +190,7 @@ class SshTarget(Target):
                 timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout,
+                transport_factory=_transport,
             )
         except HostKeyError:
             client.close()
@@ -175,7 +210,8 @@ class SshTarget(Target):
                 f"{self.name}: SSH key {self.identity_file} does not exist; create it with"
                 f" `ssh-keygen -t ed25519 -f {self.identity_file} -N ''`"
             ) from None
-        except (TimeoutError, OSError, paramiko.SSHException) as exc:
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
+            # EOFError: a connection cut during key exchange (click would print "Aborted!")
             client.close()
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise TargetError(
@@ -183,6 +219,7 @@ class SshTarget(Target):
             ) from None
         self._client = client
         self._sftp = client.open_sftp()
+        self._write_size = None
         return self._sftp
 
     def _load_known_hosts(self, client: paramiko.SSHClient) -> None:
@@ -317,6 +354,10 @@ class SshTarget(Target):
             with sftp.open(temp, "wb") as remote:
                 sftp.chmod(temp, 0o600)  # before any secret byte lands there
                 remote.set_pipelined(True)
+                if self._write_size is None:
+                    self._write_size = _write_size(sftp)
+                # per file: paramiko splits writes into requests of this size
+                remote.MAX_REQUEST_SIZE = self._write_size
                 written = 0
                 while chunk := source.read(CHUNK_SIZE):
                     remote.write(chunk)
