@@ -87,12 +87,18 @@ class SystemPaths:
 
 
 def program_path(argv0: str | None = None) -> Path:
-    """The installed `k3s-backup` to schedule: the one running now if it is that command."""
+    """The installed `k3s-backup` to schedule: the one running now if it is that command, else
+    the one on PATH, else the one installed beside this Python, else the guide's location."""
     argv0 = sys.argv[0] if argv0 is None else argv0
     if Path(argv0).name == "k3s-backup" and Path(argv0).exists():
         return Path(argv0).absolute()
     found = shutil.which("k3s-backup")
-    return Path(found).absolute() if found else DEFAULT_PROGRAM
+    if found:
+        return Path(found).absolute()
+    # The console script of the environment this code runs from (/opt/k3s-backup/bin/ after
+    # install.sh), when the command is not on PATH.
+    beside = Path(sys.executable).parent / "k3s-backup"
+    return beside.absolute() if beside.exists() else DEFAULT_PROGRAM
 
 
 def plain_path(path: Path, what: str) -> str:
