@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k3s_backup.atomic import write_atomic
 from k3s_backup.errors import BackupError
 
 FORMAT = 1
@@ -183,17 +182,7 @@ def from_bytes(data: bytes, origin: str) -> Bundle:
 
 def write(bundle: Bundle, path: Path) -> None:
     """Write `bundle` to `path`, mode 0600, via a temporary beside it (never half a file)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(to_bytes(bundle))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, to_bytes(bundle))
 
 
 def read(path: Path) -> Bundle:

@@ -8,16 +8,15 @@ so an operator's own /etc/cron.d/k3s-backup (the guide's script) is never silent
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from k3s_backup.atomic import write_atomic
 from k3s_backup.config import CONFIG_ENV_VAR
 from k3s_backup.errors import ConfigError
 from k3s_backup.policy.schedule import Schedule, ScheduleError, on_calendar, parse
@@ -239,19 +238,8 @@ def planned_change(path: Path, content: str, mode: int, own_only: bool = True) -
 
 
 def write_file(path: Path, content: str, mode: int) -> None:
-    """Atomically: a temporary beside `path` with its final mode, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Atomically; a missing system directory (/etc/cron.d, ...) gets the usual 0755."""
+    write_atomic(path, content.encode("utf-8"), mode, parent_mode=0o777)
 
 
 def planned_removal(path: Path) -> Change:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from k3s_backup import bundle, preflight
+from k3s_backup.atomic import write_atomic
 from k3s_backup.commands.fetch import (
     Fetched,
     choose,
@@ -189,12 +190,7 @@ class Executor:
             os.replace(path, backup)
             self.state.token_backup = backup
             self.report.info(f"Kept the previous token as {backup}")
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".token.")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(self.bundle.token + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)  # mkstemp made it 0600
+        write_atomic(path, (self.bundle.token + "\n").encode())
         self.state.token_written = True
 
     def _etcd_olds(self) -> set[Path]:

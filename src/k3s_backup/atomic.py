@@ -1,0 +1,24 @@
+"""Files that appear whole or not at all: a temporary beside the file, fsynced, then renamed."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, parent_mode: int = 0o700) -> None:
+    """Write `data` to `path` with `mode`; a crash leaves the old file or the new, never half.
+    Missing parents are created with `parent_mode` (less the umask)."""
+    path.parent.mkdir(mode=parent_mode, parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600 from the start
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
