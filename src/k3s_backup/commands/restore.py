@@ -273,11 +273,7 @@ class Executor:
                 f" as token.bak-{self.stamp})"
             )
             steps.append(Step("2", text, self.place_token))
-        text = (
-            f"{' '.join(self.reset_command)}  (K3s moves {self.db / 'etcd'} to"
-            f" {self.db}/etcd-old-<unix>, restores, and exits by itself)"
-        )
-        steps.append(Step("3", text, self.cluster_reset))
+        steps.append(self.restore_step())
         steps.append(Step("4", f"start K3s: systemctl start {SERVICE}", self.start_local))
         timeout = float(self.config.restore.ready_timeout)
         text = (
@@ -290,6 +286,14 @@ class Executor:
         steps += [self.remote_step("4", node, node.start_command()) for node in self.agents]
         steps.append(Step("5", "verify: k3s kubectl get nodes", self.show_nodes))
         return steps
+
+    def restore_step(self) -> Step:
+        """Step 3, where the snapshot replaces this node's datastore."""
+        text = (
+            f"{' '.join(self.reset_command)}  (K3s moves {self.db / 'etcd'} to"
+            f" {self.db}/etcd-old-<unix>, restores, and exits by itself)"
+        )
+        return Step("3", text, self.cluster_reset)
 
     # -- after a failure ---------------------------------------------------------------------
 
@@ -381,26 +385,14 @@ class SqliteExecutor(Executor):
                 "a SQLite datastore serves a single server: drop --servers and"
                 " [[restore.servers]] to restore it"
             )
-        steps = [Step("1", f"stop K3s on this node: systemctl stop {SERVICE}", self.stop_local)]
-        steps += [self.remote_step("1", n, n.stop_command()) for n in self.agents]
-        steps.append(Step("2", f"get the backup file: done, verified: {self.fetched.plain}", _done))
-        if self.put_token:
-            token = bundle.token_path(self.config.k3s.data_dir)
-            steps.append(Step("2", f"put the snapshot's server token in {token}", self.place_token))
+        return super().plan()
+
+    def restore_step(self) -> Step:
         text = (
             f"move {', '.join(SQLITE_FILES)} in {self.db} aside to {self.aside}, and put the"
             " verified copy in place as state.db"
         )
-        steps.append(Step("3", text, self.put_database))
-        steps.append(Step("4", f"start K3s: systemctl start {SERVICE}", self.start_local))
-        timeout = float(self.config.restore.ready_timeout)
-        text = (
-            f"wait until `k3s kubectl get nodes` reports this node Ready (at most {timeout:.0f} s)"
-        )
-        steps.append(Step("4", text, self.wait_ready))
-        steps += [self.remote_step("4", node, node.start_command()) for node in self.agents]
-        steps.append(Step("5", "verify: k3s kubectl get nodes", self.show_nodes))
-        return steps
+        return Step("3", text, self.put_database)
 
     def _recover_local(self) -> str:
         state = self.state
