@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from k3s_backup.loopback import free_port
 from k3s_backup.monitoring.http import DeliveryError, post
 from k3s_backup.testbed.fake_k3s import FakeK3sState
 from k3s_backup.testbed.http_recorder import RecordingServer
-from k3s_backup.testbed.ports import free_port
 from tests.cli_runner import Result, invoke
 
 CHECK = "/ping/0f6e2a4c"  # stands for a healthchecks.io check's secret UUID

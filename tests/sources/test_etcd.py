@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from k3s_backup.loopback import free_port
 from k3s_backup.testbed.etcd import EtcdServer, restore_snapshot, snapshot_status
 from k3s_backup.testbed.etcd_tls import CertificateAuthority, TlsEtcdServer
-from k3s_backup.testbed.ports import free_port
 from tests.cli_runner import invoke
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.loopback import free_ports, log_tail, stop_child
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.report import Reporter
 from k3s_backup.state import record_drill
@@ -59,17 +59,6 @@ def find_tools(environ: Mapping[str, str]) -> Tools | str:
     return Tools(etcd, etcdctl, restore)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _run(command: Sequence[str], environ: Mapping[str, str], timeout: float) -> bytes:
     result = subprocess.run(
         list(command),
@@ -92,7 +81,7 @@ class ThrowawayEtcd:
         self.tools = tools
         self.workdir = workdir
         self.environ = environ
-        self.client_port, self.peer_port = _free_ports(2)
+        self.client_port, self.peer_port = free_ports(2)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -147,11 +136,7 @@ class ThrowawayEtcd:
             )
 
     def log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return ""
-        return "\n".join(lines[-5:])
+        return log_tail(self.log_path, 5)
 
     def ctl(self, *args: str) -> Any:
         command = [
@@ -189,14 +174,7 @@ class ThrowawayEtcd:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
+        stop_child(proc, STOP_TIMEOUT)
 
 
 def _restore_and_start(

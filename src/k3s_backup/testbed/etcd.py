@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from k3s_backup.testbed.ports import Service, free_ports, log_tail, stop_child, wait_for
+from k3s_backup.loopback import Service, free_ports, log_tail, stop_child, wait_for
 
 ETCD = "etcd"
 ETCDCTL = "etcdctl"

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from k3s_backup.loopback import free_port
 from k3s_backup.testbed.etcd import EtcdServer
-from k3s_backup.testbed.ports import free_port
 
 _KeyType = ec.EllipticCurvePrivateKey
 

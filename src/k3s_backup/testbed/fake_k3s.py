@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TextIO, get_args
 
+from k3s_backup.loopback import pid_runs
 from k3s_backup.testbed.etcd import (
     EtcdError,
     etcd_healthy,
@@ -31,7 +32,6 @@ from k3s_backup.testbed.etcd import (
     plain_snapshot,
     restore_snapshot,
 )
-from k3s_backup.testbed.ports import pid_runs
 
 STATE_FILENAME = "fake-k3s.json"
 VERSION_TEXT = "k3s version v1.33.4+k3s1 (abcdef12)\ngo version go1.24.5"

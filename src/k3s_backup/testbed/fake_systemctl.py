@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from k3s_backup.loopback import pid_runs, stop_pid
 from k3s_backup.testbed.etcd import EtcdError, EtcdServer
 from k3s_backup.testbed.fake_k3s import FakeK3sState, write_wrapper
-from k3s_backup.testbed.ports import pid_runs, stop_pid
 
 ALWAYS_ACTIVE = ("cron", "ssh", "sshd")
 UNITS_FILENAME = "fake-systemctl-units.json"  # beside the state: {"unit": true|false}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
-from k3s_backup.testbed.ports import Service
+from k3s_backup.loopback import Service
 
 HOLD_LIMIT = 30.0  # a held answer is released at the latest then, should a test forget
 

@@ -6,10 +6,10 @@ import json
 import os
 from pathlib import Path
 
+from k3s_backup.loopback import Service, stop_pid
 from k3s_backup.testbed.etcd import EtcdServer
 from k3s_backup.testbed.fake_k3s import STATE_FILENAME, FakeK3sState, install_fake_k3s
 from k3s_backup.testbed.fake_systemctl import install_fake_systemctl
-from k3s_backup.testbed.ports import Service, stop_pid
 from k3s_backup.testbed.sshd import SshServer
 
 

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from k3s_backup.testbed.ports import Service, free_port, stop_child, wait_for
+from k3s_backup.loopback import Service, free_port, stop_child, wait_for
 
 START_TIMEOUT = 30.0
 ACCESS_KEY = "testing-access-key"

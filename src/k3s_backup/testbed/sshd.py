@@ -8,7 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from k3s_backup.testbed.ports import Service, free_port, log_tail, stop_child, wait_for
+from k3s_backup.loopback import Service, free_port, log_tail, stop_child, wait_for
 
 SSHD = Path("/usr/sbin/sshd")  # absolute: sshd re-executes itself for each connection
 PRIVSEP_DIR = Path("/run/sshd")

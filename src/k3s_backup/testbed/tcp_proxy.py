@@ -9,7 +9,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from k3s_backup.testbed.ports import Service
+from k3s_backup.loopback import Service
 
 POLL = 0.1  # how often idle threads notice stop()
 JOIN_TIMEOUT = 2.0

@@ -1,4 +1,5 @@
-"""Loopback plumbing for the test lab: free ports, polling with a deadline, stopping by PID."""
+"""Loopback plumbing for the servers we start (the test lab's, and `drill`'s throwaway etcd):
+free ports, polling with a deadline, stopping by PID, the end of a log."""
 
 from __future__ import annotations
 
