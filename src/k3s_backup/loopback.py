@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import TracebackType
@@ -102,6 +102,22 @@ def log_tail(path: Path, lines: int = 15) -> str:
     except FileNotFoundError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def spawn_logged(
+    command: Sequence[str], log_path: Path, environ: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own session with stdout and stderr appended to `log_path`: a file,
+    never an inherited pipe, which a caller capturing output would wait on forever."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=None if environ is None else dict(environ),
+            start_new_session=True,
+        )
 
 
 def stop_child(proc: subprocess.Popen[Any] | None, timeout: float = STOP_TIMEOUT) -> None:

@@ -21,7 +21,7 @@ from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.etcd_db import EtcdDb
-from k3s_backup.loopback import free_ports, log_tail, stop_child
+from k3s_backup.loopback import free_ports, log_tail, spawn_logged, stop_child
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.report import Reporter
 from k3s_backup.state import record_drill
@@ -125,15 +125,7 @@ class ThrowawayEtcd:
             f"--initial-advertise-peer-urls={self.peer_url}",
             f"--initial-cluster={MEMBER}={self.peer_url}",
         ]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(self.environ),
-                start_new_session=True,
-            )
+        self.proc = spawn_logged(command, self.log_path, self.environ)
 
     def log_tail(self) -> str:
         return log_tail(self.log_path, 5)

@@ -14,7 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from k3s_backup.loopback import Service, free_ports, log_tail, stop_child, wait_for
+from k3s_backup.loopback import (
+    Service,
+    free_ports,
+    log_tail,
+    spawn_logged,
+    stop_child,
+    wait_for,
+)
 
 ETCD = "etcd"
 ETCDCTL = "etcdctl"
@@ -163,15 +170,7 @@ class EtcdServer(Service):
         """Start the process without waiting (see wait_ready)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            # Output to a file, never an inherited pipe: a caller capturing output would hang.
-            self._proc = subprocess.Popen(
-                self._command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._proc = spawn_logged(self._command(), self.log_path)
 
     def wait_ready(self) -> None:
         proc = self._proc

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from k3s_backup.loopback import Service, free_port, stop_child, wait_for
+from k3s_backup.loopback import Service, free_port, spawn_logged, stop_child, wait_for
 
 START_TIMEOUT = 30.0
 ACCESS_KEY = "testing-access-key"
@@ -44,14 +44,7 @@ class S3Server(Service):
 
     def start(self) -> S3Server:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self._command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._proc = spawn_logged(self._command(), self.log_path)
         wait_for(self._up, START_TIMEOUT, f"moto S3 server at {self.endpoint_url}")
         return self
 

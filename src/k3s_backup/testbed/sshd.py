@@ -8,7 +8,14 @@ import socket
 import subprocess
 from pathlib import Path
 
-from k3s_backup.loopback import Service, free_port, log_tail, stop_child, wait_for
+from k3s_backup.loopback import (
+    Service,
+    free_port,
+    log_tail,
+    spawn_logged,
+    stop_child,
+    wait_for,
+)
 
 SSHD = Path("/usr/sbin/sshd")  # absolute: sshd re-executes itself for each connection
 PRIVSEP_DIR = Path("/run/sshd")
@@ -95,14 +102,7 @@ class SshServer(Service):
 
     def _launch(self) -> subprocess.Popen[bytes]:
         command = [str(SSHD), "-D", "-e", "-f", str(self.config_path)]
-        with self.log_path.open("ab") as log:
-            return subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        return spawn_logged(command, self.log_path)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         def ready() -> bool:
