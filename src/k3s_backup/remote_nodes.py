@@ -14,7 +14,7 @@ import paramiko
 
 from k3s_backup.config import NodeConfig
 from k3s_backup.errors import TargetError
-from k3s_backup.targets.ssh import SshTarget
+from k3s_backup.targets.ssh import CONNECTION_ERRORS, SshTarget
 
 COMMAND_TIMEOUT = 10 * 60
 
@@ -65,7 +65,7 @@ class RemoteNode(SshTarget):
             output = channel.makefile("rb").read().decode(errors="replace")
             status = channel.recv_exit_status()
             channel.close()
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise TargetError(f"{self.name}: `{command}` failed: {exc}") from None
         return CommandResult(status, output)
 

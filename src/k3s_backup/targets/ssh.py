@@ -8,6 +8,7 @@ are validated names inside the configured directory and are quoted with shlex, n
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import posixpath
 import shlex
@@ -32,6 +33,10 @@ DEFAULT_WRITE_SIZE = 32768
 MAX_WRITE_SIZE = 256 * 1024
 NEARLY_FULL = 4 * CHUNK_SIZE
 READ_BACK_LIMIT = CHUNK_SIZE  # free bytes under which a failed write is called a full disk
+# What a dead or cut connection raises in paramiko: socket errors, protocol errors, and EOFError
+# from its packetizer (a send on a reset socket, a read at end of stream). EOFError must never
+# escape: click would turn it into "Aborted." and exit 1 instead of a target failure.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, paramiko.SSHException)
 
 
 def _wait_for_writes(sftp: paramiko.SFTPClient, remote: paramiko.SFTPFile) -> None:
@@ -60,7 +65,7 @@ def _write_size(sftp: paramiko.SFTPClient) -> int:
         _kind, message = sftp._request(  # type: ignore[attr-defined]  # no public call
             paramiko.sftp.CMD_EXTENDED, LIMITS_EXTENSION
         )
-    except (OSError, EOFError, paramiko.SSHException):
+    except CONNECTION_ERRORS:
         return DEFAULT_WRITE_SIZE  # no such extension: the size every server takes
     if message is None:
         return DEFAULT_WRITE_SIZE
@@ -101,7 +106,7 @@ def fetch_host_key(
         transport.banner_timeout = timeout
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
-    except (OSError, EOFError, paramiko.SSHException) as exc:
+    except CONNECTION_ERRORS as exc:
         raise TargetError(f"{host}:{port} did not complete an SSH handshake: {exc}") from None
     finally:
         transport.close()
@@ -210,8 +215,7 @@ class SshTarget(Target):
                 f"{self.name}: SSH key {self.identity_file} does not exist; create it with"
                 f" `ssh-keygen -t ed25519 -f {self.identity_file} -N ''`"
             ) from None
-        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
-            # EOFError: a connection cut during key exchange (click would print "Aborted!")
+        except CONNECTION_ERRORS as exc:  # TimeoutError is an OSError
             client.close()
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise TargetError(
@@ -227,7 +231,7 @@ class SshTarget(Target):
             client.load_host_keys(str(self.known_hosts))
         except FileNotFoundError:
             pass  # every host is then unknown, and refused with the command to trust it
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise TargetError(f"{self.name}: cannot read {self.known_hosts}: {exc}") from None
 
     def _changed_key_error(self, exc: paramiko.BadHostKeyException) -> HostKeyError:
@@ -245,10 +249,12 @@ class SshTarget(Target):
         )
 
     def close(self) -> None:
-        if self._sftp is not None:
-            self._sftp.close()
-        if self._client is not None:
-            self._client.close()
+        """Never fails: closing sends a last message, which a cut connection refuses with
+        EOFError while paramiko's reader thread has not yet seen the cut."""
+        for part in (self._sftp, self._client):
+            if part is not None:
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    part.close()
         self._sftp = None
         self._client = None
 
@@ -285,7 +291,7 @@ class SshTarget(Target):
         sftp = self._connect()
         try:
             self._ensure_dir(sftp)
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail("create", self.path, exc) from None
 
     def directory_exists(self) -> bool:
@@ -294,7 +300,7 @@ class SshTarget(Target):
             return stat_module.S_ISDIR(sftp.stat(self.path).st_mode or 0)
         except FileNotFoundError:
             return False
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail("stat", self.path, exc) from None
 
     def check_writable(self) -> None:
@@ -305,7 +311,7 @@ class SshTarget(Target):
             with sftp.open(probe, "wb") as remote:
                 remote.write(b"k3s-backup write probe\n")
             sftp.remove(probe)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             self._discard(probe)
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             user, path = shlex.quote(self.user), shlex.quote(self.path)
@@ -322,7 +328,7 @@ class SshTarget(Target):
             _kind, message = sftp._request(  # type: ignore[attr-defined]  # no public call
                 paramiko.sftp.CMD_EXTENDED, STATVFS_EXTENSION, self.path
             )
-        except (OSError, EOFError, paramiko.SSHException):
+        except CONNECTION_ERRORS:
             return None
         if message is None:
             return None
@@ -338,7 +344,7 @@ class SshTarget(Target):
             entries = sftp.listdir_attr(self.path)
         except FileNotFoundError:
             return []
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail("list", self.path, exc) from None
         return [
             StoredObject(entry.filename, entry.st_size or 0)
@@ -379,7 +385,7 @@ class SshTarget(Target):
         except TargetError:
             self._discard(temp)
             raise
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             full = self._full_disk()  # before the temporary's space is given back
             self._discard(temp)
             raise self._fail("upload", name, exc, full) from None
@@ -388,7 +394,7 @@ class SshTarget(Target):
         """ "; the disk there is full (N bytes free)" when it is, to explain a failed write."""
         try:
             free = self.free_space()
-        except (OSError, EOFError, paramiko.SSHException, TargetError):
+        except TargetError:  # free_space turns connection errors into None itself
             return ""
         if free is None or free >= NEARLY_FULL:
             return ""
@@ -399,7 +405,7 @@ class SshTarget(Target):
         try:
             if self._sftp is not None:
                 self._sftp.remove(temp)
-        except (OSError, EOFError, paramiko.SSHException):
+        except CONNECTION_ERRORS:
             pass
 
     def get(self, name: str, dest: Writable) -> None:
@@ -408,7 +414,7 @@ class SshTarget(Target):
             with sftp.open(self._remote(name), "rb") as remote:
                 remote.prefetch()
                 copy_stream(remote, dest)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail("download", name, exc) from None
 
     def stat(self, name: str) -> StoredObject | None:
@@ -417,7 +423,7 @@ class SshTarget(Target):
             attrs = sftp.stat(self._remote(name))
         except FileNotFoundError:
             return None
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail("stat", name, exc) from None
         return StoredObject(name, attrs.st_size or 0)
 
@@ -427,7 +433,7 @@ class SshTarget(Target):
             sftp.remove(self._remote(name))
         except FileNotFoundError:
             pass
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail("delete", name, exc) from None
 
     def sha256(self, name: str) -> str:
@@ -444,7 +450,7 @@ class SshTarget(Target):
             )
             output = stdout.read().decode(errors="replace")
             status = stdout.channel.recv_exit_status()
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail("hash", path, exc) from None
         digest = output.split(" ", 1)[0].strip()
         if status == 0 and len(digest) == 64:
@@ -459,5 +465,5 @@ class SshTarget(Target):
             with self._sftp.open(path, "rb") as remote:
                 remote.prefetch()
                 return sha256_stream(remote)
-        except (OSError, paramiko.SSHException) as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail("read back", path, exc) from None

@@ -31,7 +31,8 @@ class CuttingProxy(Service):
     from the client to the server. Set `cut_after = None` later to let new connections through.
     With `hold=True`, a connection reaching `cut_after` is frozen instead (nothing more is
     forwarded either way, as on a stalled link) and `held` is set, until `release()`; a test can
-    then act at a known point of an upload.
+    then act at a known point of an upload. `freeze()` holds every open connection the same
+    way, at once.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class CuttingProxy(Service):
         self.bytes_up = 0  # client-to-server bytes forwarded, all connections
         self.held = threading.Event()
         self._released = threading.Event()
+        self._freezing = threading.Event()
         self._lock = threading.Lock()
         self.connections = 0
         self._stopping = threading.Event()
@@ -107,6 +109,9 @@ class CuttingProxy(Service):
         sent_up = 0
         open_sides = 2
         while open_sides and not self._stopping.is_set():
+            if self._freezing.is_set():
+                self._stall()
+                return
             for key, _ in selector.select(POLL):
                 source: socket.socket = key.fileobj  # type: ignore[assignment]
                 sink: socket.socket = key.data
@@ -143,6 +148,12 @@ class CuttingProxy(Service):
         self.held.set()
         while not self._released.wait(POLL) and not self._stopping.is_set():
             pass
+
+    def freeze(self) -> None:
+        """Hold the open connections now (returns once one is held): the link is stalled, so
+        neither end learns anything of what the other does next."""
+        self._freezing.set()
+        self.held.wait()
 
     def release(self) -> None:
         """End a hold: the held connection is then reset (as a link that never came back)."""

@@ -1,0 +1,59 @@
+"""The SSH target on a connection the network dropped, against the lab's real OpenSSH: every
+verb fails as a TargetError (exit 3 for a run), never as paramiko's EOFError, which click would
+report as "Aborted." with exit 1; closing it is not an error at all."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from k3s_backup.config import SshTargetConfig
+from k3s_backup.errors import TargetError
+from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.guard import OwnNamesOnly
+from k3s_backup.targets.ssh import SshTarget
+from k3s_backup.testbed.lab import Lab
+from k3s_backup.testbed.tcp_proxy import CuttingProxy
+
+NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
+
+
+@pytest.fixture
+def dropped(lab: Lab) -> Iterator[SshTarget]:
+    """A connected target whose socket can no longer send, on a stalled link: the server
+    never hears of it, so paramiko's reader thread still takes the connection for alive (the
+    moment, in a real cut, at which paramiko's sender raises EOFError)."""
+    proxy = CuttingProxy(("127.0.0.1", lab.sshd.port)).start()
+    lab.known_hosts.write_text(lab.sshd.known_hosts_line(port=proxy.port) + "\n")
+    config = SshTargetConfig.model_validate(lab.ssh_target(port=proxy.port))
+    guarded = open_target(config, "k3s-lab")
+    assert isinstance(guarded, OwnNamesOnly) and isinstance(guarded.inner, SshTarget)
+    target = guarded.inner
+    target.connect()
+    assert target._client is not None
+    transport = target._client.get_transport()
+    assert transport is not None
+    proxy.freeze()
+    transport.sock.shutdown(socket.SHUT_WR)
+    yield target
+    target.close()
+    proxy.stop()
+
+
+def test_closing_a_dropped_connection_is_not_an_error(dropped: SshTarget) -> None:
+    dropped.close()
+    assert dropped._client is None and dropped._sftp is None
+
+
+def test_listing_over_a_dropped_connection_is_a_target_error(dropped: SshTarget) -> None:
+    with pytest.raises(TargetError, match="cannot list"):
+        dropped.list()
+
+
+def test_upload_over_a_dropped_connection_is_a_target_error(lab: Lab, dropped: SshTarget) -> None:
+    with pytest.raises(TargetError, match=f"cannot upload {NAME}"):
+        dropped.put(NAME, io.BytesIO(b"x" * 100_000), "0" * 64)
+    assert not (lab.remote_dir / NAME).exists()
