@@ -104,14 +104,40 @@ def spawn_run(lab: Lab, config: Path) -> subprocess.Popen[bytes]:
 _MAIN = "import sys; from k3s_backup.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def _session_members(sid: int) -> list[int]:
-    members = []
+def _processes(match: Callable[[int], bool]) -> list[int]:
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if os.getsid(int(entry.name)) == sid:
-                    members.append(int(entry.name))
-    return members
+                if match(int(entry.name)):
+                    found.append(int(entry.name))
+    return found
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the name in () may hold spaces
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {child: _parent(child) for child in _processes(lambda _pid: True)}
+    found, frontier = [], [pid]
+    while frontier:
+        children = [c for c, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _wait_gone(members: Callable[[], list[int]], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while pids := members():
+        if time.monotonic() > deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"{what} did not finish")
+        time.sleep(0.05)  # polling for an exit we cannot wait() on (not our children)
 
 
 def kill_run(proc: subprocess.Popen[bytes]) -> None:
@@ -119,14 +145,15 @@ def kill_run(proc: subprocess.Popen[bytes]) -> None:
     for what it had started (the k3s CLI, etcdctl) to finish on its own, as it would."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=WAIT)
-    deadline = time.monotonic() + WAIT
-    while _session_members(proc.pid):
-        if time.monotonic() > deadline:
-            for pid in _session_members(proc.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            raise AssertionError("children of the killed run did not finish")
-        time.sleep(0.05)  # polling for an exit we cannot wait() on (not our children)
+    _wait_gone(
+        lambda: _processes(lambda pid: os.getsid(pid) == proc.pid), "children of the killed run"
+    )
+
+
+def wait_for_backup_host(lab: Lab) -> None:
+    """Until the backup host has served every request a dead run had sent: its sshd session
+    (SFTP is served in-process) may still be removing a file after the run is gone."""
+    _wait_gone(lambda: _descendants(lab.sshd.pid), "the dead run's sshd session")
 
 
 class LogGate:

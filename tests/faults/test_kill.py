@@ -25,6 +25,7 @@ from tests.faults.support import (
     ours,
     snapshots,
     temporaries,
+    wait_for_backup_host,
 )
 
 # The log line after which the run is killed: it then runs the phase named by the key (each line
@@ -79,6 +80,7 @@ def test_kill_9_at_each_phase_then_a_normal_run_recovers_everything(
         assert proc.returncode == -9
     proxy.release()
     proxy.cut_after = None
+    wait_for_backup_host(lab)
 
     # Right after the kill: whatever carries a final name is whole; older copies untouched
     # unless the killed run had reached the rotation (which removes the oldest only).
