@@ -104,26 +104,33 @@ def spawn_run(lab: Lab, config: Path) -> subprocess.Popen[bytes]:
 _MAIN = "import sys; from k3s_backup.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def _processes(match: Callable[[int], bool]) -> list[int]:
-    found = []
+def _processes() -> dict[int, int]:
+    """pid -> parent pid of every process (one that exits meanwhile is left out)."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if match(int(entry.name)):
-                    found.append(int(entry.name))
-    return found
+                after_name = (
+                    (entry / "stat").read_text().rsplit(")", 1)[1]
+                )  # "(name)" may hold spaces
+                parents[int(entry.name)] = int(after_name.split()[1])
+    return parents
 
 
-def _parent(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the name in () may hold spaces
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for pid in _processes():
+        with contextlib.suppress(OSError):
+            if os.getsid(pid) == sid:
+                members.append(pid)
+    return members
 
 
 def _descendants(pid: int) -> list[int]:
-    parents = {child: _parent(child) for child in _processes(lambda _pid: True)}
+    parents = _processes()
     found, frontier = [], [pid]
     while frontier:
-        children = [c for c, parent in parents.items() if parent in frontier]
+        children = [child for child, parent in parents.items() if parent in frontier]
         found += children
         frontier = children
     return found
@@ -145,9 +152,7 @@ def kill_run(proc: subprocess.Popen[bytes]) -> None:
     for what it had started (the k3s CLI, etcdctl) to finish on its own, as it would."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=WAIT)
-    _wait_gone(
-        lambda: _processes(lambda pid: os.getsid(pid) == proc.pid), "children of the killed run"
-    )
+    _wait_gone(lambda: _session_members(proc.pid), "children of the killed run")
 
 
 def wait_for_backup_host(lab: Lab) -> None:
