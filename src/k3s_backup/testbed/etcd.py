@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import zipfile
@@ -13,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from k3s_backup.loopback import (
     Service,
@@ -62,13 +64,27 @@ def etcdctl(
     return result.stdout
 
 
-def etcd_healthy(endpoint: str, timeout: float = 1.0) -> bool:
-    """`etcdctl endpoint health`: a linearizable read, so it needs an elected leader."""
+def _accepts_connections(endpoint: str, timeout: float) -> bool:
+    url = urlsplit(endpoint)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 2379), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def etcd_healthy(endpoint: str, timeout: float = 1.0, answer_timeout: float | None = None) -> bool:
+    """`etcdctl endpoint health`: a linearizable read, so it needs an elected leader. A stopped
+    etcd is told at once (nothing listens); a live one gets `answer_timeout` (default
+    `timeout`) to answer, which a loaded machine's etcd, busy with fsyncs, can need."""
+    if not _accepts_connections(endpoint, timeout):
+        return False
+    answer = answer_timeout or timeout
     try:
         etcdctl(
-            [f"--dial-timeout={timeout}s", f"--command-timeout={timeout}s", "endpoint", "health"],
+            [f"--dial-timeout={timeout}s", f"--command-timeout={answer}s", "endpoint", "health"],
             endpoint=endpoint,
-            timeout=timeout + 5,
+            timeout=timeout + answer + 5,
         )
     except (EtcdError, subprocess.TimeoutExpired):
         return False

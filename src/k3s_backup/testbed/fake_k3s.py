@@ -384,7 +384,7 @@ class FakeK3s:
         part = path.with_name(path.name + ".part")
         endpoint = self.state.etcd_endpoint
         # etcdctl 3.4's `snapshot save` hangs forever on a dead endpoint: ask first.
-        if not etcd_healthy(endpoint, timeout=2.0):
+        if not etcd_healthy(endpoint, timeout=2.0, answer_timeout=20.0):
             raise Fatal(f"see server log for details: etcd at {endpoint} is not reachable")
         command = ["etcdctl", f"--endpoints={endpoint}", "snapshot", "save", str(part)]
         try:
