@@ -17,7 +17,7 @@ import pytest
 from k3s_backup.testbed.etcd import snapshot_status
 from k3s_backup.testbed.fake_k3s import FakeK3sState
 from k3s_backup.testbed.tcp_proxy import CuttingProxy
-from tests.cli_runner import Result, invoke
+from tests.cli_runner import Result, clock_at, invoke
 
 OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip)?(\.zst)?(\.age)?$")
 STORAGE_SUFFIX = re.compile(r"(\.zst)?(\.age)?$")
@@ -353,3 +353,37 @@ def test_local_target_kind(lab, tmp_path):
     assert len(ours(usb)) == 2
     assert not [p for p in usb.iterdir() if p.name.startswith(".")]
     assert os.stat(usb).st_mode & 0o777 == 0o700
+
+
+SAME_SECOND = datetime(2026, 11, 23, 2, 0, 0).astimezone()
+
+
+def _same_second_snapshot(lab) -> Path:
+    """A snapshot a run in the same second as the next one left (K3s adds its own unix time,
+    which can differ by one): the same `<cluster>-<stamp>` prefix, another full name."""
+    stamp = SAME_SECOND.strftime("%Y%m%d-%H%M%S")
+    lab.snapshot_dir.mkdir(parents=True, exist_ok=True)
+    earlier = lab.snapshot_dir / f"k3s-lab-{stamp}-k3s-05-1795399199"
+    lab.etcd.snapshot_save(earlier)
+    earlier.chmod(0o600)
+    return earlier
+
+
+def test_a_snapshot_from_a_run_in_the_same_second_is_not_taken_for_this_one(lab, config):
+    earlier = _same_second_snapshot(lab)
+    kept = earlier.read_bytes()
+    result = invoke(["--config", str(config), "run"], environ=lab.env(), now=clock_at(SAME_SECOND))
+    assert result.code == 0, result.stderr
+    [made] = [n for n in ours(lab.snapshot_dir) if n != earlier.name]
+    assert f"Backup complete: {made} " in result.stdout
+    assert made in snapshots(lab.remote_dir)
+    assert earlier.read_bytes() == kept
+
+
+def test_silent_failure_is_named_even_beside_a_same_second_snapshot(lab, config):
+    _same_second_snapshot(lab)
+    set_state(lab, failure="silent")
+    result = invoke(["--config", str(config), "run"], environ=lab.env(), now=clock_at(SAME_SECOND))
+    assert result.code == 1
+    assert "exited 0 but did not produce" in result.stderr
+    assert ours(lab.remote_dir) == []

@@ -66,6 +66,7 @@ class K3sSource:
 
     def take(self, prefix: str) -> LocalSnapshot:
         """Run `k3s etcd-snapshot save --name <prefix>` and return the checked file it made."""
+        before = self._versions()
         result = self._k3s(
             [
                 "etcd-snapshot",
@@ -84,7 +85,11 @@ class K3sSource:
                 f"`k3s etcd-snapshot save` failed (exit {result.returncode}):\n"
                 f"{_last_lines(result.stderr)}"
             )
-        produced = naming.produced_by(prefix, self.cluster, self.local_names())
+        # New or rewritten since the call: a run in the same second (the stamp has seconds)
+        # left a file with this prefix too, which must be neither taken nor confused with ours.
+        after = self._versions()
+        changed = [name for name, version in after.items() if before.get(name) != version]
+        produced = naming.produced_by(prefix, self.cluster, changed)
         if len(produced) != 1:
             found = ", ".join(p.filename for p in produced) or "none"
             raise SnapshotError(
@@ -95,6 +100,17 @@ class K3sSource:
         path = self.snapshot_dir / produced[0].filename
         os.chmod(path, 0o600)  # older K3s made .zip files 0644; they hold every Secret
         return LocalSnapshot(path=path, name=produced[0], check=check_file(path))
+
+    def _versions(self) -> dict[str, tuple[int, int, int]]:
+        """name -> (inode, size, mtime) of each file in the snapshot directory."""
+        versions = {}
+        for name in self.local_names():
+            try:
+                stat = os.stat(self.snapshot_dir / name)
+            except FileNotFoundError:
+                continue
+            versions[name] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        return versions
 
     def local_names(self) -> list[str]:
         try:
