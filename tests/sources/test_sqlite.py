@@ -98,3 +98,21 @@ def test_auto_picks_sqlite_and_run_ships_a_checked_copy(tmp_path):
     assert rows == 2000
     verified = invoke(["--config", str(config), "verify"])
     assert verified.code == 0, verified.stderr
+
+
+def test_two_snapshots_in_the_same_second_both_keep_their_file(tmp_path):
+    """The name has seconds: a second copy taken with the same prefix (a run right after
+    another) gets the next unix time, never replacing the first, which may already be shipped."""
+    database = tmp_path / "state.db"
+    make_kine(database, 10)
+    source = SqliteSource(database, tmp_path / "snapshots", "k3s", "node-1")
+    first = source.take("k3s-20261123-020000")
+    kept = first.path.read_bytes()
+    with sqlite3.connect(database) as db:
+        db.execute("INSERT INTO kine VALUES (11, '/registry/configmaps/default/late', x'00')")
+    second = source.take("k3s-20261123-020000")
+    assert second.path != first.path
+    assert first.path.read_bytes() == kept
+    assert second.name.unix > first.name.unix
+    with sqlite3.connect(second.path) as copy:
+        assert copy.execute("SELECT count(*) FROM kine").fetchone() == (11,)

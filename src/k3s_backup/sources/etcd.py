@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +18,6 @@ import grpc
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats import protowire
 from k3s_backup.formats.etcd_snapshot import check_file
-from k3s_backup.policy import naming
 from k3s_backup.sources.base import LocalSnapshot
 from k3s_backup.sources.staging import publish, staged_file, unlink_snapshot
 
@@ -137,11 +135,7 @@ class EtcdSource:
                 except SnapshotError as exc:
                     problems.append(str(exc))
                     continue
-                filename = f"{prefix}-{self.node}-{int(time.time())}"
-                name = naming.parse(self.cluster, filename)
-                if name is None:
-                    raise SnapshotError(f"node name {self.node!r} cannot be part of a file name")
-                path = publish(staged, self.snapshot_dir, filename)
+                path, name = publish(staged, self.snapshot_dir, self.cluster, prefix, self.node)
             skipped = "".join(f"; skipped: {problem}" for problem in problems)
             return LocalSnapshot(path, name, check, detail=f"from {endpoint}{skipped}")
         raise SnapshotError("no etcd endpoint gave a snapshot:\n  " + "\n  ".join(problems))

@@ -8,12 +8,10 @@ mode): every row committed before the copy started is in it. The copy is checked
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.sqlite_db import check_sqlite
-from k3s_backup.policy import naming
 from k3s_backup.sources.base import LocalSnapshot
 from k3s_backup.sources.staging import publish, staged_file, unlink_snapshot
 
@@ -51,11 +49,9 @@ class SqliteSource:
         with staged_file(self.snapshot_dir) as staged:
             backup_database(self.database, staged)
             check = check_sqlite(staged)
-            filename = f"{prefix}-{self.node}-{int(time.time())}.db"
-            name = naming.parse(self.cluster, filename)
-            if name is None:
-                raise SnapshotError(f"node name {self.node!r} cannot be part of a file name")
-            path = publish(staged, self.snapshot_dir, filename)
+            path, name = publish(
+                staged, self.snapshot_dir, self.cluster, prefix, self.node, suffix=".db"
+            )
         return LocalSnapshot(path, name, check, detail=f"from {self.database}")
 
     def delete(self, filename: str) -> str | None:

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from k3s_backup.errors import SnapshotError
+from k3s_backup.policy import naming
+from k3s_backup.policy.naming import SnapshotName
 
 STAGING_NAME = ".k3s-backup-staging"
 
@@ -33,19 +38,31 @@ def staged_file(snapshot_dir: Path) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def publish(staged: Path, snapshot_dir: Path, filename: str) -> Path:
-    """Give a checked staged file its final name in snapshot_dir (0700), atomically."""
+def publish(
+    staged: Path, snapshot_dir: Path, cluster: str, prefix: str, node: str, suffix: str = ""
+) -> tuple[Path, SnapshotName]:
+    """Give a checked staged file its final name in snapshot_dir (0700), atomically:
+    `<prefix>-<node>-<unix>[suffix]`, as K3s names its own. Never over an existing file: a run
+    in the same second (the prefix has seconds) made one; the unix time then moves on by one."""
     snapshot_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    final = snapshot_dir / filename
     os.chmod(staged, 0o600)
-    os.replace(staged, final)
-    return final
+    unix = int(time.time())
+    while True:
+        filename = f"{prefix}-{node}-{unix}{suffix}"
+        name = naming.parse(cluster, filename)
+        if name is None:
+            raise SnapshotError(f"node name {node!r} cannot be part of a file name")
+        final = snapshot_dir / filename
+        try:
+            os.link(staged, final)  # unlike a rename, never replaces an existing file
+        except FileExistsError:
+            unix += 1
+            continue
+        os.unlink(staged)
+        return final, name
 
 
 def unlink_snapshot(snapshot_dir: Path, cluster: str, filename: str) -> None:
-    from k3s_backup.errors import SnapshotError
-    from k3s_backup.policy import naming
-
     if not naming.is_ours(cluster, filename):
         raise SnapshotError(f"refusing to delete {filename!r}: not a k3s-backup snapshot")
     (snapshot_dir / filename).unlink(missing_ok=True)
