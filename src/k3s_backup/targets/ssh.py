@@ -39,6 +39,11 @@ READ_BACK_LIMIT = CHUNK_SIZE  # free bytes under which a failed write is called 
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, paramiko.SSHException)
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for a message: the OS's words when there are some."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 def _wait_for_writes(sftp: paramiko.SFTPClient, remote: paramiko.SFTPFile) -> None:
     """Read the status of every pipelined write still unanswered, raising on the first error.
 
@@ -97,8 +102,7 @@ def fetch_host_key(
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise TargetError(f"cannot connect to {host}:{port}: {reason}") from None
+        raise TargetError(f"cannot connect to {host}:{port}: {_reason(exc)}") from None
     transport = paramiko.Transport(sock)
     try:
         if key_types:
@@ -217,9 +221,8 @@ class SshTarget(Target):
             ) from None
         except CONNECTION_ERRORS as exc:  # TimeoutError is an OSError
             client.close()
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise TargetError(
-                f"{self.name}: cannot connect to {self.host}:{self.port}: {reason}"
+                f"{self.name}: cannot connect to {self.host}:{self.port}: {_reason(exc)}"
             ) from None
         self._client = client
         self._sftp = client.open_sftp()
@@ -231,7 +234,7 @@ class SshTarget(Target):
             client.load_host_keys(str(self.known_hosts))
         except FileNotFoundError:
             pass  # every host is then unknown, and refused with the command to trust it
-        except CONNECTION_ERRORS as exc:
+        except (OSError, paramiko.SSHException) as exc:  # unreadable, or a malformed line
             raise TargetError(f"{self.name}: cannot read {self.known_hosts}: {exc}") from None
 
     def _changed_key_error(self, exc: paramiko.BadHostKeyException) -> HostKeyError:
@@ -268,8 +271,9 @@ class SshTarget(Target):
         return posixpath.join(self.path, name)
 
     def _fail(self, action: str, name: str, exc: Exception, detail: str = "") -> TargetError:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        return TargetError(f"{self.name}: cannot {action} {name} on {self.host}: {reason}{detail}")
+        return TargetError(
+            f"{self.name}: cannot {action} {name} on {self.host}: {_reason(exc)}{detail}"
+        )
 
     def _ensure_dir(self, sftp: paramiko.SFTPClient) -> None:
         if self._dir_ready:
@@ -313,11 +317,10 @@ class SshTarget(Target):
             sftp.remove(probe)
         except CONNECTION_ERRORS as exc:
             self._discard(probe)
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             user, path = shlex.quote(self.user), shlex.quote(self.path)
             raise TargetError(
-                f"{self.path} on {self.host} is not writable by {self.user} ({reason}): on the"
-                f" backup host, `chown {user} {path} && chmod 700 {path}`"
+                f"{self.path} on {self.host} is not writable by {self.user} ({_reason(exc)}):"
+                f" on the backup host, `chown {user} {path} && chmod 700 {path}`"
             ) from None
 
     def free_space(self) -> int | None:
