@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -379,7 +379,7 @@ def _locked_run(
     run.rotate_local(snapshot.name)
     record["local"] = run.local_summary()
     run.summarize(results, record["local"])
-    record["targets"] = {name: _target_record(r) for name, r in results.items()}
+    record["targets"] = {name: asdict(r) for name, r in results.items()}
     failed = [name for name, r in results.items() if not r.ok]
     if failed:
         record["error"] = (
@@ -392,19 +392,6 @@ def _locked_run(
         f"Backup complete: {snapshot.name.filename} on {len(results)} target(s), verified"
     )
     return _finish(config, env, record, clock, run.phases, ExitCode.OK, reporter)
-
-
-def _target_record(result: TargetResult) -> dict[str, Any]:
-    return {
-        "ok": result.ok,
-        "error": result.error,
-        "shipped": result.shipped,
-        "removed": result.removed,
-        "copies": result.copies,
-        "bytes": result.bytes,
-        "newest": result.newest,
-        "newest_unix": result.newest_unix,
-    }
 
 
 def _finish(
