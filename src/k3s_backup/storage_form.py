@@ -7,7 +7,6 @@ Encryption uses recipients' public keys only, so the node never holds the privat
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pyrage
 import zstandard
 
 from k3s_backup.errors import BackupError, ConfigError
-from k3s_backup.streams import CHUNK_SIZE, copy_stream
+from k3s_backup.streams import CHUNK_SIZE, HashingWriter, copy_stream
 
 Compression = Literal["none", "zstd", "zip"]
 SUFFIX = {"none": "", "zstd": ".zst", "zip": ".zip"}
@@ -97,29 +96,13 @@ class Encoded:
     sha256: str | None  # of the stored form, when hashed while writing it; None for `plain`
 
 
-class _HashingWriter:
-    """Hashes what is written as it goes out: the stored form is not read again to hash it.
-    Only for sequential writers (zstd, age), not zip, which seeks back to patch its header."""
-
-    def __init__(self, dest: BinaryIO) -> None:
-        self.dest = dest
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self.dest.write(data)
-
-    def flush(self) -> None:
-        self.dest.flush()
-
-
 def _compress(
     plain: Path, compression: Compression, level: int, inner: str, out: Path
 ) -> str | None:
     """Compress `plain` into `out`; the SHA-256 of `out` when it could be hashed in passing."""
     with plain.open("rb") as source, _private_file(out) as dest:
         if compression == "zstd":
-            hashing = _HashingWriter(dest)
+            hashing = HashingWriter(dest)
             # Single-threaded: threads=-1 took ~55 MiB more RSS (a job buffer per worker) and
             # was no faster on a 2-core node at level 3, where SHA-256 and SSH share the CPU.
             zstandard.ZstdCompressor(level=level).copy_stream(
@@ -154,7 +137,7 @@ def encode_hashed(
     if form.recipients:
         encrypted = workdir / "encrypted.age"
         with current.open("rb") as source, _private_file(encrypted) as dest:
-            hashing = _HashingWriter(dest)
+            hashing = HashingWriter(dest)
             pyrage.encrypt_io(source, hashing, parse_recipients(form.recipients))
         current, digest = encrypted, hashing.digest.hexdigest()
     return Encoded(current, digest)

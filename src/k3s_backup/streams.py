@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 CHUNK_SIZE = 1 << 20
 
@@ -16,6 +16,24 @@ class Readable(Protocol):
 
 class Writable(Protocol):
     def write(self, data: bytes, /) -> object: ...
+
+
+class HashingWriter:
+    """Writes through to `dest`, hashing (SHA-256) and counting what passes, so what was
+    written need not be read again to hash it. Only for sequential writers: zip seeks back."""
+
+    def __init__(self, dest: BinaryIO) -> None:
+        self.dest = dest
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.dest.write(data)
+
+    def flush(self) -> None:
+        self.dest.flush()
 
 
 def sha256_stream(stream: Readable) -> str:

@@ -8,7 +8,6 @@ on `.zip`), and the plain file checked against its etcd SHA-256 trailer and bbol
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -39,7 +38,7 @@ from k3s_backup.policy import naming
 from k3s_backup.progress import TransferBar
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.storage_form import decode, decrypt_bytes, read_identities
-from k3s_backup.streams import copy_stream, sha256_stream
+from k3s_backup.streams import HashingWriter, copy_stream, sha256_stream
 from k3s_backup.targets.factory import open_target
 
 LATEST = "latest"
@@ -135,22 +134,17 @@ def copies_of(candidates: list[Candidate], snapshot: str) -> list[Candidate]:
     return [c for c in candidates if c.snapshot == snapshot]  # already in order of preference
 
 
-class _Download:
+class _Download(HashingWriter):
     """A 0600 file that hashes what is written and drives a progress bar on a terminal."""
 
     def __init__(self, path: Path, label: str, size: int, env: Environment) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self.out = os.fdopen(fd, "wb")
-        self.digest = hashlib.sha256()
-        self.size = 0
+        super().__init__(os.fdopen(fd, "wb"))
         self.bar = TransferBar(env, label, size).__enter__()
 
     def write(self, data: bytes) -> int:
-        self.out.write(data)
-        self.digest.update(data)
-        self.size += len(data)
         self.bar.advance(len(data))
-        return len(data)
+        return super().write(data)
 
     def __enter__(self) -> _Download:
         return self
@@ -162,9 +156,9 @@ class _Download:
         tb: TracebackType | None,
     ) -> None:
         self.bar.__exit__(exc_type, exc, tb)
-        self.out.flush()
-        os.fsync(self.out.fileno())
-        self.out.close()
+        self.dest.flush()
+        os.fsync(self.dest.fileno())
+        self.dest.close()
 
 
 def _manifest_and_download(
