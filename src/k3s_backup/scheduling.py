@@ -166,12 +166,12 @@ def service_unit(program: Path, config: Path, log_file: Path, verb: str = RUN) -
     )
 
 
-def timer_unit(schedule: Schedule, command: str = "run") -> str:
+def timer_unit(schedule: Schedule, verb: str = RUN) -> str:
     return (
         f"{MARKER}\n"
         f"{SCHEDULE_COMMENT}{schedule.expression}\n"
         "[Unit]\n"
-        f"Description=Run k3s-backup {command} on its schedule\n"
+        f"Description=Run k3s-backup {verb.split()[0]} on its schedule\n"
         "\n"
         "[Timer]\n"
         f"OnCalendar={on_calendar(schedule)}\n"

@@ -324,6 +324,7 @@ def test_a_weekly_drill_is_scheduled_with_cron_and_with_systemd(lab, root):
         units / "k3s-backup-drill.service",
     )
     assert "OnCalendar=Sun *-*-* 04:00:00" in drill_timer.read_text()
+    assert "Description=Run k3s-backup drill on its schedule" in drill_timer.read_text()
     assert "drill latest" in drill_service.read_text()
     assert "enable --now k3s-backup-drill.timer" in result.stdout
     _verify_units(drill_timer, drill_service)

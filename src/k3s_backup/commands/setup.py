@@ -417,7 +417,10 @@ class Setup:
         if drill is None:
             return files, [paths.cron, *drill_units]
         unit = scheduling.service_unit(program, self.config_path, log, scheduling.DRILL)
-        files += [(paths.drill_service, unit), (paths.drill_timer, scheduling.timer_unit(drill))]
+        files += [
+            (paths.drill_service, unit),
+            (paths.drill_timer, scheduling.timer_unit(drill, scheduling.DRILL)),
+        ]
         return files, [paths.cron]
 
     def install_schedule(self, config: Config) -> None:
