@@ -45,13 +45,18 @@ def wait_for(
         time.sleep(interval)
 
 
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name: state, parent, group, session...
+    (the name, in parentheses, may hold spaces). FileNotFoundError once `pid` is gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+
+
 def pid_alive(pid: int) -> bool:
     """True if `pid` runs; a zombie counts as gone (another process may be its parent)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        state = stat_fields(pid)[0]
     except (FileNotFoundError, ProcessLookupError):
         return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
     return state not in ("Z", "X")
 
 

@@ -14,9 +14,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from k3s_backup.loopback import stat_fields, wait_for
 from k3s_backup.testbed.fake_k3s import FakeK3sState, has_trailer
 from k3s_backup.testbed.lab import Lab
 from tests.cli_runner import Result, invoke
@@ -104,47 +106,47 @@ def spawn_run(lab: Lab, config: Path) -> subprocess.Popen[bytes]:
 _MAIN = "import sys; from k3s_backup.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def _processes() -> dict[int, int]:
-    """pid -> parent pid of every process (one that exits meanwhile is left out)."""
-    parents = {}
+@dataclass(frozen=True)
+class _Process:
+    pid: int
+    parent: int
+    session: int
+
+
+def _processes() -> list[_Process]:
+    """Every process (one that exits while /proc is read is left out)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                after_name = (
-                    (entry / "stat").read_text().rsplit(")", 1)[1]
-                )  # "(name)" may hold spaces
-                parents[int(entry.name)] = int(after_name.split()[1])
-    return parents
+                _state, parent, _group, session = stat_fields(int(entry.name))[:4]
+                found.append(_Process(int(entry.name), int(parent), int(session)))
+    return found
 
 
 def _session_members(sid: int) -> list[int]:
-    members = []
-    for pid in _processes():
-        with contextlib.suppress(OSError):
-            if os.getsid(pid) == sid:
-                members.append(pid)
-    return members
+    return [process.pid for process in _processes() if process.session == sid]
 
 
 def _descendants(pid: int) -> list[int]:
-    parents = _processes()
-    found, frontier = [], [pid]
+    processes = _processes()
+    found: list[int] = []
+    frontier = {pid}
     while frontier:
-        children = [child for child, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
+        frontier = {process.pid for process in processes if process.parent in frontier}
+        found += frontier
     return found
 
 
 def _wait_gone(members: Callable[[], list[int]], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while pids := members():
-        if time.monotonic() > deadline:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            raise AssertionError(f"{what} did not finish")
-        time.sleep(0.05)  # polling for an exit we cannot wait() on (not our children)
+    """Poll for an exit we cannot wait() on (not our children); kill what is left at WAIT."""
+    try:
+        wait_for(lambda: not members(), WAIT, what, interval=0.05)
+    except TimeoutError:
+        for pid in members():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise AssertionError(f"{what} did not finish") from None
 
 
 def kill_run(proc: subprocess.Popen[bytes]) -> None:
