@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
 from k3s_backup.lock import exclusive_run
+from k3s_backup.loopback import wait_for
 from k3s_backup.remote_nodes import RemoteNode
 from k3s_backup.report import Reporter
 
@@ -150,11 +150,10 @@ class Executor:
         return result
 
     def _poll(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if time.monotonic() >= deadline:
-                raise StepFailed(f"{what} not reached within {timeout:.0f} s")
-            time.sleep(POLL_INTERVAL)
+        try:
+            wait_for(ready, timeout, what, POLL_INTERVAL)
+        except TimeoutError:
+            raise StepFailed(f"{what} not reached within {timeout:.0f} s") from None
 
     def _active(self) -> bool:
         return self._run(["systemctl", "is-active", "--quiet", SERVICE], 60).returncode == 0
