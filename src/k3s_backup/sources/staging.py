@@ -15,7 +15,6 @@ from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.policy import naming
-from k3s_backup.policy.naming import SnapshotName
 
 STAGING_NAME = ".k3s-backup-staging"
 
@@ -40,7 +39,7 @@ def staged_file(snapshot_dir: Path) -> Iterator[Path]:
 
 def publish(
     staged: Path, snapshot_dir: Path, cluster: str, prefix: str, node: str, suffix: str = ""
-) -> tuple[Path, SnapshotName]:
+) -> tuple[Path, naming.SnapshotName]:
     """Give a checked staged file its final name in snapshot_dir (0700), atomically:
     `<prefix>-<node>-<unix>[suffix]`, as K3s names its own. Never over an existing file: a run
     in the same second (the prefix has seconds) made one; the unix time then moves on by one."""
