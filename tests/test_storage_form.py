@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
+import io
 import subprocess
+import threading
 from pathlib import Path
 
 import pyrage
@@ -11,12 +12,14 @@ import pytest
 
 from k3s_backup.storage_form import (
     DecodeError,
+    EncodeError,
     StoredForm,
     decode,
-    encode,
-    encode_hashed,
     read_identities,
+    stored_stream,
 )
+from k3s_backup.streams import copy_stream
+from tests.broken_streams import FailingSource
 
 SNAPSHOT = "k3s-lab-20261123-020000-k3s-05-1795399200"
 
@@ -44,32 +47,58 @@ def workdir(tmp_path: Path, name: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("compression", ["none", "zstd", "zip"])
-@pytest.mark.parametrize("encrypted", [False, True])
-def test_round_trip_is_byte_exact(tmp_path, plain, identity, compression, encrypted):
-    key_file, recipient = identity
-    form = StoredForm(compression=compression, recipients=(recipient,) if encrypted else ())
-    stored = encode(plain, form, "", SNAPSHOT, workdir(tmp_path, "enc"))
-    if compression != "none" or encrypted:
-        assert stored != plain and stored.stat().st_mode & 0o777 == 0o600
-    identities = read_identities(key_file) if encrypted else []
-    back = decode(stored, compression, form.encryption, identities, workdir(tmp_path, "dec"))
-    assert back.read_bytes() == plain.read_bytes()
-    if compression != "none":
-        assert stored.stat().st_size < plain.stat().st_size or encrypted
+def encode(plain: Path, form: StoredForm, suffix: str, inner: str, out_dir: Path) -> Path:
+    """What a target would store: the stream read to its end, into a file."""
+    out = out_dir / "stored"
+    with (
+        plain.open("rb") as source,
+        stored_stream(source, plain.stat().st_size, form, suffix, inner) as stream,
+        out.open("wb") as dest,
+    ):
+        copy_stream(stream, dest)
+    return out
 
 
-@pytest.mark.parametrize("compression", ["none", "zstd", "zip"])
-@pytest.mark.parametrize("encrypted", [False, True])
-def test_digest_taken_while_encoding_is_the_stored_files(
-    tmp_path, plain, identity, compression, encrypted
+FORMS = [("none", False), ("zstd", False), ("zip", False), ("none", True), ("zstd", True)]
+FORMS += [("zip", True)]
+
+
+@pytest.mark.parametrize(("compression", "encrypted"), FORMS)
+def test_a_snapshot_failing_half_way_is_an_error_never_a_short_stream(
+    plain, identity, compression, encrypted
 ):
+    """A short stream would verify against itself and be stored as a complete copy."""
     form = StoredForm(compression=compression, recipients=(identity[1],) if encrypted else ())
-    encoded = encode_hashed(plain, form, "", SNAPSHOT, workdir(tmp_path, "enc"))
-    if encoded.path == plain or (compression == "zip" and not encrypted):
-        assert encoded.sha256 is None  # the caller has it already, or hashes the zip after
-    else:
-        assert encoded.sha256 == hashlib.sha256(encoded.path.read_bytes()).hexdigest()
+    data = plain.read_bytes()
+    source = FailingSource(data, good=len(data) // 2)
+    read = bytearray()
+    with (
+        pytest.raises(EncodeError, match=f"cannot read or encode {SNAPSHOT}: Input/output error"),
+        stored_stream(source, len(data), form, "", SNAPSHOT) as stream,
+    ):
+        while chunk := stream.read(1 << 16):
+            read += chunk
+    assert len(read) < len(data)
+
+
+def test_a_snapshot_shorter_than_its_checked_size_does_not_compress(plain):
+    """A file changed after its check (truncated) must not ship as a smaller valid copy."""
+    data = plain.read_bytes()
+    with (
+        pytest.raises(EncodeError, match=f"cannot read or encode {SNAPSHOT}"),
+        stored_stream(io.BytesIO(data[:-1000]), len(data), StoredForm("zstd"), "", SNAPSHOT) as s,
+    ):
+        copy_stream(s, io.BytesIO())
+
+
+def test_leaving_early_stops_the_encoder_thread(plain, identity):
+    """A failed upload stops reading; the encoder must not block on a full pipe forever."""
+    form = StoredForm("zstd", recipients=(identity[1],))
+    before = threading.active_count()
+    size = plain.stat().st_size
+    with plain.open("rb") as source, stored_stream(source, size, form, "", SNAPSHOT) as stream:
+        assert stream.read(10)
+    assert threading.active_count() == before
 
 
 def test_standard_tools_decode_every_form(tmp_path, plain, identity):

@@ -1,7 +1,8 @@
 """How a copy is stored on a target: plain, zstd or zip compressed, optionally age-encrypted.
 
 Every form can be undone by hand with standard tools (`zstd -d`, `unzip`, `age -d`), and every
-step streams: encode and decode go file to file with bounded memory, whatever the snapshot size.
+step streams with bounded memory, whatever the snapshot size: encoding happens while the copy is
+uploaded, decoding goes file to file.
 Encryption uses recipients' public keys only, so the node never holds the private key.
 """
 
@@ -19,7 +20,7 @@ import pyrage
 import zstandard
 
 from k3s_backup.errors import BackupError, ConfigError
-from k3s_backup.streams import CHUNK_SIZE, HashingWriter, copy_stream
+from k3s_backup.streams import CHUNK_SIZE, Readable, copy_stream, produced
 
 Compression = Literal["none", "zstd", "zip"]
 SUFFIX = {"none": "", "zstd": ".zst", "zip": ".zip"}
@@ -90,57 +91,98 @@ def _private_file(path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-@dataclass(frozen=True)
-class Encoded:
-    path: Path
-    sha256: str | None  # of the stored form, when hashed while writing it; None for `plain`
+class EncodeError(BackupError):
+    """The snapshot could not be read or encoded while it was being shipped."""
 
 
-def _compress(
-    plain: Path, compression: Compression, level: int, inner: str, out: Path
-) -> str | None:
-    """Compress `plain` into `out`; the SHA-256 of `out` when it could be hashed in passing."""
-    with plain.open("rb") as source, _private_file(out) as dest:
-        if compression == "zstd":
-            hashing = HashingWriter(dest)
-            # Single-threaded: threads=-1 took ~55 MiB more RSS (a job buffer per worker) and
-            # was no faster on a 2-core node at level 3, where SHA-256 and SSH share the CPU.
-            zstandard.ZstdCompressor(level=level).copy_stream(
-                source, cast(IO[bytes], hashing), read_size=CHUNK_SIZE, write_size=CHUNK_SIZE
-            )
-            return hashing.digest.hexdigest()
-        # one entry named like the snapshot, as K3s's own .zip snapshots are
-        with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-            info = zipfile.ZipInfo(inner)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o600 << 16
-            with archive.open(info, "w", force_zip64=True) as member:
-                copy_stream(source, member)
-        return None
+class _Guarded:
+    """Any failure to read or encode becomes an EncodeError naming the snapshot, so a target
+    sees one kind of error from its source whatever the form. Wrapped around the snapshot and
+    around the encoded stream: a read error of the snapshot keeps its own words even when the
+    encoder (age) reported it in its own."""
+
+    def __init__(self, source: Readable, snapshot: str, reads: _Guarded | None = None) -> None:
+        self.source = source
+        self.snapshot = snapshot
+        self.reads = reads  # the guard of the snapshot this stream is encoded from
+        self.failure: EncodeError | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self.source.read(size)
+        except EncodeError:
+            raise
+        except (OSError, zstandard.ZstdError, pyrage.EncryptError, ValueError) as exc:
+            if self.reads is not None and self.reads.failure is not None:
+                raise self.reads.failure from exc
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            self.failure = EncodeError(f"cannot read or encode {self.snapshot}: {reason}")
+            raise self.failure from exc
 
 
-def encode(plain: Path, form: StoredForm, source_suffix: str, inner: str, workdir: Path) -> Path:
-    """The stored form of `plain` as a private file in `workdir` (or `plain` itself)."""
-    return encode_hashed(plain, form, source_suffix, inner, workdir).path
+def _zip_into(plain: Readable, inner: str, dest: BinaryIO) -> None:
+    """One entry named like the snapshot, as K3s's own .zip snapshots are. `dest` may be a
+    pipe: zipfile then writes each entry's sizes after its data (standard, `unzip` reads it)."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        info = zipfile.ZipInfo(inner)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o600 << 16
+        with archive.open(info, "w", force_zip64=True) as member:
+            copy_stream(plain, member)
 
 
-def encode_hashed(
-    plain: Path, form: StoredForm, source_suffix: str, inner: str, workdir: Path
-) -> Encoded:
-    """`encode`, with the stored form's SHA-256 computed while writing it where possible."""
-    current, digest = plain, None
+@contextmanager
+def stored_stream(
+    plain: Readable, plain_size: int, form: StoredForm, source_suffix: str, inner: str
+) -> Iterator[Readable]:
+    """The stored form of `plain`, encoded while it is read: no second copy of the snapshot is
+    ever written to this node's disk (often the etcd disk itself), and compression overlaps
+    the upload. zstd is pulled straight from its compressor; age and zip can only push into a
+    writer, so they run in a thread behind a pipe (`streams.produced`)."""
     compression = form.effective_compression(source_suffix)
-    if compression != "none":
-        compressed = workdir / ("compressed" + SUFFIX[compression])
-        digest = _compress(current, compression, form.zstd_level, inner, compressed)
-        current = compressed
-    if form.recipients:
-        encrypted = workdir / "encrypted.age"
-        with current.open("rb") as source, _private_file(encrypted) as dest:
-            hashing = HashingWriter(dest)
-            pyrage.encrypt_io(source, hashing, parse_recipients(form.recipients))
-        current, digest = encrypted, hashing.digest.hexdigest()
-    return Encoded(current, digest)
+    snapshot = _Guarded(plain, inner)
+    if compression == "zip" or form.recipients:
+
+        def encode(dest: BinaryIO) -> None:
+            _encode_into(snapshot, plain_size, form, compression, inner, dest)
+
+        with produced(encode) as stream:
+            yield _Guarded(stream, inner, reads=snapshot)
+    elif compression == "zstd":
+        stream = _zstd_reader(snapshot, plain_size, form.zstd_level)
+        yield _Guarded(stream, inner, reads=snapshot)
+    else:
+        yield snapshot
+
+
+def _zstd_reader(plain: Readable, plain_size: int, level: int) -> Readable:
+    # Single-threaded: threads=-1 took ~55 MiB more RSS (a job buffer per worker) and was no
+    # faster on a 2-core node at level 3, where SHA-256 and SSH share the CPU; pulling from
+    # the compressor also beat a compressing thread behind a pipe (1.7 s vs 2.0 s per GiB).
+    compressor = zstandard.ZstdCompressor(level=level)
+    # it only ever calls read(): any Readable will do, whatever its stubs say
+    source = cast(IO[bytes], plain)
+    reader: Readable = compressor.stream_reader(source, size=plain_size, read_size=CHUNK_SIZE)
+    return reader
+
+
+def _encode_into(
+    plain: Readable,
+    plain_size: int,
+    form: StoredForm,
+    compression: Compression,
+    inner: str,
+    dest: BinaryIO,
+) -> None:
+    if compression == "zip":
+        if not form.recipients:
+            _zip_into(plain, inner, dest)
+            return
+        with produced(lambda zipped: _zip_into(plain, inner, zipped)) as zipped:
+            pyrage.encrypt_io(zipped, dest, parse_recipients(form.recipients))
+        return
+    source = _zstd_reader(plain, plain_size, form.zstd_level) if compression == "zstd" else plain
+    pyrage.encrypt_io(source, dest, parse_recipients(form.recipients))
 
 
 def _decompress(stored: Path, compression: str, out: Path) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol
 
 CHUNK_SIZE = 1 << 20
@@ -34,6 +38,28 @@ class HashingWriter:
 
     def flush(self) -> None:
         self.dest.flush()
+
+
+class HashingReader:
+    """Reads through from `source`, counting what passes and, with `hashing`, taking its
+    SHA-256: what a target sends is then known exactly, without reading it twice."""
+
+    def __init__(self, source: Readable, hashing: bool = True) -> None:
+        self.source = source
+        self.size = 0
+        self._digest = hashlib.sha256() if hashing else None
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self.source.read(size)
+        if self._digest is not None:
+            self._digest.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        if self._digest is None:
+            raise ValueError("this reader was not asked to hash")
+        return self._digest.hexdigest()
 
 
 def sha256_stream(stream: Readable) -> str:
@@ -67,3 +93,56 @@ class MeteredReader:
         elif self.drained_at is None:
             self.drained_at = time.monotonic()
         return data
+
+
+PIPE_SIZE = 1 << 20  # Linux's default maximum for an unprivileged F_SETPIPE_SZ
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+class _ProducedReader:
+    """The read end of a producer's pipe. The end of the data is only the end once the
+    producer has finished without error: a producer that failed half-way must never look like
+    a short but complete stream, or a truncated copy would verify against itself."""
+
+    def __init__(self, pipe: BinaryIO, thread: threading.Thread, failure: list[BaseException]):
+        self.pipe = pipe
+        self.thread = thread
+        self.failure = failure
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.pipe.read(size)
+        if not data:
+            self.thread.join()
+            if self.failure:
+                raise self.failure[0]
+        return data
+
+
+@contextlib.contextmanager
+def produced(produce: Callable[[BinaryIO], object]) -> Iterator[Readable]:
+    """What `produce` writes, as a stream to read, for writers that cannot be pulled from
+    (age's encryptor, zipfile). `produce` runs in a thread writing into a pipe; its exception
+    is raised by the read that reaches the end. Leaving the block early closes the pipe, so a
+    producer still writing stops (BrokenPipeError) instead of blocking forever."""
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError):  # a bigger pipe means fewer wake-ups; not required
+        fcntl.fcntl(write_fd, F_SETPIPE_SZ, PIPE_SIZE)
+    pipe_out, pipe_in = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            produce(pipe_in)
+        except BaseException as exc:  # handed to the reader, which raises it in its thread
+            failure.append(exc)
+        finally:
+            with contextlib.suppress(OSError):  # the reader is gone: nothing left to tell it
+                pipe_in.close()
+
+    thread = threading.Thread(target=work, name="stored-form-encoder", daemon=True)
+    thread.start()
+    try:
+        yield _ProducedReader(pipe_out, thread, failure)
+    finally:
+        pipe_out.close()
+        thread.join()

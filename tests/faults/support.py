@@ -42,6 +42,24 @@ class Clock:
         return self.current
 
 
+@contextlib.contextmanager
+def small_tmpfs(directory: Path, size: str) -> Iterator[None]:
+    """A small disk mounted on `directory` (root only; the test is skipped otherwise)."""
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs as a small disk needs root")
+    directory.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(directory)]
+    done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
 def ours(directory: Path) -> list[str]:
     if not directory.exists():
         return []

@@ -1,6 +1,7 @@
 """The backup host's disk full: a small tmpfs mounted (as root) on the remote directory. The copy
 does not fit: exit 3, nothing partial under a final name or left as a temporary, the copies
-already there intact, the snapshot kept locally; once there is room, the next run catches up."""
+already there intact, the snapshot kept locally; once there is room, the next run catches up.
+And this node's own disk: no room is needed there for a second copy of the snapshot."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 
+import pyrage
 import pytest
 
 from k3s_backup.testbed.lab import Lab
@@ -16,6 +18,7 @@ from tests.faults.support import (
     assert_final_names_whole,
     cli,
     ours,
+    small_tmpfs,
     snapshots,
     temporaries,
 )
@@ -25,17 +28,8 @@ SIZE = "1m"
 
 @pytest.fixture
 def small_disk(lab: Lab) -> Iterator[None]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs as the backup host's disk needs root")
-    lab.remote_dir.mkdir(parents=True, exist_ok=True)
-    mount = ["mount", "-t", "tmpfs", "-o", f"size={SIZE},mode=0700", "tmpfs", str(lab.remote_dir)]
-    done = subprocess.run(mount, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(lab.remote_dir, SIZE):
         yield
-    finally:
-        subprocess.run(["umount", "-l", str(lab.remote_dir)], check=False)
 
 
 def test_full_backup_disk_gives_exit_3_and_loses_nothing(lab: Lab, tmp_path, small_disk) -> None:
@@ -63,3 +57,28 @@ def test_full_backup_disk_gives_exit_3_and_loses_nothing(lab: Lab, tmp_path, sma
     result = cli(lab, config, clock, "run")
     assert result.code == 0, result.stderr
     assert snapshots(lab.remote_dir) == ours(lab.snapshot_dir)
+
+
+def test_a_node_disk_without_room_for_a_second_copy_still_ships_every_form(
+    lab: Lab, tmp_path
+) -> None:
+    """The stored form (zstd, age) is made while it is uploaded: the node needs no room for a
+    second copy of the snapshot, where etcd lives and a full disk would hurt most. Here the
+    state directory (manifests, bundles) sits on a disk smaller than the snapshot."""
+    for index in range(3):  # 3 MB of random values: the snapshot compresses to over 3 MB
+        lab.etcd.put(f"/registry/secrets/default/big-{index}", os.urandom(1_000_000))
+    recipient = str(pyrage.x25519.Identity.generate().to_public())
+    targets = [
+        lab.ssh_target(name="zstd-copy", compression="zstd"),
+        lab.ssh_target(
+            name="sealed", path=str(lab.remote_dir / "sealed"), age_recipients=[recipient]
+        ),
+    ]
+    config = lab.write_config(tmp_path / "c.toml", targets=targets)
+    with small_tmpfs(lab.root / "state", "1m"):
+        result = cli(lab, config, Clock(), "run")
+    assert result.code == 0, result.stderr
+    [snapshot] = ours(lab.snapshot_dir)
+    assert (lab.snapshot_dir / snapshot).stat().st_size > 3_000_000
+    assert snapshots(lab.remote_dir) == [snapshot]
+    assert snapshots(lab.remote_dir / "sealed") == [snapshot]

@@ -19,9 +19,11 @@ import pytest
 
 from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
+from k3s_backup.storage_form import EncodeError, StoredForm, stored_stream
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY
+from tests.broken_streams import FailingSource
 
 CLUSTER = "k3s-lab"
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
@@ -119,6 +121,31 @@ def test_put_get_roundtrip_is_byte_exact_and_private(target_and_raw):
     assert stored is not None and stored.size == len(data)
     assert raw.private(NAME)
     assert raw.names() == [NAME]  # no temporary left behind
+
+
+def test_put_of_a_stream_verifies_against_what_was_sent(target_and_raw):
+    """A copy encoded while it is uploaded has no digest beforehand: the target hashes what it
+    sends and checks the stored copy against that."""
+    target, raw = target_and_raw
+    data = bytes(range(256)) * 9000  # over two chunks
+    verified = target.put(NAME, io.BytesIO(data), None)
+    assert (verified.size, verified.sha256) == (len(data), sha(data))
+    assert raw.read(NAME) == data and target.sha256(NAME) == sha(data)
+    assert raw.names() == [NAME]
+
+
+@pytest.mark.parametrize("sha256", [None, sha(b"x" * 600_000)])
+def test_put_whose_source_fails_leaves_nothing_and_says_why(target_and_raw, sha256):
+    target, raw = target_and_raw
+    raw.write(NAME, b"an older copy under the same name")
+    source = FailingSource(b"x" * 900_000, good=600_000)
+    with (
+        pytest.raises(EncodeError, match="Input/output error"),
+        stored_stream(source, 900_000, StoredForm("none"), "", NAME) as stream,
+    ):
+        target.put(NAME, stream, sha256)
+    assert raw.names() == [NAME]  # no temporary left, and the copy already there untouched
+    assert raw.read(NAME) == b"an older copy under the same name"
 
 
 def test_put_that_does_not_verify_leaves_nothing(target_and_raw):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import record_run
-from k3s_backup.storage_form import StoredForm, encode_hashed, encrypt_bytes
+from k3s_backup.storage_form import StoredForm, encrypt_bytes, stored_stream
 from k3s_backup.streams import MeteredReader, sha256_stream
 from k3s_backup.targets.base import Target, final_of_temp, put_bytes
 from k3s_backup.targets.factory import open_target
@@ -52,10 +51,10 @@ PHASES = ("snapshot", "upload", "verify", "rotate")
 
 
 class Phases:
-    """Seconds spent in each phase of a run, summed over targets. `upload` includes encoding;
-    `verify` is the time a target's `put` takes after the last byte was sent (re-hash where
-    stored, rename). Connecting, listing and the small manifest and bundle uploads count only
-    in the run's total."""
+    """Seconds spent in each phase of a run, summed over targets. `upload` includes encoding
+    (it happens while uploading); `verify` is the time a target's `put` takes after the
+    snapshot was read to its end (the last bytes sent, re-hash where stored, rename).
+    Connecting, listing and the small manifest and bundle uploads count only in the total."""
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(PHASES, 0.0)
@@ -126,34 +125,28 @@ class Run:
         self, target: Target, name: naming.SnapshotName, local: Manifest, form: StoredForm
     ) -> str:
         """Encode, upload and verify one copy and its manifest; the stored name."""
-        path = self.config.snapshot_dir / name.filename
-        work_root = self.config.state_dir / "work"
-        work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stored = stored_name(name, form)
+        as_is = stored == name.filename  # the local file itself: its digest is known
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(dir=work_root) as work:
-            encoded = encode_hashed(path, form, name.suffix, name.filename, Path(work))
-            stored = encoded.path
-            if stored == path:
-                size, digest = local.size, local.sha256
-            else:
-                digest = encoded.sha256 or _file_sha256(stored)  # zip is hashed afterwards
-                size = stored.stat().st_size
-            manifest = replace(
-                local,
-                name=stored_name(name, form),
-                size=size,
-                sha256=digest,
-                compression=form.effective_compression(name.suffix),
-                encryption=form.encryption,
-                snapshot=name.filename,
-                plain_size=local.size,
-                plain_sha256=local.sha256,
-            )
-            label = f"{manifest.name} to {target.name}"
-            with stored.open("rb") as stream, TransferBar(self.env, label, size) as bar:
-                reader = MeteredReader(stream, bar.advance)
-                target.put(manifest.name, reader, manifest.sha256)
-                done = time.monotonic()
+        with (
+            (self.config.snapshot_dir / name.filename).open("rb") as plain,
+            TransferBar(self.env, f"{stored} to {target.name}", local.size) as bar,
+        ):
+            reader = MeteredReader(plain, bar.advance)  # progress in snapshot bytes
+            with stored_stream(reader, local.size, form, name.suffix, name.filename) as stream:
+                verified = target.put(stored, stream, local.sha256 if as_is else None)
+            done = time.monotonic()
+        manifest = replace(
+            local,
+            name=stored,
+            size=verified.size,
+            sha256=verified.sha256,
+            compression=form.effective_compression(name.suffix),
+            encryption=form.encryption,
+            snapshot=name.filename,
+            plain_size=local.size,
+            plain_sha256=local.sha256,
+        )
         put_bytes(target, naming.manifest_name(manifest.name), manifest.to_json())
         drained = reader.drained_at or done
         self.phases.add("upload", drained - started)
@@ -355,7 +348,8 @@ def _locked_run(
     config: Config, env: Environment, reporter: Reporter
 ) -> tuple[ExitCode, dict[str, Any]]:
     started, clock = env.now(), time.monotonic()
-    # Encoding work dirs a killed run left; no other run can be using them: we hold the lock.
+    # Work dirs a killed run of an older version left (runs now encode while they upload);
+    # no other run can be using them: we hold the lock.
     shutil.rmtree(config.state_dir / "work", ignore_errors=True)
     record: dict[str, Any] = {
         "cluster": config.cluster_name,

@@ -2,6 +2,8 @@
 
 The rest of the program never knows where bytes go: it lists, puts, gets, stats and deletes names.
 `put` is atomic and verified: nothing half-written or unverified ever carries a final name.
+Its source may be a stream encoded while it is read, whose digest nobody knows beforehand: the
+target then verifies the stored copy against what it read.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from k3s_backup.closable import Closable
-from k3s_backup.streams import Readable, Writable
+from k3s_backup.streams import HashingReader, Readable, Writable
 
 TEMP_MARK = ".partial-"
 _TEMP_RE = re.compile(r"\.(?P<final>.+)\.partial-[0-9a-f]{8}", re.DOTALL)
@@ -26,8 +28,39 @@ class StoredObject:
     size: int
 
 
-def put_bytes(target: Target, name: str, body: bytes) -> None:
-    target.put(name, io.BytesIO(body), hashlib.sha256(body).hexdigest())
+@dataclass(frozen=True)
+class Verified:
+    """What a `put` stored under its final name: size and SHA-256, checked where stored."""
+
+    size: int
+    sha256: str
+
+
+class Outgoing:
+    """A put's source as the backend reads it: counted and, unless the digest the copy must
+    have was given, hashed on the way, so the stored copy is checked against the bytes sent."""
+
+    def __init__(self, source: Readable, sha256: str | None) -> None:
+        self.given = sha256
+        self.reader = HashingReader(source, hashing=sha256 is None)
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self.reader.read(size)
+
+    @property
+    def size(self) -> int:
+        return self.reader.size
+
+    def expected(self) -> str:
+        """The SHA-256 the stored copy must have; call once the source is drained."""
+        return self.given if self.given is not None else self.reader.hexdigest()
+
+    def verified(self) -> Verified:
+        return Verified(self.size, self.expected())
+
+
+def put_bytes(target: Target, name: str, body: bytes) -> Verified:
+    return target.put(name, io.BytesIO(body), hashlib.sha256(body).hexdigest())
 
 
 def temp_name(final: str) -> str:
@@ -57,9 +90,11 @@ class Target(Closable, ABC):
         """Every regular file in the target's directory, temporary uploads included."""
 
     @abstractmethod
-    def put(self, name: str, source: Readable, sha256: str) -> None:
-        """Store `source` as `name`: write a temporary, check its SHA-256 where it is stored
-        equals `sha256`, then rename. Raises TargetError, leaving no file under `name`."""
+    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
+        """Store `source` as `name`: write a temporary, check its SHA-256 where it is stored,
+        then rename. The copy must hash to `sha256`, or, when None (a stream encoded while it
+        is read), to what was read from `source` (see `Outgoing`). Raises TargetError, or
+        what reading `source` raised, leaving no file under `name`."""
 
     @abstractmethod
     def get(self, name: str, dest: Writable) -> None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 from k3s_backup.errors import TargetError
 from k3s_backup.policy import naming
 from k3s_backup.streams import Readable, Writable
-from k3s_backup.targets.base import StoredObject, Target, final_of_temp
+from k3s_backup.targets.base import StoredObject, Target, Verified, final_of_temp
 
 
 class OwnNamesOnly(Target):
@@ -35,8 +35,8 @@ class OwnNamesOnly(Target):
     def list(self) -> list[StoredObject]:
         return self.inner.list()
 
-    def put(self, name: str, source: Readable, sha256: str) -> None:
-        self.inner.put(self._check(name), source, sha256)
+    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
+        return self.inner.put(self._check(name), source, sha256)
 
     def get(self, name: str, dest: Writable) -> None:
         self.inner.get(self._check(name), dest)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from k3s_backup.errors import TargetError
 from k3s_backup.streams import Readable, Writable, copy_stream, sha256_stream
-from k3s_backup.targets.base import StoredObject, Target, temp_name
+from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 
 def _fsync_dir(path: Path) -> None:
@@ -46,17 +46,18 @@ class LocalTarget(Target):
                 found.append(StoredObject(entry.name, entry.stat(follow_symlinks=False).st_size))
         return found
 
-    def put(self, name: str, source: Readable, sha256: str) -> None:
+    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
         self._ensure_dir()
         temp = self.directory / temp_name(name)
+        outgoing = Outgoing(source, sha256)
         try:
-            self._write(temp, source)
+            self._write(temp, outgoing)
             with temp.open("rb") as written:
                 stored = sha256_stream(written)
-            if stored != sha256:
+            if stored != outgoing.expected():
                 raise TargetError(
                     f"{self.name}: copy of {name} does not verify"
-                    f" (SHA-256 {stored} stored, {sha256} expected)"
+                    f" (SHA-256 {stored} stored, {outgoing.expected()} expected)"
                 )
             os.replace(temp, self.directory / name)
             _fsync_dir(self.directory)
@@ -64,6 +65,7 @@ class LocalTarget(Target):
             raise TargetError(f"{self.name}: cannot write {name}: {exc.strerror}") from exc
         finally:
             temp.unlink(missing_ok=True)
+        return outgoing.verified()
 
     @staticmethod
     def _write(temp: Path, source: Readable) -> None:

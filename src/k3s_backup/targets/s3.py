@@ -1,15 +1,14 @@
 """S3-compatible object storage (AWS, MinIO, Ceph RGW, Garage, Backblaze B2) with boto3.
 
 Uploads stream (multipart for large copies, each part checksummed by the server) to a temporary
-key; the object's size and our SHA-256 (kept in its metadata) are checked, and only then is it
-copied server-side to its final key. Nothing unverified is ever visible under a final name.
-S3 cannot hash an object for us, so `sha256` reads the object back.
+key; the object's size and our SHA-256 of what was sent are checked, and only then is it copied
+server-side to its final key, with that SHA-256 in its metadata. Nothing unverified is ever
+visible under a final name. S3 cannot hash an object for us, so `sha256` reads the object back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +19,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from k3s_backup.errors import TargetError
 from k3s_backup.streams import Readable, Writable, copy_stream, sha256_stream
-from k3s_backup.targets.base import StoredObject, Target, temp_name
+from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 PART_SIZE = 64 << 20
 SHA_METADATA = "sha256"
-
-
-class _Hashing:
-    """Hashes and counts what the uploader reads, so we know exactly what was sent."""
-
-    def __init__(self, source: Readable) -> None:
-        self.source = source
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        chunk = self.source.read(size)
-        self.digest.update(chunk)
-        self.size += len(chunk)
-        return chunk
 
 
 class S3Target(Target):
@@ -104,44 +88,53 @@ class S3Target(Target):
             raise self._fail("list", "objects", exc) from None
         return found
 
-    def put(self, name: str, source: Readable, sha256: str) -> None:
+    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
         temp = self._key(temp_name(name))
-        hashing = _Hashing(source)
+        sent = Outgoing(source, None)  # S3 cannot hash an object for us: hash what is sent
         try:
             self.client.upload_fileobj(
-                hashing,
+                sent,
                 self.bucket,
                 temp,
-                ExtraArgs={"Metadata": {SHA_METADATA: sha256}, "ChecksumAlgorithm": "SHA256"},
+                ExtraArgs={"ChecksumAlgorithm": "SHA256"},
                 Config=TransferConfig(
                     multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4
                 ),
             )
-            self._check_uploaded(name, temp, hashing, sha256)
+            verified = self._check_uploaded(name, temp, sent, sha256)
+            # The digest goes into the final object's metadata: for a stream encoded while it
+            # is read, it is only known now.
             self.client.copy(
                 {"Bucket": self.bucket, "Key": temp},
                 self.bucket,
                 self._key(name),
-                ExtraArgs={"MetadataDirective": "COPY"},
+                ExtraArgs={
+                    "MetadataDirective": "REPLACE",
+                    "Metadata": {SHA_METADATA: verified.sha256},
+                },
             )
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("upload", name, exc) from None
         finally:
             self._discard(temp)
+        return verified
 
-    def _check_uploaded(self, name: str, temp: str, sent: _Hashing, sha256: str) -> None:
-        if sent.digest.hexdigest() != sha256:
+    def _check_uploaded(self, name: str, temp: str, sent: Outgoing, sha256: str | None) -> Verified:
+        """Each part was checksummed by the server as it arrived; the whole must be what we
+        sent (its size) and what the caller expected (our digest of what was sent)."""
+        verified = sent.verified()
+        if sha256 is not None and verified.sha256 != sha256:
             raise TargetError(
-                f"{self.name}: copy of {name} does not verify (SHA-256 {sent.digest.hexdigest()}"
+                f"{self.name}: copy of {name} does not verify (SHA-256 {verified.sha256}"
                 f" sent, {sha256} expected)"
             )
         head = self.client.head_object(Bucket=self.bucket, Key=temp)
-        stored_sha = head.get("Metadata", {}).get(SHA_METADATA)
-        if int(head["ContentLength"]) != sent.size or stored_sha != sha256:
+        if int(head["ContentLength"]) != verified.size:
             raise TargetError(
                 f"{self.name}: copy of {name} does not verify in {self.location}"
-                f" ({head['ContentLength']} bytes stored, {sent.size} sent)"
+                f" ({head['ContentLength']} bytes stored, {verified.size} sent)"
             )
+        return verified
 
     def _discard(self, key: str) -> None:
         with contextlib.suppress(BotoCoreError, ClientError):  # a leftover never has a final name

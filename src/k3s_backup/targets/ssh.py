@@ -22,7 +22,7 @@ import paramiko
 
 from k3s_backup.errors import HostKeyError, TargetError
 from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha256_stream
-from k3s_backup.targets.base import StoredObject, Target, temp_name
+from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 STATVFS_EXTENSION = "statvfs@openssh.com"
 LIMITS_EXTENSION = "limits@openssh.com"
@@ -355,9 +355,10 @@ class SshTarget(Target):
             if entry.st_mode is not None and stat_module.S_ISREG(entry.st_mode)
         ]
 
-    def put(self, name: str, source: Readable, sha256: str) -> None:
+    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
         sftp = self._connect()
         temp = self._remote(temp_name(name))
+        outgoing = Outgoing(source, sha256)
         try:
             self._ensure_dir(sftp)
             with sftp.open(temp, "wb") as remote:
@@ -367,31 +368,30 @@ class SshTarget(Target):
                     self._write_size = _write_size(sftp)
                 # per file: paramiko splits writes into requests of this size
                 remote.MAX_REQUEST_SIZE = self._write_size
-                written = 0
-                while chunk := source.read(CHUNK_SIZE):
+                while chunk := outgoing.read(CHUNK_SIZE):
                     remote.write(chunk)
-                    written += len(chunk)
                 remote.flush()
                 _wait_for_writes(sftp, remote)
             # A small file (manifest, bundle) is read back over SFTP: one round trip, where a
             # remote sha256sum costs a new SSH session (~0.1 s each on loopback).
-            if written <= READ_BACK_LIMIT:
+            if outgoing.size <= READ_BACK_LIMIT:
                 stored = self._read_back_sha256(temp)
             else:
                 stored = self._remote_sha256(temp)
-            if stored != sha256:
+            if stored != outgoing.expected():
                 raise TargetError(
                     f"{self.name}: copy of {name} does not verify on {self.host}"
-                    f" (SHA-256 {stored} stored, {sha256} expected)"
+                    f" (SHA-256 {stored} stored, {outgoing.expected()} expected)"
                 )
             sftp.posix_rename(temp, self._remote(name))
-        except TargetError:
-            self._discard(temp)
-            raise
         except CONNECTION_ERRORS as exc:
             full = self._full_disk()  # before the temporary's space is given back
             self._discard(temp)
             raise self._fail("upload", name, exc, full) from None
+        except BaseException:  # not verified, or the source failed: no temporary left either
+            self._discard(temp)
+            raise
+        return outgoing.verified()
 
     def _full_disk(self) -> str:
         """ "; the disk there is full (N bytes free)" when it is, to explain a failed write."""
