@@ -31,8 +31,8 @@ LIMITS_EXTENSION = "limits@openssh.com"
 # Servers that do not announce a limit get the 32 KiB every SFTP server accepts.
 DEFAULT_WRITE_SIZE = 32768
 MAX_WRITE_SIZE = 256 * 1024
-NEARLY_FULL = 4 * CHUNK_SIZE
-READ_BACK_LIMIT = CHUNK_SIZE  # free bytes under which a failed write is called a full disk
+NEARLY_FULL = 4 * CHUNK_SIZE  # free bytes under which a failed write is called a full disk
+READ_BACK_LIMIT = CHUNK_SIZE  # copies up to this size are hashed by reading them back
 # What a dead or cut connection raises in paramiko: socket errors, protocol errors, and EOFError
 # from its packetizer (a send on a reset socket, a read at end of stream). EOFError must never
 # escape: click would turn it into "Aborted." and exit 1 instead of a target failure.
@@ -375,7 +375,7 @@ class SshTarget(Target):
             # A small file (manifest, bundle) is read back over SFTP: one round trip, where a
             # remote sha256sum costs a new SSH session (~0.1 s each on loopback).
             if outgoing.size <= READ_BACK_LIMIT:
-                stored = self._read_back_sha256(temp)
+                stored = self._read_back_sha256(temp, outgoing.size)
             else:
                 stored = self._remote_sha256(temp)
             if stored != outgoing.expected():
@@ -459,14 +459,20 @@ class SshTarget(Target):
         if status == 0 and len(digest) == 64:
             return digest
         if status == 127:  # no sha256sum there: hash what the server gives back
-            return self._read_back_sha256(path)
+            return self._read_back_sha256(path, None)
         raise TargetError(f"{self.name}: sha256sum of {path} failed on {self.host} ({status})")
 
-    def _read_back_sha256(self, path: str) -> str:
+    def _read_back_sha256(self, path: str, size: int | None) -> str:
         assert self._sftp is not None
         try:
             with self._sftp.open(path, "rb") as remote:
-                remote.prefetch()
+                if size is None:  # a whole copy, on a host without sha256sum
+                    remote.prefetch()
+                else:
+                    # Up to 1 MiB: a few large requests in turn. paramiko's prefetch would send
+                    # them from a thread whose EOFError, on a cut link, lands on stderr as a
+                    # traceback (the read here fails cleanly either way).
+                    remote.MAX_REQUEST_SIZE = self._write_size or DEFAULT_WRITE_SIZE
                 return sha256_stream(remote)
         except CONNECTION_ERRORS as exc:
             raise self._fail("read back", path, exc) from None
