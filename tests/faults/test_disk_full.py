@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pyrage
 import pytest
+import zstandard
 
 from k3s_backup.testbed.lab import Lab
 from tests.faults.support import (
@@ -67,7 +68,8 @@ def test_a_node_disk_without_room_for_a_second_copy_still_ships_every_form(
     state directory (manifests, bundles) sits on a disk smaller than the snapshot."""
     for index in range(3):  # 3 MB of random values: the snapshot compresses to over 3 MB
         lab.etcd.put(f"/registry/secrets/default/big-{index}", os.urandom(1_000_000))
-    recipient = str(pyrage.x25519.Identity.generate().to_public())
+    identity = pyrage.x25519.Identity.generate()
+    recipient = str(identity.to_public())
     targets = [
         lab.ssh_target(name="zstd-copy", compression="zstd"),
         lab.ssh_target(
@@ -80,5 +82,13 @@ def test_a_node_disk_without_room_for_a_second_copy_still_ships_every_form(
     assert result.code == 0, result.stderr
     [snapshot] = ours(lab.snapshot_dir)
     assert (lab.snapshot_dir / snapshot).stat().st_size > 3_000_000
-    assert snapshots(lab.remote_dir) == [snapshot]
-    assert snapshots(lab.remote_dir / "sealed") == [snapshot]
+    plain = (lab.snapshot_dir / snapshot).read_bytes()
+    [compressed] = ours(lab.remote_dir)
+    assert zstd_d((lab.remote_dir / compressed).read_bytes()) == plain
+    [sealed] = ours(lab.remote_dir / "sealed")
+    opened = pyrage.decrypt((lab.remote_dir / "sealed" / sealed).read_bytes(), [identity])
+    assert zstd_d(opened) == plain
+
+
+def zstd_d(data: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -348,9 +347,6 @@ def _locked_run(
     config: Config, env: Environment, reporter: Reporter
 ) -> tuple[ExitCode, dict[str, Any]]:
     started, clock = env.now(), time.monotonic()
-    # Work dirs a killed run of an older version left (runs now encode while they upload);
-    # no other run can be using them: we hold the lock.
-    shutil.rmtree(config.state_dir / "work", ignore_errors=True)
     record: dict[str, Any] = {
         "cluster": config.cluster_name,
         "started": started.isoformat(),
