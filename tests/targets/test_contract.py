@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -132,6 +133,16 @@ def test_put_of_a_stream_verifies_against_what_was_sent(target_and_raw):
     assert (verified.size, verified.sha256) == (len(data), sha(data))
     assert raw.read(NAME) == data and target.sha256(NAME) == sha(data)
     assert raw.names() == [NAME]
+
+
+def test_put_of_a_stream_over_several_upload_parts(target_and_raw):
+    """S3 uploads a stream in parts of 8 MiB and copies the result server-side in parts too."""
+    target, raw = target_and_raw
+    data = os.urandom(1 << 20) * 17
+    verified = target.put(NAME, io.BytesIO(data), None)
+    assert verified.sha256 == sha(data)
+    assert raw.read(NAME) == data
+    assert target.sha256(NAME) == sha(data)
 
 
 @pytest.mark.parametrize("sha256", [None, sha(b"x" * 600_000)])

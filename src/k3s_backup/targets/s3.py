@@ -21,7 +21,27 @@ from k3s_backup.errors import TargetError
 from k3s_backup.streams import Readable, Writable, copy_stream, sha256_stream
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
-PART_SIZE = 64 << 20
+# boto3 buffers each part of a stream (our copies are streams: encoded while they are read) in
+# memory, up to max_in_memory_upload_chunks parts besides those in flight: with 64 MiB parts
+# and its default of 10, a 400 MiB upload peaked at 519 MiB RSS; with the AWS CLI's 8 MiB parts
+# and 2 buffered, at 110 MiB (bench/bench_s3_upload.py). 10,000 parts of 8 MiB: 78 GiB, ten
+# times etcd's largest database.
+PART_SIZE = 8 << 20
+BUFFERED_PARTS = 2
+CONCURRENCY = 4
+
+
+def transfer_config() -> TransferConfig:
+    config = TransferConfig(
+        multipart_threshold=PART_SIZE,
+        multipart_chunksize=PART_SIZE,
+        max_concurrency=CONCURRENCY,
+        preferred_transfer_client="classic",  # the one whose buffering is bounded below
+    )
+    config.max_in_memory_upload_chunks = BUFFERED_PARTS  # s3transfer's, not in boto3's init
+    return config
+
+
 SHA_METADATA = "sha256"
 
 
@@ -97,9 +117,7 @@ class S3Target(Target):
                 self.bucket,
                 temp,
                 ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-                Config=TransferConfig(
-                    multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4
-                ),
+                Config=transfer_config(),
             )
             verified = self._check_uploaded(name, temp, sent, sha256)
             # The digest goes into the final object's metadata: for a stream encoded while it
