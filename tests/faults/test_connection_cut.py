@@ -17,6 +17,7 @@ import pytest
 
 from k3s_backup.testbed.lab import Lab
 from k3s_backup.testbed.tcp_proxy import CuttingProxy
+from tests.cli_runner import Result
 from tests.faults.support import (
     Clock,
     assert_final_names_whole,
@@ -91,3 +92,33 @@ def test_cut_connection_at_each_point_loses_nothing(
     assert temporaries(lab.remote_dir) == []
     verified = cli(lab, config, clock, "verify")
     assert verified.code == 0, verified.stdout
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_cut_during_a_download_fails_cleanly_and_writes_nothing(
+    lab: Lab, tmp_path: Path, proxy: CuttingProxy
+) -> None:
+    """`fetch` (as `restore` downloads) over a link cut half-way through its read requests:
+    a clear error, no traceback from paramiko's prefetch thread, no file at --out."""
+    for index in range(8):  # a copy of some MB: many read requests to cut in the middle of
+        lab.etcd.put(f"/registry/secrets/default/big-{index}", os.urandom(SECRET))
+    config = lab.write_config(tmp_path / "c.toml", targets=[lab.ssh_target(port=proxy.port)])
+    clock = Clock()
+    assert cli(lab, config, clock, "run").code == 0
+
+    def fetch(out: Path) -> Result:
+        from_host = ["--from", "backup-host", "--out", str(out)]
+        return cli(lab, config, clock, "fetch", "latest", *from_host)
+
+    before = proxy.bytes_up
+    assert fetch(tmp_path / "whole.db").code == 0
+    download = proxy.bytes_up - before
+
+    proxy.cut_after = download * 2 // 3  # counted per connection
+    out = tmp_path / "cut.db"
+    result = fetch(out)
+    assert proxy.cuts == 1
+    assert result.code == 1, result.stderr
+    assert "backup-host" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("cut.db")] == []

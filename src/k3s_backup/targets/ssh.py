@@ -149,6 +149,22 @@ def _key_file_kind(key: paramiko.PKey) -> str:
     return "rsa"
 
 
+def _prefetch_quietly(remote: paramiko.SFTPFile) -> None:
+    """paramiko's prefetch: a thread sends a download's read requests ahead. On a cut link that
+    thread dies of EOFError, which Python prints on stderr as a traceback, while the read in
+    our own thread fails anyway and becomes a clear target error. So the thread's connection
+    errors are dropped (it wraps paramiko's private `_prefetch_thread`, kept since 1.x)."""
+    file: Any = remote  # a private method: no stubs for it
+    send_requests = file._prefetch_thread
+
+    def sending(chunks: list[tuple[int, int]], max_concurrent_requests: int | None) -> None:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            send_requests(chunks, max_concurrent_requests)
+
+    file._prefetch_thread = sending
+    remote.prefetch()
+
+
 class SshTarget(Target):
     kind = "ssh"
 
@@ -415,7 +431,7 @@ class SshTarget(Target):
         sftp = self._connect()
         try:
             with sftp.open(self._remote(name), "rb") as remote:
-                remote.prefetch()
+                _prefetch_quietly(remote)
                 copy_stream(remote, dest)
         except CONNECTION_ERRORS as exc:
             raise self._fail("download", name, exc) from None
@@ -467,11 +483,9 @@ class SshTarget(Target):
         try:
             with self._sftp.open(path, "rb") as remote:
                 if size is None:  # a whole copy, on a host without sha256sum
-                    remote.prefetch()
+                    _prefetch_quietly(remote)
                 else:
-                    # Up to 1 MiB: a few large requests in turn. paramiko's prefetch would send
-                    # them from a thread whose EOFError, on a cut link, lands on stderr as a
-                    # traceback (the read here fails cleanly either way).
+                    # Up to 1 MiB: a few large requests in turn, no prefetch thread.
                     remote.MAX_REQUEST_SIZE = self._write_size or DEFAULT_WRITE_SIZE
                 return sha256_stream(remote)
         except CONNECTION_ERRORS as exc:
