@@ -37,6 +37,7 @@ def invoke(
     stdin: str = "",
     now: Callable[[], datetime] | None = None,
     tty: bool = False,
+    sleep: Callable[[float], None] | None = None,
 ) -> Result:
     out, err = _Tty(tty=tty), _Tty(tty=tty)
     env = Environment(
@@ -47,6 +48,8 @@ def invoke(
     )
     if now is not None:
         env.now = now
+    if sleep is not None:
+        env.sleep = sleep
     code = main(args, env)
     return Result(code, out.getvalue(), err.getvalue(), out.getvalue().splitlines())
 

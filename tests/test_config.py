@@ -46,6 +46,8 @@ def write(tmp_path: Path, text: str) -> Path:
         (VALID_TARGET + "port = 70000\n", "targets[0].port: must be at most 65535"),
         (VALID_TARGET + 'identity_file = "id"\n', "targets[0].identity_file: must be an absolute"),
         (VALID_TARGET + "speed = 1\n", "targets[0].speed: unknown key"),
+        (VALID_TARGET + "retries = -1\n", "targets[0].retries: must be at least 0, got -1"),
+        (VALID_TARGET + "retry_delay = 7200\n", "targets[0].retry_delay: must be at most 3600"),
         ('[[targets]]\nname = "x"\ntype = "ftp"\n', "targets[0]: target type must be one of"),
         ('[[targets]]\ntype = "ssh"\nhost = "h"\n', "targets[0].name: is required"),
         ('[[targets]]\nname = "x"\ntype = "ssh"\n', "targets[0].host: is required"),

@@ -81,6 +81,9 @@ class _TargetConfigBase(_Strict):
     compression: Literal["none", "zstd", "zip"] = "zstd"
     zstd_level: StrictInt = Field(default=3, ge=1, le=22)
     age_recipients: list[StrictStr] = []  # public keys: copies are encrypted to them
+    # A run tries an unreachable target again (a link blip at 02:00 is not a failed night):
+    retries: StrictInt = Field(default=2, ge=0, le=10)
+    retry_delay: StrictFloat | StrictInt = Field(default=30.0, ge=0, le=3600)  # seconds
 
 
 class _PathTargetConfigBase(_TargetConfigBase):

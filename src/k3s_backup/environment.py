@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ class Environment:
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     now: Callable[[], datetime] = _system_now
+    sleep: Callable[[float], None] = time.sleep  # waits between attempts, not synchronisation
     log_format: Literal["text", "json"] = "text"  # of log file lines (--log-format)
 
     @property

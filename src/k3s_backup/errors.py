@@ -35,5 +35,10 @@ class TargetError(BackupError):
     """A target could not store, read or verify a copy."""
 
 
+class TargetUnreachable(TargetError):
+    """The link to a target failed (refused, reset, cut, timed out): unlike a refusal by the
+    target itself (a key, a permission, a full disk), a later attempt may well succeed."""
+
+
 class HostKeyError(TargetError):
     """The backup host's key is unknown or changed: never accepted silently."""

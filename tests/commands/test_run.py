@@ -189,17 +189,7 @@ def test_connection_cut_mid_upload_leaves_no_final_name_then_next_run_succeeds(l
         lab.known_hosts.write_text(
             lab.sshd.known_hosts_line().replace(f":{lab.sshd.port}", f":{proxy.port}") + "\n"
         )
-        target = {
-            "name": "backup-host",
-            "type": "ssh",
-            "host": "127.0.0.1",
-            "user": lab.sshd.user,
-            "port": proxy.port,
-            "path": str(lab.remote_dir),
-            "identity_file": str(lab.sshd.client_key),
-            "known_hosts": str(lab.known_hosts),
-            "keep": 7,
-        }
+        target = lab.ssh_target(port=proxy.port)
         config = lab.write_config(tmp_path / "cut.toml", targets=[target])
         clock = Clock()
         result = invoke(["--config", str(config), "run"], environ=lab.env(), now=clock)

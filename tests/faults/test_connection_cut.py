@@ -1,6 +1,7 @@
 """The SSH connection to the backup host cut at several points of a run (a loopback proxy that
 resets both sides after N bytes): exit 3, nothing partial under a final name, the copies already
 there intact, the snapshot kept locally; the next run catches up and cleans the temporary.
+With retries configured, a run tries an unreachable target again: a blip costs nothing.
 
 One cut mid-copy is in tests/commands/test_run.py
 (test_connection_cut_mid_upload_leaves_no_final_name_then_next_run_succeeds); here the cut
@@ -9,15 +10,17 @@ moves through the whole connection, measured on a first uncut run through the sa
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from k3s_backup.testbed.lab import Lab
 from k3s_backup.testbed.tcp_proxy import CuttingProxy
-from tests.cli_runner import Result
+from tests.cli_runner import Result, invoke
 from tests.faults.support import (
     Clock,
     assert_final_names_whole,
@@ -122,3 +125,59 @@ def test_cut_during_a_download_fails_cleanly_and_writes_nothing(
     assert "backup-host" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith("cut.db")] == []
+
+
+def retrying(lab: Lab, tmp_path: Path, port: int) -> Path:
+    target = lab.ssh_target(port=port, retries=2, retry_delay=7)
+    return lab.write_config(tmp_path / "retrying.toml", targets=[target])
+
+
+def run_json(lab: Lab, config: Path, waits: list[float]) -> tuple[Result, dict[str, Any]]:
+    result = invoke(
+        ["--config", str(config), "run", "--json"],
+        environ=lab.env(),
+        now=Clock(),
+        sleep=waits.append,
+    )
+    return result, json.loads(result.stdout)
+
+
+def test_a_link_blip_is_tried_again_and_the_night_succeeds(lab: Lab, tmp_path: Path) -> None:
+    lab.etcd.put("/registry/secrets/default/big", os.urandom(SECRET))
+    with CuttingProxy(("127.0.0.1", lab.sshd.port), cut_after=20_000, max_cuts=1) as proxy:
+        lab.known_hosts.write_text(lab.sshd.known_hosts_line(port=proxy.port) + "\n")
+        waits: list[float] = []
+        result, report = run_json(lab, retrying(lab, tmp_path, proxy.port), waits)
+    assert proxy.cuts == 1
+    assert result.code == 0, result.stderr
+    assert waits == [7]
+    assert "trying again in 7 s (attempt 2 of 3)" in result.stderr
+    assert report["targets"]["backup-host"]["attempts"] == 2
+    assert snapshots(lab.remote_dir) == ours(lab.snapshot_dir)
+    assert temporaries(lab.remote_dir) == []
+    assert_final_names_whole(lab)
+
+
+def test_a_host_down_for_good_fails_after_every_attempt(lab: Lab, tmp_path: Path) -> None:
+    lab.sshd.stop()
+    waits: list[float] = []
+    result, report = run_json(lab, retrying(lab, tmp_path, lab.sshd.port), waits)
+    assert result.code == 3, result.stderr
+    assert waits == [7, 7], result.stderr
+    assert "target backup-host failed (after 3 attempts)" in result.stderr
+    assert "Connection refused" in result.stderr
+    assert report["targets"]["backup-host"] | {"error": None} == {
+        "ok": False, "error": None, "shipped": [], "removed": [], "copies": 0, "bytes": 0,
+        "newest": None, "newest_unix": None, "attempts": 3,
+    }  # fmt: skip
+    assert len(ours(lab.snapshot_dir)) == 1  # kept for the next night
+
+
+def test_a_refusal_by_the_host_is_not_tried_again(lab: Lab, tmp_path: Path) -> None:
+    lab.sshd.authorized_keys.write_text("")  # our key removed there
+    waits: list[float] = []
+    result, report = run_json(lab, retrying(lab, tmp_path, lab.sshd.port), waits)
+    assert result.code == 3
+    assert waits == []
+    assert "refused the key" in result.stderr
+    assert report["targets"]["backup-host"]["attempts"] == 1

@@ -70,6 +70,8 @@ known_hosts = "/root/.ssh/known_hosts"   # the host key must be there: it is nev
 keep = 7                  # the newest 7 copies; add keep_daily/keep_weekly/keep_monthly for GFS
 compression = "zstd"      # none | zstd | zip
 # age_recipients = ["age1..."]   # encrypt to these public keys; keep the private key offline
+retries = 2               # further attempts when the link fails (refused, cut, timed out)
+retry_delay = 30          # seconds between them
 
 # A mounted NAS or USB disk:
 # [[targets]]

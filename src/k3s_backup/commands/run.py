@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from k3s_backup import bundle
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.errors import BackupError, ExitCode, SnapshotError, TargetUnreachable
 from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.inventory import LocalManifests, local_bundle_path, local_copies, target_copies
 from k3s_backup.lock import exclusive_run
@@ -44,6 +44,7 @@ class TargetResult:
     newest: str | None = None  # the newest verified copy there, after this run
     newest_unix: int | None = None
     error: str | None = None
+    attempts: int = 1  # more than 1: the target was unreachable, then tried again
 
 
 PHASES = ("snapshot", "upload", "verify", "rotate")
@@ -266,15 +267,36 @@ class Run:
         return True
 
     def ship_everywhere(self, newest: naming.SnapshotName) -> dict[str, TargetResult]:
-        results: dict[str, TargetResult] = {}
-        for target_config in self.config.targets:
+        return {t.name: self.ship_with_retries(t, newest) for t in self.config.targets}
+
+    def ship_with_retries(
+        self, target_config: TargetConfig, newest: naming.SnapshotName
+    ) -> TargetResult:
+        """Ship to one target; when its link fails, wait and start over on a new connection
+        (`ship` catches up and clears its own temporaries, so a new attempt resumes cleanly).
+        A refusal by the target itself (key, permission, full disk) is not tried again."""
+        name, attempts = target_config.name, target_config.retries + 1
+        for attempt in range(1, attempts + 1):
             try:
                 with open_target(target_config, self.config.cluster_name) as target:
-                    results[target.name] = self.ship(target, newest)
+                    return replace(self.ship(target, newest), attempts=attempt)
+            except TargetUnreachable as exc:
+                if attempt == attempts:
+                    return self._target_failed(name, exc, attempt)
+                delay = target_config.retry_delay
+                self.report.warn(
+                    f"target {name}: {exc}; trying again in {delay:g} s"
+                    f" (attempt {attempt + 1} of {attempts})"
+                )
+                self.env.sleep(delay)
             except BackupError as exc:
-                results[target_config.name] = TargetResult(ok=False, error=str(exc))
-                self.report.error(f"target {target_config.name} failed: {exc}")
-        return results
+                return self._target_failed(name, exc, attempt)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _target_failed(self, name: str, exc: BackupError, attempts: int) -> TargetResult:
+        tried = f" (after {attempts} attempts)" if attempts > 1 else ""
+        self.report.error(f"target {name} failed{tried}: {exc}")
+        return TargetResult(ok=False, error=str(exc), attempts=attempts)
 
     def rotate_local(self, newest: naming.SnapshotName) -> None:
         with self.phases.timed("rotate"):

@@ -15,9 +15,10 @@ from typing import Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from k3s_backup.errors import TargetError
+from k3s_backup.errors import TargetError, TargetUnreachable
 from k3s_backup.streams import Readable, Writable, copy_stream, sha256_stream
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
@@ -91,7 +92,11 @@ class S3Target(Target):
             reason = f"{error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
         else:
             reason = str(exc) or type(exc).__name__
-        return TargetError(f"{self.name}: cannot {action} {name} in {self.location}: {reason}")
+        # botocore already retried the request; what is left of a link failure is reported as
+        # such, so the run can try the target again later
+        link_failed = isinstance(exc, (HTTPClientError, BotoConnectionError))
+        error = TargetUnreachable if link_failed else TargetError
+        return error(f"{self.name}: cannot {action} {name} in {self.location}: {reason}")
 
     def list(self) -> list[StoredObject]:
         found = []

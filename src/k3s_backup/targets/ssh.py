@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import posixpath
 import shlex
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+from paramiko.ssh_exception import NoValidConnectionsError
 
-from k3s_backup.errors import HostKeyError, TargetError
+from k3s_backup.errors import HostKeyError, TargetError, TargetUnreachable
 from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha256_stream
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
@@ -39,8 +41,31 @@ READ_BACK_LIMIT = CHUNK_SIZE  # copies up to this size are hashed by reading the
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, paramiko.SSHException)
 
 
+# errno values of a failing link, as opposed to the SFTP server's answers (EACCES, ENOENT, ...),
+# which paramiko raises as OSError too.
+_LINK_ERRNOS = frozenset(
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT}
+)
+
+
+def _link_failed(exc: BaseException) -> bool:
+    """A cut, reset, refused or timed-out connection, which a later attempt may not meet; not
+    the host refusing our key, a permission or a name."""
+    if isinstance(exc, paramiko.AuthenticationException):
+        return False
+    if isinstance(exc, NoValidConnectionsError):  # every address refused or unreachable
+        return any(_link_failed(error) for error in exc.errors.values())
+    if isinstance(exc, (EOFError, paramiko.SSHException, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, socket.gaierror):  # only "try again" is a blip; an unknown name is not
+        return exc.errno == socket.EAI_AGAIN
+    return isinstance(exc, OSError) and exc.errno in _LINK_ERRNOS
+
+
 def _reason(exc: BaseException) -> str:
     """What went wrong, for a message: the OS's words when there are some."""
+    if isinstance(exc, NoValidConnectionsError):  # "Unable to connect to port 22 on ...": why?
+        return "; ".join(sorted({_reason(error) for error in exc.errors.values()}))
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
@@ -237,7 +262,8 @@ class SshTarget(Target):
             ) from None
         except CONNECTION_ERRORS as exc:  # TimeoutError is an OSError
             client.close()
-            raise TargetError(
+            error = TargetUnreachable if _link_failed(exc) else TargetError
+            raise error(
                 f"{self.name}: cannot connect to {self.host}:{self.port}: {_reason(exc)}"
             ) from None
         self._client = client
@@ -277,6 +303,10 @@ class SshTarget(Target):
         self._sftp = None
         self._client = None
 
+    def _alive(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active()
+
     def connect(self) -> None:
         """Open the connection now, so a run reports a down host before any upload."""
         self._connect()
@@ -287,9 +317,11 @@ class SshTarget(Target):
         return posixpath.join(self.path, name)
 
     def _fail(self, action: str, name: str, exc: Exception, detail: str = "") -> TargetError:
-        return TargetError(
-            f"{self.name}: cannot {action} {name} on {self.host}: {_reason(exc)}{detail}"
-        )
+        """The error for a failed operation; TargetUnreachable when the link failed (and the
+        `detail` found nothing else to blame, such as a full disk)."""
+        link_failed = _link_failed(exc) or not self._alive()  # paramiko: "Socket is closed"
+        error = TargetUnreachable if link_failed and not detail else TargetError
+        return error(f"{self.name}: cannot {action} {name} on {self.host}: {_reason(exc)}{detail}")
 
     def _ensure_dir(self, sftp: paramiko.SFTPClient) -> None:
         if self._dir_ready:

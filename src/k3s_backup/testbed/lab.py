@@ -138,6 +138,7 @@ class Lab(Service):
             "identity_file": self.sshd.client_key,
             "known_hosts": self.known_hosts,
             "keep": 7,
+            "retries": 0,  # one fault, one attempt; the tests of retrying ask for them
         }
         target.update(overrides)
         return target

@@ -32,14 +32,19 @@ class CuttingProxy(Service):
     With `hold=True`, a connection reaching `cut_after` is frozen instead (nothing more is
     forwarded either way, as on a stalled link) and `held` is set, until `release()`; a test can
     then act at a known point of an upload. `freeze()` holds every open connection the same
-    way, at once.
+    way, at once. With `max_cuts`, connections after that many cuts go through (a blip).
     """
 
     def __init__(
-        self, target: tuple[str, int], cut_after: int | None = None, hold: bool = False
+        self,
+        target: tuple[str, int],
+        cut_after: int | None = None,
+        hold: bool = False,
+        max_cuts: int | None = None,
     ) -> None:
         self.target = target
         self.cut_after = cut_after
+        self.max_cuts = max_cuts
         self.hold = hold
         self.cuts = 0  # connections cut so far
         self.bytes_up = 0  # client-to-server bytes forwarded, all connections
@@ -78,7 +83,8 @@ class CuttingProxy(Service):
                     _abort(client)
                     continue
                 self.connections += 1
-                self._spawn(self._serve, client, self.cut_after)
+                spent = self.max_cuts is not None and self.cuts >= self.max_cuts
+                self._spawn(self._serve, client, None if spent else self.cut_after)
 
     def _serve(self, client: socket.socket, limit: int | None) -> None:
         try:
