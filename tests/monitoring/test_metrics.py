@@ -75,6 +75,7 @@ def test_metrics_after_a_success(lab, config, textfile):
     assert value(found, "newest_copy_timestamp_seconds", location="backup-host") == unix
     assert 0 <= value(found, "newest_copy_age_seconds", location="backup-host") < 600
     assert value(found, "last_run_target_success", target="backup-host") == 1
+    assert value(found, "last_run_target_attempts", target="backup-host") == 1
     printed = invoke(["--config", str(config), "metrics"], environ=lab.env())
     assert printed.code == 0
     assert {key for key in samples(printed.stdout)} == set(found)

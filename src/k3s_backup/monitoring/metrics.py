@@ -112,6 +112,12 @@ def _locations(gauges: _Gauges, last: Record, success: Record, now: datetime) ->
             float(bool(entry.get("ok"))),
             target=name,
         )
+        gauges.set(
+            "last_run_target_attempts",
+            "Attempts the last run made at this target (over 1: its link failed, then retried).",
+            entry.get("attempts"),
+            target=name,
+        )
         if entry.get("ok") or name not in targets:
             targets[name] = entry
     for name, entry in targets.items():
