@@ -180,13 +180,14 @@ def _prefetch_quietly(remote: paramiko.SFTPFile) -> None:
     our own thread fails anyway and becomes a clear target error. So the thread's connection
     errors are dropped (it wraps paramiko's private `_prefetch_thread`, kept since 1.x)."""
     file: Any = remote  # a private method: no stubs for it
-    send_requests = file._prefetch_thread
+    send_requests = getattr(file, "_prefetch_thread", None)
+    if send_requests is not None:  # else a later paramiko: its plain prefetch, traceback and all
 
-    def sending(chunks: list[tuple[int, int]], max_concurrent_requests: int | None) -> None:
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            send_requests(chunks, max_concurrent_requests)
+        def sending(chunks: list[tuple[int, int]], max_concurrent_requests: int | None) -> None:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                send_requests(chunks, max_concurrent_requests)
 
-    file._prefetch_thread = sending
+        file._prefetch_thread = sending
     remote.prefetch()
 
 
