@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from k3s_backup.loopback import wait_for
 from k3s_backup.testbed.lab import Lab
 from k3s_backup.testbed.tcp_proxy import CuttingProxy
 from tests.cli_runner import Result, invoke
@@ -113,11 +114,12 @@ def test_cut_during_a_download_fails_cleanly_and_writes_nothing(
         from_host = ["--from", "backup-host", "--out", str(out)]
         return cli(lab, config, clock, "fetch", "latest", *from_host)
 
-    before = proxy.bytes_up
-    assert fetch(tmp_path / "whole.db").code == 0
-    download = proxy.bytes_up - before
+    ended = len(proxy.bytes_up_each)
+    assert fetch(tmp_path / "whole.db").code == 0  # a listing, then the download: two links
+    wait_for(lambda: len(proxy.bytes_up_each) == proxy.connections, 10, "the proxy to see them")
+    download = max(proxy.bytes_up_each[ended:])
 
-    proxy.cut_after = download * 2 // 3  # counted per connection
+    proxy.cut_after = download * 2 // 3  # counted per connection: the listing stays under it
     out = tmp_path / "cut.db"
     result = fetch(out)
     assert proxy.cuts == 1

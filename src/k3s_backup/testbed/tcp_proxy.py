@@ -48,6 +48,7 @@ class CuttingProxy(Service):
         self.hold = hold
         self.cuts = 0  # connections cut so far
         self.bytes_up = 0  # client-to-server bytes forwarded, all connections
+        self.bytes_up_each: list[int] = []  # the same for each connection once it ended
         self.held = threading.Event()
         self._released = threading.Event()
         self._freezing = threading.Event()
@@ -95,10 +96,12 @@ class CuttingProxy(Service):
         # One thread owns both sockets, so closing them never races a blocked recv elsewhere.
         with selectors.DefaultSelector() as selector:
             try:
-                self._pump(selector, client, upstream, limit)
+                sent_up = self._pump(selector, client, upstream, limit)
             finally:
                 _abort(client)
                 _abort(upstream)
+        with self._lock:
+            self.bytes_up_each.append(sent_up)
 
     def _pump(
         self,
@@ -106,7 +109,8 @@ class CuttingProxy(Service):
         client: socket.socket,
         upstream: socket.socket,
         limit: int | None,
-    ) -> None:
+    ) -> int:
+        """Forward until either side closes or the cut; the client-to-server bytes sent."""
         for sock in (client, upstream):
             sock.setblocking(True)
             sock.settimeout(None)
@@ -117,21 +121,21 @@ class CuttingProxy(Service):
         while open_sides and not self._stopping.is_set():
             if self._freezing.is_set():
                 self._stall()
-                return
+                return sent_up
             for key, _ in selector.select(POLL):
                 source: socket.socket = key.fileobj  # type: ignore[assignment]
                 sink: socket.socket = key.data
                 try:
                     data = source.recv(CHUNK)
                 except OSError:
-                    return
+                    return sent_up
                 if not data:  # a clean half-close: pass it on
                     selector.unregister(source)
                     open_sides -= 1
                     try:
                         sink.shutdown(socket.SHUT_WR)
                     except OSError:
-                        return
+                        return sent_up
                     continue
                 if source is client and limit is not None:
                     data = data[: limit - sent_up]
@@ -142,13 +146,14 @@ class CuttingProxy(Service):
                 try:
                     sink.sendall(data)
                 except OSError:
-                    return
+                    return sent_up
                 if source is client and limit is not None and sent_up >= limit:
                     if self.hold:
                         self._stall()
                     with self._lock:
                         self.cuts += 1
-                    return
+                    return sent_up
+        return sent_up
 
     def _stall(self) -> None:
         self.held.set()
