@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
@@ -443,6 +444,11 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     # `Match exec` lines, which k3s-backup never reads; it works unchanged without invoke.
     # Done here, not at import, so a program importing k3s_backup keeps its own invoke.
     sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
+    # paramiko logs a cut link as "Socket exception: Connection reset by peer (104)", which
+    # Python's last-resort handler would print bare on stderr; our own message names the target.
+    paramiko_log = logging.getLogger("paramiko")
+    if not paramiko_log.handlers:
+        paramiko_log.addHandler(logging.NullHandler())
     env = env or Environment()
     with redirect_stdout(env.stdout), redirect_stderr(env.stderr):  # click writes to sys.*
         return _invoke(argv, env)
