@@ -114,9 +114,15 @@ def test_cut_during_a_download_fails_cleanly_and_writes_nothing(
         from_host = ["--from", "backup-host", "--out", str(out)]
         return cli(lab, config, clock, "fetch", "latest", *from_host)
 
-    ended = len(proxy.bytes_up_each)
+    def all_ended() -> int:
+        """How many connections there were, once the proxy saw each end (it sees the run's or
+        a fetch's last one end a moment after the command returned)."""
+        wait_for(lambda: len(proxy.bytes_up_each) == proxy.connections, 10, "connections to end")
+        return proxy.connections
+
+    ended = all_ended()
     assert fetch(tmp_path / "whole.db").code == 0  # a listing, then the download: two links
-    wait_for(lambda: len(proxy.bytes_up_each) == proxy.connections, 10, "the proxy to see them")
+    all_ended()
     download = max(proxy.bytes_up_each[ended:])
 
     proxy.cut_after = download * 2 // 3  # counted per connection: the listing stays under it
