@@ -58,7 +58,7 @@ def earlier_config() -> TransferConfig:
 
 def child(setting: str, endpoint: str, credentials: str, size: int) -> None:
     if setting == "earlier":
-        s3.transfer_config = earlier_config  # type: ignore[assignment]
+        s3.transfer_config = earlier_config
     target = s3.S3Target("bench", BUCKET, setting, endpoint, "us-east-1", Path(credentials))
     target.list()  # connected, before the upload: the baseline of this process
     before = peak_rss_mib()

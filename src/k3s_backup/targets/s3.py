@@ -24,12 +24,13 @@ from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, te
 
 # boto3 buffers each part of a stream (our copies are streams: encoded while they are read) in
 # memory, up to max_in_memory_upload_chunks parts besides those in flight: with 64 MiB parts
-# and its default of 10, a 400 MiB upload peaked at 519 MiB RSS; with the AWS CLI's 8 MiB parts
-# and 2 buffered, at 110 MiB (bench/bench_s3_upload.py). 10,000 parts of 8 MiB: 78 GiB, ten
+# and its default of 10, a 400 MiB upload peaked at 461 MiB RSS; with the AWS CLI's 8 MiB parts
+# and 2 buffered, at 83 MiB (bench/bench_s3_upload.py). 10,000 parts of 8 MiB: 78 GiB, ten
 # times etcd's largest database.
 PART_SIZE = 8 << 20
 BUFFERED_PARTS = 2
 CONCURRENCY = 4
+SHA_METADATA = "sha256"
 
 
 def transfer_config() -> TransferConfig:
@@ -41,9 +42,6 @@ def transfer_config() -> TransferConfig:
     )
     config.max_in_memory_upload_chunks = BUFFERED_PARTS  # s3transfer's, not in boto3's init
     return config
-
-
-SHA_METADATA = "sha256"
 
 
 class S3Target(Target):

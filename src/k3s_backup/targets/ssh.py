@@ -424,7 +424,7 @@ class SshTarget(Target):
             # A small file (manifest, bundle) is read back over SFTP: one round trip, where a
             # remote sha256sum costs a new SSH session (~0.1 s each on loopback).
             if outgoing.size <= READ_BACK_LIMIT:
-                stored = self._read_back_sha256(temp, outgoing.size)
+                stored = self._read_back_sha256(temp)
             else:
                 stored = self._remote_sha256(temp)
             if stored != outgoing.expected():
@@ -508,18 +508,14 @@ class SshTarget(Target):
         if status == 0 and len(digest) == 64:
             return digest
         if status == 127:  # no sha256sum there: hash what the server gives back
-            return self._read_back_sha256(path, None)
+            return self._read_back_sha256(path)
         raise TargetError(f"{self.name}: sha256sum of {path} failed on {self.host} ({status})")
 
-    def _read_back_sha256(self, path: str, size: int | None) -> str:
+    def _read_back_sha256(self, path: str) -> str:
         assert self._sftp is not None
         try:
             with self._sftp.open(path, "rb") as remote:
-                if size is None:  # a whole copy, on a host without sha256sum
-                    _prefetch_quietly(remote)
-                else:
-                    # Up to 1 MiB: a few large requests in turn, no prefetch thread.
-                    remote.MAX_REQUEST_SIZE = self._write_size or DEFAULT_WRITE_SIZE
+                _prefetch_quietly(remote)
                 return sha256_stream(remote)
         except CONNECTION_ERRORS as exc:
             raise self._fail("read back", path, exc) from None
