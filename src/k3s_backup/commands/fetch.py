@@ -85,21 +85,26 @@ def _locations(config: Config, source: str | None) -> list[str]:
 
 
 def find_candidates(
-    config: Config, reporter: Reporter, source: str | None
+    config: Config, reporter: Reporter, source: str | None, identities: bool = False
 ) -> tuple[list[Candidate], list[str]]:
-    """Every copy of ours at the chosen locations, and the locations that could not be read."""
+    """Every copy of ours at the chosen locations, and the locations that could not be read;
+    with `identities`, each with the cluster identity its manifest records (one more read per
+    copy on a target)."""
     found: list[Candidate] = []
     unreadable: list[str] = []
     manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
-    local = manifests.with_identities(local_copies(config.snapshot_dir, config.cluster_name))
+    local = local_copies(config.snapshot_dir, config.cluster_name)
+    if identities:
+        local = manifests.with_identities(local)
     for location in _locations(config, source):
         if location == LOCAL:
             found += [Candidate(c.name, LOCAL, c.size, c.identity) for c in local]
             continue
         try:
             with open_target(config.target(location), config.cluster_name) as target:
-                listed = [c for c in target_copies(target, config.cluster_name) if c.has_manifest]
-                copies = with_identities(target, listed, manifests.known(local))
+                copies = [c for c in target_copies(target, config.cluster_name) if c.has_manifest]
+                if identities:
+                    copies = with_identities(target, copies, manifests.known(local))
         except BackupError as exc:
             reporter.warn(f"cannot list {location}: {exc}")
             unreadable.append(location)

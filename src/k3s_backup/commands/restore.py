@@ -562,7 +562,9 @@ class Restore:
 
     def run(self, workdir: Path) -> tuple[ExitCode, bool]:
         """The exit code, and whether to keep `workdir` (the verified file, after a failure)."""
-        candidates, _ = find_candidates(self.config, self.report, self.options.source)
+        candidates, _ = find_candidates(
+            self.config, self.report, self.options.source, identities=True
+        )
         candidates = self._one_cluster(candidates)
         name = choose(candidates, self.options.wanted)
         copies = copies_of(candidates, name)
