@@ -502,7 +502,8 @@ class Setup:
             return ExitCode.OK
         held = self.copies_of_another_cluster(config)
         if held is not None:
-            self.result(held)
+            for line in held.splitlines():
+                self.result(line)
             return ExitCode.OK
         from k3s_backup.commands.run import run_backup
 

@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 
 from k3s_backup.errors import BackupError
-from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.formats.etcd_db import EtcdDb, decode_key_value
 from k3s_backup.formats.kubernetes import decode_value, parse_key
 from k3s_backup.formats.protowire import ProtoError
 from k3s_backup.formats.sqlite_db import SQLITE_MAGIC
@@ -43,10 +43,9 @@ def _identity(kube_system: bytes | None, objects: int) -> ClusterIdentity:
 
 def _from_etcd(path: Path) -> ClusterIdentity:
     with EtcdDb(path) as db:
-        state = db.live(REGISTRY)
-        objects = sum(1 for key in state.keys if parse_key(key.decode(errors="replace")))
-        live = state.keys.get(KUBE_SYSTEM.encode())
-        value = db.value_at(live.revision_key).value if live is not None else None
+        alive, kube_system = db.census(REGISTRY, KUBE_SYSTEM.encode())
+    objects = sum(1 for key in alive if parse_key(key.decode(errors="replace")))
+    value = decode_key_value(kube_system).value if kube_system is not None else None
     return _identity(value, objects)
 
 
