@@ -19,13 +19,13 @@ from pathlib import Path
 from k3s_backup.commands import fetch
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
-from k3s_backup.errors import SnapshotError
+from k3s_backup.errors import BackupError, SnapshotError
 from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, check_file
 from k3s_backup.inventory import LOCAL
-from k3s_backup.manifest import Manifest
+from k3s_backup.manifest import MAX_MANIFEST, Manifest
 from k3s_backup.policy import naming
 from k3s_backup.report import Reporter
-from k3s_backup.streams import sha256_stream
+from k3s_backup.streams import read_regular, sha256_stream
 
 LATEST = fetch.LATEST
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -50,9 +50,11 @@ def _private_file(directory: Path, name: str) -> Path:
 
 
 def _unzip(path: Path, workdir: Path) -> Path:
-    """The single entry of a K3s `.zip`, written 0600 into our private `workdir`."""
+    """The single entry of a K3s `.zip`, written 0600 into our private `workdir` (zipfile
+    writes no more than the entry's recorded size, which must fit on the disk)."""
     with zipfile.ZipFile(path) as archive:
         [info] = archive.infolist()
+        fetch.check_room(f"unzipping {path.name}", info.file_size, workdir)
         plain = _private_file(workdir, "plain-" + Path(info.filename).name)
         with archive.open(info) as member, plain.open("wb") as out:
             shutil.copyfileobj(member, out, 1 << 20)
@@ -79,10 +81,10 @@ def _check(path: Path) -> str:
 
 
 def _local_manifest(config: Config, filename: str) -> Manifest | None:
+    path = config.state_dir / "manifests" / naming.manifest_name(filename)
     try:
-        data = (config.state_dir / "manifests" / naming.manifest_name(filename)).read_bytes()
-        return Manifest.from_json(data)
-    except (FileNotFoundError, ValueError, TypeError):
+        return Manifest.from_json(read_regular(path, MAX_MANIFEST, f"manifest {path}"))
+    except (FileNotFoundError, ValueError, TypeError, KeyError):
         return None
 
 
@@ -119,7 +121,7 @@ def _resolve(
         try:
             verified = _verify_local(config, filename)
             return config.snapshot_dir / filename, LOCAL, chosen, verified
-        except (SnapshotError, OSError) as exc:
+        except (BackupError, OSError) as exc:  # a refused manifest too (a symlink, too big)
             reporter.warn(f"refusing the local copy: {exc}")
             copies = copies[1:]
             if not copies:
