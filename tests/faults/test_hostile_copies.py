@@ -242,6 +242,8 @@ def test_a_manifest_announcing_more_than_the_disk_holds_is_refused_before_any_do
     fetched = setup(lab, "fetch", "latest", "--out", str(out))
     assert_refused_cleanly(fetched, f"fetching backup-host: {name} needs", "GiB free")
     assert list(out.parent.iterdir()) == []
+    inspected = setup(lab, "inspect", "latest")
+    assert_refused_cleanly(inspected, f"in {lab.root / 'state'}/", "fetch to another disk")
     assert leftovers(lab.root / "state") == []
     assert setup.storage.files() == planted
 

@@ -204,7 +204,9 @@ def _rehearse(
             f"drill      {copy.name} ({copy.location}; {copy.verified})\n"
             f"inspect    revision {reading.revision}, {len(reading.state.keys)} keys\n"
         )
-        with tempfile.TemporaryDirectory(prefix="k3s-backup-drill-") as temp:
+        # on disk under the state dir, not in /tmp (often a tmpfs): etcd's data is as large
+        config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="drill-", dir=config.state_dir) as temp:
             member = _restore_and_start(tools, copy.path, Path(temp), env)
             try:
                 revision, keys = member.revision_and_keys()

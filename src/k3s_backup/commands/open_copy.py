@@ -131,13 +131,29 @@ def _resolve(
     return fetched.plain, fetched.location, chosen, FETCHED
 
 
+def _work_parent(name: str, load_config: ConfigLoader) -> Path | None:
+    """Where fetched copies are decoded: under the state dir, on disk, as restore's are (the
+    system's temporary dir is often a small tmpfs, in RAM). A file given by its path needs no
+    config; only a `.zip` of it is unzipped, into the system's temporary dir."""
+    if Path(name).is_file():
+        return None
+    state_dir = load_config().state_dir
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnapshotError(
+            f"cannot create {state_dir} to fetch {name} into: {exc.strerror} (run as root?)"
+        ) from None
+    return state_dir
+
+
 @contextmanager
 def open_copy(
     name: str, load_config: ConfigLoader, env: Environment, identity: Path | None = None
 ) -> Iterator[OpenedCopy]:
     """A verified plain snapshot for `name`; temporaries are 0600 in a 0700 dir, then removed.
     `identity` is the age identity file for copies a target stores encrypted."""
-    with tempfile.TemporaryDirectory(prefix="k3s-backup-") as temp:
+    with tempfile.TemporaryDirectory(prefix="open-", dir=_work_parent(name, load_config)) as temp:
         workdir = Path(temp)
         stored, location, shown, verified = _resolve(name, load_config, env, identity, workdir)
         size = stored.stat().st_size
