@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import threading
@@ -204,3 +205,29 @@ def test_an_encrypted_copy_decrypts_no_further_than_its_cap(tmp_path, identity, 
         assert sizes["decrypted"] == len(body) and sizes["plain"] <= 8192
     else:
         assert sizes == {"decrypted": sizes["decrypted"]} and sizes["decrypted"] <= 8192
+
+
+@pytest.mark.parametrize(
+    ("compression", "encrypted"), [("zstd", False), ("zip", False), ("zstd", True)]
+)
+def test_plain_bytes_other_than_the_checked_ones_fail_the_stream(
+    tmp_path, plain, identity, compression, encrypted
+):
+    """Same size, other bytes: the stored form would decode fine, to the wrong snapshot."""
+    recipients = (identity[1],) if encrypted else ()
+    form = StoredForm(compression=compression, recipients=recipients)
+    size = plain.stat().st_size
+    checked = hashlib.sha256(b"the bytes that were checked").hexdigest()
+    with (
+        plain.open("rb") as source,
+        pytest.raises(EncodeError, match=f"{SNAPSHOT} changed since it was checked"),
+        stored_stream(source, size, form, "", SNAPSHOT, checked) as stream,
+    ):
+        copy_stream(stream, io.BytesIO())
+    with plain.open("rb") as source:
+        real = hashlib.sha256(source.read()).hexdigest()
+    with (
+        plain.open("rb") as source,
+        stored_stream(source, size, form, "", SNAPSHOT, real) as stream,
+    ):
+        assert copy_stream(stream, io.BytesIO()) > 0

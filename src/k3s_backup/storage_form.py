@@ -23,6 +23,7 @@ from k3s_backup.errors import BackupError, ConfigError
 from k3s_backup.streams import (
     CHUNK_SIZE,
     CappedWriter,
+    HashingReader,
     Readable,
     RefusedInput,
     copy_capped,
@@ -128,6 +129,30 @@ class _Guarded:
             raise self.failure from exc
 
 
+class _Checked:
+    """The snapshot as it is read to be encoded, hashed on the way: at its end it must be the
+    bytes that were checked (size and SHA-256), else the read raises EncodeError and the copy
+    never gets its final name, rather than shipping other bytes under the old plain_sha256."""
+
+    def __init__(self, source: Readable, size: int, sha256: str, snapshot: str) -> None:
+        self.reader = HashingReader(source)
+        self.size = size
+        self.sha256 = sha256
+        self.snapshot = snapshot
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self.reader.read(size)
+        if not chunk:
+            read, digest = self.reader.size, self.reader.hexdigest()
+            if (read, digest) != (self.size, self.sha256):
+                raise EncodeError(
+                    f"{self.snapshot} changed since it was checked: {read} bytes with SHA-256"
+                    f" {digest} read now, {self.size} bytes with SHA-256 {self.sha256} checked;"
+                    " not shipping it"
+                )
+        return chunk
+
+
 def _zip_into(plain: Readable, inner: str, dest: BinaryIO) -> None:
     """One entry named like the snapshot, as K3s's own .zip snapshots are. `dest` may be a
     pipe: zipfile then writes each entry's sizes after its data (standard, `unzip` reads it)."""
@@ -141,14 +166,21 @@ def _zip_into(plain: Readable, inner: str, dest: BinaryIO) -> None:
 
 @contextmanager
 def stored_stream(
-    plain: Readable, plain_size: int, form: StoredForm, source_suffix: str, inner: str
+    plain: Readable,
+    plain_size: int,
+    form: StoredForm,
+    source_suffix: str,
+    inner: str,
+    plain_sha256: str | None = None,
 ) -> Iterator[Readable]:
     """The stored form of `plain`, encoded while it is read: no second copy of the snapshot is
     ever written to this node's disk (often the etcd disk itself), and compression overlaps
     the upload. zstd is pulled straight from its compressor; age and zip can only push into a
-    writer, so they run in a thread behind a pipe (`streams.produced`)."""
+    writer, so they run in a thread behind a pipe (`streams.produced`). With `plain_sha256`,
+    `plain` must hash to it (and be `plain_size` long), or the stream fails at its end."""
     compression = form.effective_compression(source_suffix)
-    snapshot = _Guarded(plain, inner)
+    checked = plain if plain_sha256 is None else _Checked(plain, plain_size, plain_sha256, inner)
+    snapshot = _Guarded(checked, inner)
     if compression == "zip" or form.recipients:
 
         def encode(dest: BinaryIO) -> None:
