@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import threading
+import zipfile
 from pathlib import Path
 
 import pyrage
 import pytest
+import zstandard
 
 from k3s_backup.storage_form import (
     DecodeError,
@@ -18,7 +21,7 @@ from k3s_backup.storage_form import (
     read_identities,
     stored_stream,
 )
-from k3s_backup.streams import copy_stream
+from k3s_backup.streams import RefusedInput, copy_stream
 from tests.broken_streams import FailingSource
 
 SNAPSHOT = "k3s-lab-20261123-020000-k3s-05-1795399200"
@@ -137,9 +140,9 @@ def test_wrong_identity_is_refused_clearly(tmp_path, plain, identity):
     )
     other = pyrage.x25519.Identity.generate()
     with pytest.raises(DecodeError, match="cannot decrypt it with the given identity"):
-        decode(stored, "none", "age", [other], workdir(tmp_path, "dec"))
+        decode(stored, "none", "age", [other], workdir(tmp_path, "dec"), 1 << 30, "copy")
     with pytest.raises(DecodeError, match="pass --identity"):
-        decode(stored, "none", "age", [], workdir(tmp_path, "dec2"))
+        decode(stored, "none", "age", [], workdir(tmp_path, "dec2"), 1 << 30, "copy")
 
 
 def test_identity_file_must_hold_a_secret_key(tmp_path):
@@ -147,3 +150,84 @@ def test_identity_file_must_hold_a_secret_key(tmp_path):
     path.write_text("age1notasecret\n")
     with pytest.raises(DecodeError, match="no AGE-SECRET-KEY line"):
         read_identities(path)
+
+
+BOMB = 64 << 20
+
+
+def zstd_bomb(path: Path) -> Path:
+    compressor = zstandard.ZstdCompressor().compressobj()
+    body = b"".join(compressor.compress(bytes(1 << 20)) for _ in range(BOMB >> 20))
+    path.write_bytes(body + compressor.flush())
+    return path
+
+
+def written(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.iterdir())
+
+
+def test_a_zstd_bomb_decodes_no_further_than_the_plain_size_plus_one(tmp_path):
+    bomb = zstd_bomb(tmp_path / "bomb.zst")
+    out = workdir(tmp_path, "dec")
+    with pytest.raises(RefusedInput, match=r"bomb\.zst, decoded, holds more than 8192 bytes"):
+        decode(bomb, "zstd", "none", [], out, 8192, "bomb.zst")
+    assert written(out) <= 8192
+
+
+def test_a_zip_bomb_decodes_no_further_than_the_plain_size(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with (
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open(SNAPSHOT, "w", force_zip64=True) as entry,
+    ):
+        for _ in range(BOMB >> 20):
+            entry.write(bytes(1 << 20))
+    out = workdir(tmp_path, "dec")
+    with pytest.raises(RefusedInput, match="holds more than 8192 bytes"):
+        decode(bomb, "zip", "none", [], out, 8192, "bomb.zip")
+    assert written(out) <= 8192
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_an_encrypted_copy_decrypts_no_further_than_its_cap(tmp_path, identity, compression):
+    """age without compression: capped at the plain size; around zstd: at the stored size
+    (age's plaintext is never longer), then zstd at the plain size."""
+    key_file, recipient = identity
+    inner = zstd_bomb(tmp_path / "bomb.zst") if compression == "zstd" else None
+    body = inner.read_bytes() if inner else bytes(4 << 20)
+    stored = tmp_path / "stored.age"
+    stored.write_bytes(pyrage.encrypt(body, [pyrage.x25519.Recipient.from_str(recipient)]))
+    out = workdir(tmp_path, "dec")
+    with pytest.raises(RefusedInput, match="holds more than 8192 bytes"):
+        decode(stored, compression, "age", read_identities(key_file), out, 8192, "stored.age")
+    sizes = {p.name: p.stat().st_size for p in out.iterdir()}
+    if inner is not None:
+        assert sizes["decrypted"] == len(body) and sizes["plain"] <= 8192
+    else:
+        assert sizes == {"decrypted": sizes["decrypted"]} and sizes["decrypted"] <= 8192
+
+
+@pytest.mark.parametrize(
+    ("compression", "encrypted"), [("zstd", False), ("zip", False), ("zstd", True)]
+)
+def test_plain_bytes_other_than_the_checked_ones_fail_the_stream(
+    tmp_path, plain, identity, compression, encrypted
+):
+    """Same size, other bytes: the stored form would decode fine, to the wrong snapshot."""
+    recipients = (identity[1],) if encrypted else ()
+    form = StoredForm(compression=compression, recipients=recipients)
+    size = plain.stat().st_size
+    checked = hashlib.sha256(b"the bytes that were checked").hexdigest()
+    with (
+        plain.open("rb") as source,
+        pytest.raises(EncodeError, match=f"{SNAPSHOT} changed since it was checked"),
+        stored_stream(source, size, form, "", SNAPSHOT, checked) as stream,
+    ):
+        copy_stream(stream, io.BytesIO())
+    with plain.open("rb") as source:
+        real = hashlib.sha256(source.read()).hexdigest()
+    with (
+        plain.open("rb") as source,
+        stored_stream(source, size, form, "", SNAPSHOT, real) as stream,
+    ):
+        assert copy_stream(stream, io.BytesIO()) > 0

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from k3s_backup.errors import TargetError
 from k3s_backup.formats.cluster_identity import read_identity
-from k3s_backup.manifest import Manifest, for_snapshot
+from k3s_backup.manifest import MAX_MANIFEST, Manifest, for_snapshot
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.state import write_json_atomic
-from k3s_backup.streams import sha256_stream
+from k3s_backup.streams import RefusedInput, read_regular, sha256_stream
 from k3s_backup.targets.base import StoredObject, Target
 
 LOCAL = "local"
@@ -66,8 +66,15 @@ def local_copies(snapshot_dir: Path, cluster: str) -> list[Copy]:
 
 
 def read_target_manifest(target: Target, filename: str) -> Manifest:
+    """The manifest beside `filename`, refused when larger than MAX_MANIFEST."""
     buffer = io.BytesIO()
-    target.get(naming.manifest_name(filename), buffer)
+    try:
+        target.get(naming.manifest_name(filename), buffer, MAX_MANIFEST)
+    except RefusedInput as exc:
+        raise TargetError(
+            f"{target.name}: manifest of {filename} refused: {exc}; a manifest is never over"
+            f" {MAX_MANIFEST} bytes"
+        ) from None
     try:
         return Manifest.from_json(buffer.getvalue())
     except (ValueError, TypeError, KeyError) as exc:
@@ -114,17 +121,26 @@ class LocalManifests:
     def save(self, manifest: Manifest) -> None:
         write_json_atomic(self._path(manifest.name), json.loads(manifest.to_json()))
 
+    def recorded(self, name: naming.SnapshotName) -> Manifest | None:
+        """The manifest recorded when the snapshot was made, or None if there is none (or it
+        does not parse); RefusedInput if it is a symlink or larger than MAX_MANIFEST."""
+        path = self._path(name.filename)
+        try:
+            return Manifest.from_json(read_regular(path, MAX_MANIFEST, f"manifest {path}"))
+        except (FileNotFoundError, ValueError, TypeError, KeyError):
+            return None
+
     def get(self, name: naming.SnapshotName) -> Manifest:
         """The recorded manifest, or one computed from the file (made before we recorded it)."""
-        try:
-            return Manifest.from_json(self._path(name.filename).read_bytes())
-        except (FileNotFoundError, ValueError, TypeError):
-            path = self.snapshot_dir / name.filename
-            with path.open("rb") as stream:
-                digest = sha256_stream(stream)
-            manifest = for_snapshot(name, self.source, path.stat().st_size, digest)
-            self.save(manifest)
-            return manifest
+        recorded = self.recorded(name)
+        if recorded is not None:
+            return recorded
+        path = self.snapshot_dir / name.filename
+        with path.open("rb") as stream:
+            digest = sha256_stream(stream)
+        manifest = for_snapshot(name, self.source, path.stat().st_size, digest)
+        self.save(manifest)
+        return manifest
 
     def identity(self, name: naming.SnapshotName) -> ClusterIdentity | None:
         """The identity of a local snapshot: recorded in its manifest, else read from the file

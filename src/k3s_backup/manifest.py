@@ -11,6 +11,7 @@ from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.policy.naming import SnapshotName
 
 FORMAT_VERSION = 1
+MAX_MANIFEST = 64 << 10  # ours are ~600 bytes: anything bigger is not a manifest of ours
 
 
 @dataclass(frozen=True)

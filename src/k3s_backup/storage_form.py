@@ -20,7 +20,16 @@ import pyrage
 import zstandard
 
 from k3s_backup.errors import BackupError, ConfigError
-from k3s_backup.streams import CHUNK_SIZE, Readable, copy_stream, produced
+from k3s_backup.streams import (
+    CHUNK_SIZE,
+    CappedWriter,
+    HashingReader,
+    Readable,
+    RefusedInput,
+    copy_capped,
+    copy_stream,
+    produced,
+)
 
 Compression = Literal["none", "zstd", "zip"]
 SUFFIX = {"none": "", "zstd": ".zst", "zip": ".zip"}
@@ -120,6 +129,30 @@ class _Guarded:
             raise self.failure from exc
 
 
+class _Checked:
+    """The snapshot as it is read to be encoded, hashed on the way: at its end it must be the
+    bytes that were checked (size and SHA-256), else the read raises EncodeError and the copy
+    never gets its final name, rather than shipping other bytes under the old plain_sha256."""
+
+    def __init__(self, source: Readable, size: int, sha256: str, snapshot: str) -> None:
+        self.reader = HashingReader(source)
+        self.size = size
+        self.sha256 = sha256
+        self.snapshot = snapshot
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self.reader.read(size)
+        if not chunk:
+            read, digest = self.reader.size, self.reader.hexdigest()
+            if (read, digest) != (self.size, self.sha256):
+                raise EncodeError(
+                    f"{self.snapshot} changed since it was checked: {read} bytes with SHA-256"
+                    f" {digest} read now, {self.size} bytes with SHA-256 {self.sha256} checked;"
+                    " not shipping it"
+                )
+        return chunk
+
+
 def _zip_into(plain: Readable, inner: str, dest: BinaryIO) -> None:
     """One entry named like the snapshot, as K3s's own .zip snapshots are. `dest` may be a
     pipe: zipfile then writes each entry's sizes after its data (standard, `unzip` reads it)."""
@@ -133,14 +166,21 @@ def _zip_into(plain: Readable, inner: str, dest: BinaryIO) -> None:
 
 @contextmanager
 def stored_stream(
-    plain: Readable, plain_size: int, form: StoredForm, source_suffix: str, inner: str
+    plain: Readable,
+    plain_size: int,
+    form: StoredForm,
+    source_suffix: str,
+    inner: str,
+    plain_sha256: str | None = None,
 ) -> Iterator[Readable]:
     """The stored form of `plain`, encoded while it is read: no second copy of the snapshot is
     ever written to this node's disk (often the etcd disk itself), and compression overlaps
     the upload. zstd is pulled straight from its compressor; age and zip can only push into a
-    writer, so they run in a thread behind a pipe (`streams.produced`)."""
+    writer, so they run in a thread behind a pipe (`streams.produced`). With `plain_sha256`,
+    `plain` must hash to it (and be `plain_size` long), or the stream fails at its end."""
     compression = form.effective_compression(source_suffix)
-    snapshot = _Guarded(plain, inner)
+    checked = plain if plain_sha256 is None else _Checked(plain, plain_size, plain_sha256, inner)
+    snapshot = _Guarded(checked, inner)
     if compression == "zip" or form.recipients:
 
         def encode(dest: BinaryIO) -> None:
@@ -185,21 +225,31 @@ def _encode_into(
     pyrage.encrypt_io(source, dest, parse_recipients(form.recipients))
 
 
-def _decompress(stored: Path, compression: str, out: Path) -> None:
+PLAIN_LIMIT = "the plain size its manifest gives"
+
+
+def _decompress(stored: Path, compression: str, out: Path, plain_size: int, what: str) -> None:
+    """Never writes more than `plain_size` bytes: a bomb is refused one byte past it."""
     try:
         if compression == "zstd":
-            with stored.open("rb") as source, _private_file(out) as dest:
-                zstandard.ZstdDecompressor().copy_stream(source, dest)
+            with (
+                stored.open("rb") as source,
+                zstandard.ZstdDecompressor().stream_reader(
+                    source, read_size=CHUNK_SIZE, read_across_frames=True
+                ) as plain,
+                _private_file(out) as dest,
+            ):
+                copy_capped(plain, dest, plain_size, what, PLAIN_LIMIT)
         elif compression == "zip":
             with zipfile.ZipFile(stored) as archive:
                 members = archive.infolist()
                 if len(members) != 1:
                     raise DecodeError(f"zip copy must hold one entry, found {len(members)}")
-                with archive.open(members[0]) as source, _private_file(out) as dest:
-                    copy_stream(source, dest)
+                with archive.open(members[0]) as entry, _private_file(out) as dest:
+                    copy_capped(entry, dest, plain_size, what, PLAIN_LIMIT)
         else:
             raise DecodeError(f"unknown compression {compression!r} in the manifest")
-    except (zstandard.ZstdError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zstandard.ZstdError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise DecodeError(f"cannot decompress ({compression}): {exc}") from None
 
 
@@ -224,26 +274,52 @@ def decrypt_bytes(body: bytes, identities: list[pyrage.x25519.Identity]) -> byte
     return plain
 
 
+def _decrypt(
+    stored: Path,
+    out: Path,
+    identities: list[pyrage.x25519.Identity],
+    limit: tuple[int, str],
+    what: str,
+) -> None:
+    with _decrypting(identities), stored.open("rb") as source, _private_file(out) as dest:
+        capped = CappedWriter(dest, limit[0], what, limit[1])
+        try:
+            pyrage.decrypt_io(source, capped, identities)
+        except RefusedInput:
+            raise
+        except Exception:
+            if capped.refused is not None:  # pyrage may wrap what our writer raised
+                raise capped.refused from None
+            raise
+
+
 def decode(
     stored: Path,
     compression: str,
     encryption: str,
     identities: list[pyrage.x25519.Identity],
     workdir: Path,
+    plain_size: int,
+    what: str,
 ) -> Path:
-    """The plain snapshot from its stored form, as a private file in `workdir`."""
+    """The plain snapshot from its stored form, as a private file in `workdir`. Nothing
+    decoded is ever larger than the manifest's `plain_size`: a decompression bomb (or a
+    manifest that lies) is refused one byte past it, with RefusedInput naming `what`."""
     current = stored
+    described = f"{what}, decoded,"
     if encryption == "age":
         decrypted = workdir / "decrypted"
-        with (
-            _decrypting(identities),
-            current.open("rb") as source,
-            _private_file(decrypted) as dest,
-        ):
-            pyrage.decrypt_io(source, dest, identities)
+        # age's plaintext is always shorter than its ciphertext: a compressed form inside it
+        # is capped by the stored size, a plain one by the plain size
+        limit = (
+            (stored.stat().st_size, "its stored size")
+            if compression != "none"
+            else (plain_size, PLAIN_LIMIT)
+        )
+        _decrypt(current, decrypted, identities, limit, described)
         current = decrypted
     if compression != "none":
         plain = workdir / "plain"
-        _decompress(current, compression, plain)
+        _decompress(current, compression, plain, plain_size, described)
         current = plain
     return current

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from k3s_backup.errors import BackupError
 
 CHUNK_SIZE = 1 << 20
 
@@ -75,6 +80,87 @@ def copy_stream(source: Readable, dest: Writable) -> int:
         dest.write(chunk)
         copied += len(chunk)
     return copied
+
+
+class RefusedInput(BackupError):
+    """Foreign bytes refused before they could cost memory or disk: more than a cap allows (a
+    file longer than announced, a decompression bomb), or not a regular file (a symlink)."""
+
+
+def over_limit(what: str, limit: int, why: str) -> RefusedInput:
+    return RefusedInput(f"{what} holds more than {limit} bytes ({why}): refusing it")
+
+
+def copy_capped(source: Readable, dest: Writable, limit: int, what: str, why: str) -> int:
+    """Copy `source` to `dest` as long as it holds at most `limit` bytes; RefusedInput naming
+    `what` and `why` (where the limit comes from) if it holds more. Never reads more than
+    `limit` + 1 bytes, and never writes more than `limit`."""
+    copied = 0
+    while chunk := source.read(min(CHUNK_SIZE, limit + 1 - copied)):
+        copied += len(chunk)
+        if copied > limit:
+            raise over_limit(what, limit, why)
+        dest.write(chunk)
+    return copied
+
+
+class CappedWriter:
+    """For writers that push (age's decryptor): RefusedInput on the write that would pass
+    `limit`, and `refused` remembers it in case the pusher wraps the exception in its own."""
+
+    def __init__(self, dest: Writable, limit: int, what: str, why: str) -> None:
+        self.dest = dest
+        self.limit = limit
+        self.what = what
+        self.why = why
+        self.size = 0
+        self.refused: RefusedInput | None = None
+
+    def write(self, data: bytes, /) -> int:
+        if self.size + len(data) > self.limit:
+            self.refused = over_limit(self.what, self.limit, self.why)
+            raise self.refused
+        self.size += len(data)
+        self.dest.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        flush = getattr(self.dest, "flush", None)
+        if flush is not None:
+            flush()
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file, never through a symlink (O_NOFOLLOW):
+    a file of ours swapped for a link to /dev/zero or to another file is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RefusedInput(f"{path} is a symbolic link: refusing to follow it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RefusedInput(f"{path} is not a regular file: refusing to read it")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path, limit: int, what: str) -> bytes:
+    """A small file of ours (a manifest, a bundle) whole, at most `limit` bytes."""
+    buffer = bytearray()
+    with open_regular(path) as stream:
+        copy_capped(stream, _Appender(buffer), limit, what, "the most such a file may hold")
+    return bytes(buffer)
+
+
+class _Appender:
+    def __init__(self, buffer: bytearray) -> None:
+        self.buffer = buffer
+
+    def write(self, data: bytes, /) -> int:
+        self.buffer += data
+        return len(data)
 
 
 class MeteredReader:

@@ -178,3 +178,26 @@ def test_bad_age_recipient_is_a_clear_error(lab, tmp_path):
     assert result.code == 3
     assert "not an age or SSH public key" in result.stderr
     assert not list(lab.remote_dir.glob("*")) if lab.remote_dir.exists() else True
+
+
+def test_a_snapshot_changed_after_its_check_is_not_shipped_with_the_old_sha256(lab, tmp_path):
+    """The plain bytes are hashed as they are encoded: a local snapshot whose bytes are not the
+    ones checked and recorded (here swapped for another valid snapshot of the same size, which
+    passes its trailer check) fails its copy; no copy or manifest of it is published."""
+    config = lab.write_config(tmp_path / "c.toml")
+    clock = Clock()
+    for value in ("v1", "v2"):
+        lab.etcd.put("/registry/configmaps/default/app", value)
+        assert invoke(["--config", str(config), "run"], environ=lab.env(), now=clock).code == 0
+    older, newer = sorted(p for p in lab.snapshot_dir.iterdir() if p.name.startswith("k3s-lab"))
+    assert older.stat().st_size == newer.stat().st_size
+    stored = older.name + ".zst"
+    for lost in (stored, f"{stored}.json", f"{stored}.bundle.tar"):  # the target lost it
+        (lab.remote_dir / lost).unlink()
+    older.write_bytes(newer.read_bytes())
+    result = invoke(["--config", str(config), "run"], environ=lab.env(), now=clock)
+    assert result.code == 3, result.stderr
+    assert f"{older.name} changed since it was checked" in result.stderr
+    assert "Traceback" not in result.stderr
+    left = sorted(p.name for p in lab.remote_dir.iterdir())
+    assert not [name for name in left if name.startswith(stored) or ".partial-" in name]

@@ -21,6 +21,7 @@ import pytest
 from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.storage_form import EncodeError, StoredForm, stored_stream
+from k3s_backup.streams import RefusedInput
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY
@@ -114,7 +115,7 @@ def test_put_get_roundtrip_is_byte_exact_and_private(target_and_raw):
     data = bytes(range(256)) * 5000  # several chunks
     target.put(NAME, io.BytesIO(data), sha(data))
     out = io.BytesIO()
-    target.get(NAME, out)
+    target.get(NAME, out, len(data))
     assert out.getvalue() == data
     assert raw.read(NAME) == data
     assert target.sha256(NAME) == sha(data)
@@ -191,7 +192,7 @@ def test_foreign_names_are_refused_before_any_operation(target_and_raw, foreign)
     target, raw = target_and_raw
     for operation in (
         lambda: target.put(foreign, io.BytesIO(b"x"), sha(b"x")),
-        lambda: target.get(foreign, io.BytesIO()),
+        lambda: target.get(foreign, io.BytesIO(), 1),
         lambda: target.delete(foreign),
         lambda: target.stat(foreign),
         lambda: target.sha256(foreign),
@@ -199,3 +200,20 @@ def test_foreign_names_are_refused_before_any_operation(target_and_raw, foreign)
         with pytest.raises(TargetError, match="not a k3s-backup file name"):
             operation()
     assert raw.names() == []
+
+
+@pytest.mark.parametrize("limit", [0, 1000, len(bytes(range(256)) * 50) - 1])
+def test_get_of_a_copy_longer_than_announced_stops_one_byte_past_it(target_and_raw, limit):
+    """What a listing or manifest announced is all a download takes: a copy grown, swapped or
+    planted longer is refused, and no more than `limit` bytes reach the destination."""
+    target, raw = target_and_raw
+    data = bytes(range(256)) * 50
+    raw.write(NAME, data)
+    out = io.BytesIO()
+    with pytest.raises(RefusedInput, match=f"{NAME} holds more than {limit} bytes"):
+        target.get(NAME, out, limit)
+    assert len(out.getvalue()) <= limit
+    assert raw.read(NAME) == data
+    whole = io.BytesIO()
+    target.get(NAME, whole, len(data))
+    assert whole.getvalue() == data

@@ -318,7 +318,9 @@ def _rehearse(
             env.stdout.write(
                 f"inspect    revision {reading.revision}, {len(reading.state.keys)} keys\n"
             )
-            with tempfile.TemporaryDirectory(prefix="k3s-backup-drill-") as temp:
+            # on disk under the state dir, not in /tmp (often a tmpfs): etcd's data is as large
+            config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="drill-", dir=config.state_dir) as temp:
                 started = time.monotonic()
                 member = _restore_and_start(tools, copy.path, Path(temp), env)
                 record["restore_seconds"] = round(time.monotonic() - started, 3)

@@ -40,7 +40,12 @@ from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.progress import TransferBar
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.storage_form import decode, decrypt_bytes, read_identities
-from k3s_backup.streams import HashingWriter, copy_stream, sha256_stream
+from k3s_backup.streams import (
+    HashingWriter,
+    copy_capped,
+    read_regular,
+    sha256_stream,
+)
 from k3s_backup.targets.factory import open_target
 
 LATEST = "latest"
@@ -171,22 +176,55 @@ class _Download(HashingWriter):
         self.dest.close()
 
 
+def _room_needed(manifest: Manifest) -> int:
+    """Bytes a fetch writes: the stored copy, what decrypting it makes before it is
+    decompressed, and the plain file."""
+    decoded = manifest.compression != "none" or manifest.encryption != "none"
+    both = manifest.compression != "none" and manifest.encryption != "none"
+    return manifest.size + (manifest.plain_size if decoded else 0) + (manifest.size if both else 0)
+
+
+def check_room(what: str, needed: int, directory: Path) -> None:
+    """Refuse before writing anything when `directory`'s disk cannot hold `needed` bytes: a
+    fetch must never fill the disk it shares (the state dir's is often K3s's own)."""
+    free = shutil.disk_usage(directory).free
+    if needed > free:
+        raise SnapshotError(
+            f"{what} needs {human_size(needed)} ({needed} bytes) in {directory}, which has"
+            f" {human_size(free)} free: free some space there, or fetch to another disk"
+        )
+
+
+def _check_announced(copy: Candidate, manifest: Manifest, dest: Path) -> None:
+    """Before any byte is downloaded: the listing's size is the manifest's, and it all fits."""
+    where = f"{copy.location}: {copy.name.filename}"
+    if copy.size != manifest.size:
+        raise SnapshotError(
+            f"{where} does not verify: {copy.size} bytes stored, the manifest says"
+            f" {manifest.size} bytes: corrupted, truncated or planted"
+        )
+    check_room(f"fetching {where}", _room_needed(manifest), dest.parent)
+
+
 def _manifest_and_download(
     config: Config, copy: Candidate, dest: Path, env: Environment
 ) -> Manifest:
     label = f"{copy.name.filename} from {copy.location}"
     if copy.location == LOCAL:
         manifest = LocalManifests(config.state_dir, config.snapshot_dir, "k3s").get(copy.name)
+        _check_announced(copy, manifest, dest)
         with (
             (config.snapshot_dir / copy.name.filename).open("rb") as source,
             _Download(dest, label, copy.size, env) as out,
         ):
-            copy_stream(source, out)
+            where = f"local: {copy.name.filename}"
+            copy_capped(source, out, manifest.size, where, "the size its manifest gives")
     else:
         with open_target(config.target(copy.location), config.cluster_name) as target:
             manifest = read_target_manifest(target, copy.name.filename)
+            _check_announced(copy, manifest, dest)
             with _Download(dest, label, copy.size, env) as out:
-                target.get(copy.name.filename, out)
+                target.get(copy.name.filename, out, manifest.size)
     if out.size != manifest.size or out.digest.hexdigest() != manifest.sha256:
         raise SnapshotError(
             f"{copy.location}: {copy.name.filename} does not verify: SHA-256"
@@ -197,16 +235,20 @@ def _manifest_and_download(
 
 
 def _unzip(archive: Path, name: naming.SnapshotName, workdir: Path) -> Path:
-    """The single entry of a K3s `.zip`, written as a plain 0600 file."""
+    """The single entry of a K3s `.zip`, written as a plain 0600 file. zipfile never writes
+    more than the entry's recorded size; that size must fit on the disk before it starts."""
     plain = workdir / name.base
     try:
         with zipfile.ZipFile(archive) as zipped:
-            entries = [info.filename for info in zipped.infolist()]
-            if entries != [name.base]:
-                raise SnapshotError(f"zip must hold exactly {name.base!r}, found {entries}")
+            entries = zipped.infolist()
+            if [info.filename for info in entries] != [name.base]:
+                found = [info.filename for info in entries]
+                raise SnapshotError(f"zip must hold exactly {name.base!r}, found {found}")
+            size = entries[0].file_size
+            check_room(f"unzipping {name.filename}", size, workdir)
             fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with zipped.open(name.base) as member, os.fdopen(fd, "wb") as out:
-                copy_stream(member, out)
+                copy_capped(member, out, size, name.filename, "the size its zip entry gives")
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise SnapshotError(f"{name.filename}: zip is damaged: {exc}") from None
     archive.unlink()
@@ -230,7 +272,15 @@ def _local_form(
     if manifest.compression == "none" and manifest.encryption == "none":
         decoded = stored
     else:
-        decoded = decode(stored, manifest.compression, manifest.encryption, identities, work)
+        decoded = decode(
+            stored,
+            manifest.compression,
+            manifest.encryption,
+            identities,
+            work,
+            manifest.plain_size,
+            manifest.name,
+        )
     with decoded.open("rb") as stream:
         digest = sha256_stream(stream)
     if digest != manifest.plain_sha256 or decoded.stat().st_size != manifest.plain_size:
@@ -292,15 +342,20 @@ def fetch_verified(
 
 
 def _bundle_bytes(config: Config, copy: Candidate) -> bytes | None:
+    """The stored bundle, read whole: refused beyond bundle.MAX_BUNDLE, or when it is not a
+    regular file of ours (a symlink planted under its name)."""
     if copy.location == LOCAL:
         path = local_bundle_path(config.state_dir, copy.name.filename)
-        return path.read_bytes() if path.is_file() else None
+        try:
+            return read_regular(path, bundle.MAX_BUNDLE, str(path))
+        except FileNotFoundError:
+            return None
     with open_target(config.target(copy.location), config.cluster_name) as target:
         filename = naming.bundle_name(copy.name.filename)
         if target.stat(filename) is None:
             return None
         buffer = io.BytesIO()
-        target.get(filename, buffer)
+        target.get(filename, buffer, bundle.MAX_BUNDLE)
         return buffer.getvalue()
 
 

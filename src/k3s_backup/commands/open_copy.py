@@ -19,13 +19,13 @@ from pathlib import Path
 from k3s_backup.commands import fetch
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
-from k3s_backup.errors import SnapshotError
+from k3s_backup.errors import BackupError, SnapshotError
 from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, check_file
 from k3s_backup.inventory import LOCAL
-from k3s_backup.manifest import Manifest
+from k3s_backup.manifest import MAX_MANIFEST, Manifest
 from k3s_backup.policy import naming
 from k3s_backup.report import Reporter
-from k3s_backup.streams import sha256_stream
+from k3s_backup.streams import read_regular, sha256_stream
 
 LATEST = fetch.LATEST
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -50,9 +50,11 @@ def _private_file(directory: Path, name: str) -> Path:
 
 
 def _unzip(path: Path, workdir: Path) -> Path:
-    """The single entry of a K3s `.zip`, written 0600 into our private `workdir`."""
+    """The single entry of a K3s `.zip`, written 0600 into our private `workdir` (zipfile
+    writes no more than the entry's recorded size, which must fit on the disk)."""
     with zipfile.ZipFile(path) as archive:
         [info] = archive.infolist()
+        fetch.check_room(f"unzipping {path.name}", info.file_size, workdir)
         plain = _private_file(workdir, "plain-" + Path(info.filename).name)
         with archive.open(info) as member, plain.open("wb") as out:
             shutil.copyfileobj(member, out, 1 << 20)
@@ -79,10 +81,10 @@ def _check(path: Path) -> str:
 
 
 def _local_manifest(config: Config, filename: str) -> Manifest | None:
+    path = config.state_dir / "manifests" / naming.manifest_name(filename)
     try:
-        data = (config.state_dir / "manifests" / naming.manifest_name(filename)).read_bytes()
-        return Manifest.from_json(data)
-    except (FileNotFoundError, ValueError, TypeError):
+        return Manifest.from_json(read_regular(path, MAX_MANIFEST, f"manifest {path}"))
+    except (FileNotFoundError, ValueError, TypeError, KeyError):
         return None
 
 
@@ -119,7 +121,7 @@ def _resolve(
         try:
             verified = _verify_local(config, filename)
             return config.snapshot_dir / filename, LOCAL, chosen, verified
-        except (SnapshotError, OSError) as exc:
+        except (BackupError, OSError) as exc:  # a refused manifest too (a symlink, too big)
             reporter.warn(f"refusing the local copy: {exc}")
             copies = copies[1:]
             if not copies:
@@ -129,13 +131,29 @@ def _resolve(
     return fetched.plain, fetched.location, chosen, FETCHED
 
 
+def _work_parent(name: str, load_config: ConfigLoader) -> Path | None:
+    """Where fetched copies are decoded: under the state dir, on disk, as restore's are (the
+    system's temporary dir is often a small tmpfs, in RAM). A file given by its path needs no
+    config; only a `.zip` of it is unzipped, into the system's temporary dir."""
+    if Path(name).is_file():
+        return None
+    state_dir = load_config().state_dir
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnapshotError(
+            f"cannot create {state_dir} to fetch {name} into: {exc.strerror} (run as root?)"
+        ) from None
+    return state_dir
+
+
 @contextmanager
 def open_copy(
     name: str, load_config: ConfigLoader, env: Environment, identity: Path | None = None
 ) -> Iterator[OpenedCopy]:
     """A verified plain snapshot for `name`; temporaries are 0600 in a 0700 dir, then removed.
     `identity` is the age identity file for copies a target stores encrypted."""
-    with tempfile.TemporaryDirectory(prefix="k3s-backup-") as temp:
+    with tempfile.TemporaryDirectory(prefix="open-", dir=_work_parent(name, load_config)) as temp:
         workdir = Path(temp)
         stored, location, shown, verified = _resolve(name, load_config, env, identity, workdir)
         size = stored.stat().st_size

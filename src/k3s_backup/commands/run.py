@@ -155,7 +155,12 @@ class Run:
             TransferBar(self.env, f"{stored} to {target.name}", local.size) as bar,
         ):
             reader = MeteredReader(plain, bar.advance)  # progress in snapshot bytes
-            with stored_stream(reader, local.size, form, name.suffix, name.filename) as stream:
+            # an encoded form is checked against the plain bytes as they are read; the local
+            # file itself is checked where stored, against local.sha256
+            expect = None if as_is else local.sha256
+            with stored_stream(
+                reader, local.size, form, name.suffix, name.filename, expect
+            ) as stream:
                 verified = target.put(stored, stream, local.sha256 if as_is else None)
             done = time.monotonic()
         manifest = replace(

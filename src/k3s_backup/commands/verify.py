@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.inventory import (
     LOCAL,
+    Copy,
     LocalManifests,
     local_copies,
     read_target_manifest,
     target_copies,
 )
+from k3s_backup.streams import sha256_stream
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 
@@ -28,20 +31,50 @@ class Finding:
     problem: str | None = None
 
 
+def _local_problem(manifests: LocalManifests, copy: Copy, path: Path) -> str | None:
+    """What is wrong with a local snapshot: its own check (the SHA-256 trailer, SQLite's
+    integrity_check), then the manifest recorded when it was made, which a whole valid
+    snapshot of another moment put under its name does not match."""
+    check_snapshot(path)
+    recorded = manifests.recorded(copy.name)
+    if recorded is None:  # made before manifests were recorded: record one now
+        manifests.get(copy.name)
+        return None
+    size = path.stat().st_size
+    if size != recorded.size:
+        return f"size {size} differs from its recorded manifest's {recorded.size} (truncated?)"
+    with path.open("rb") as stream:
+        digest = sha256_stream(stream)
+    if digest != recorded.sha256:
+        return (
+            f"SHA-256 {digest} differs from its recorded manifest's {recorded.sha256}"
+            " (corrupted or replaced)"
+        )
+    return None
+
+
 def _verify_local(config: Config) -> list[Finding]:
     findings = []
     manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
     for copy in local_copies(config.snapshot_dir, config.cluster_name):
         try:
-            check_snapshot(config.snapshot_dir / copy.name.filename)
-            manifests.get(copy.name)
-            findings.append(Finding(copy.name.filename, LOCAL, True))
-        except (SnapshotError, OSError) as exc:
-            findings.append(Finding(copy.name.filename, LOCAL, False, str(exc)))
+            problem = _local_problem(manifests, copy, config.snapshot_dir / copy.name.filename)
+        except (BackupError, OSError) as exc:
+            problem = str(exc)
+        findings.append(Finding(copy.name.filename, LOCAL, problem is None, problem))
     return findings
 
 
 def _verify_copy(target: Target, filename: str, size: int, has_manifest: bool) -> Finding:
+    """One copy's finding; a manifest that cannot be read (or is refused) is this copy's
+    problem, not a reason to stop verifying the target's others."""
+    try:
+        return _check_copy(target, filename, size, has_manifest)
+    except BackupError as exc:
+        return Finding(filename, target.name, False, str(exc))
+
+
+def _check_copy(target: Target, filename: str, size: int, has_manifest: bool) -> Finding:
     if not has_manifest:
         return Finding(filename, target.name, False, "manifest missing: cannot verify")
     manifest = read_target_manifest(target, filename)

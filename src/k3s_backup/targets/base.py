@@ -97,7 +97,10 @@ class Target(Closable, ABC):
         what reading `source` raised, leaving no file under `name`."""
 
     @abstractmethod
-    def get(self, name: str, dest: Writable) -> None: ...
+    def get(self, name: str, dest: Writable, limit: int) -> None:
+        """Write the stored bytes of `name` to `dest`: at most `limit` bytes (what its listing
+        or manifest announced, or a sidecar's fixed cap), never reading more than one byte
+        past it. RefusedInput if it holds more; TargetError if it cannot be read."""
 
     @abstractmethod
     def stat(self, name: str) -> StoredObject | None: ...

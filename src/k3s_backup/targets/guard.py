@@ -38,8 +38,8 @@ class OwnNamesOnly(Target):
     def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
         return self.inner.put(self._check(name), source, sha256)
 
-    def get(self, name: str, dest: Writable) -> None:
-        self.inner.get(self._check(name), dest)
+    def get(self, name: str, dest: Writable, limit: int) -> None:
+        self.inner.get(self._check(name), dest, limit)
 
     def stat(self, name: str) -> StoredObject | None:
         return self.inner.stat(self._check(name))

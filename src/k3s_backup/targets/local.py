@@ -6,7 +6,14 @@ import os
 from pathlib import Path
 
 from k3s_backup.errors import TargetError
-from k3s_backup.streams import Readable, Writable, copy_stream, sha256_stream
+from k3s_backup.streams import (
+    Readable,
+    Writable,
+    copy_capped,
+    copy_stream,
+    open_regular,
+    sha256_stream,
+)
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 
@@ -75,16 +82,19 @@ class LocalTarget(Target):
             out.flush()
             os.fsync(out.fileno())
 
-    def get(self, name: str, dest: Writable) -> None:
+    def get(self, name: str, dest: Writable, limit: int) -> None:
+        """Our files only: a symlink planted under one of our names (to /dev/zero, to a file
+        elsewhere) is refused, never followed."""
         try:
-            with (self.directory / name).open("rb") as stored:
-                copy_stream(stored, dest)
+            with open_regular(self.directory / name) as stored:
+                copy_capped(stored, dest, limit, f"{self.name}: {name}", "the most it may hold")
         except OSError as exc:
             raise TargetError(f"{self.name}: cannot read {name}: {exc.strerror}") from exc
 
     def stat(self, name: str) -> StoredObject | None:
+        """The entry itself, not what a symlink there points to (`get` refuses symlinks)."""
         try:
-            return StoredObject(name, (self.directory / name).stat().st_size)
+            return StoredObject(name, (self.directory / name).lstat().st_size)
         except FileNotFoundError:
             return None
 
@@ -96,7 +106,7 @@ class LocalTarget(Target):
 
     def sha256(self, name: str) -> str:
         try:
-            with (self.directory / name).open("rb") as stored:
+            with open_regular(self.directory / name) as stored:
                 return sha256_stream(stored)
         except OSError as exc:
             raise TargetError(f"{self.name}: cannot read {name}: {exc.strerror}") from exc

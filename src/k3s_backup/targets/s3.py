@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from k3s_backup.errors import TargetError, TargetUnreachable
-from k3s_backup.streams import Readable, Writable, copy_stream, sha256_stream
+from k3s_backup.streams import Readable, Writable, copy_capped, sha256_stream
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 # boto3 buffers each part of a stream (our copies are streams: encoded while they are read) in
@@ -161,11 +161,14 @@ class S3Target(Target):
         with contextlib.suppress(BotoCoreError, ClientError):  # a leftover never has a final name
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    def get(self, name: str, dest: Writable) -> None:
+    def get(self, name: str, dest: Writable, limit: int) -> None:
+        """Asks for the first `limit` + 1 bytes only: a longer object costs one byte more.
+        (S3 answers a range on an empty object with an error: no range for a limit of 0.)"""
+        ranged = {"Range": f"bytes=0-{limit}"} if limit > 0 else {}
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(name), **ranged)["Body"]
             with body:
-                copy_stream(body, dest)
+                copy_capped(body, dest, limit, f"{self.name}: {name}", "the most it may hold")
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("download", name, exc) from None
 

@@ -23,7 +23,7 @@ import paramiko
 from paramiko.ssh_exception import NoValidConnectionsError
 
 from k3s_backup.errors import HostKeyError, TargetError, TargetUnreachable
-from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha256_stream
+from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_capped, sha256_stream
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 STATVFS_EXTENSION = "statvfs@openssh.com"
@@ -174,11 +174,12 @@ def _key_file_kind(key: paramiko.PKey) -> str:
     return "rsa"
 
 
-def _prefetch_quietly(remote: paramiko.SFTPFile) -> None:
+def _prefetch_quietly(remote: paramiko.SFTPFile, limit: int | None = None) -> None:
     """paramiko's prefetch: a thread sends a download's read requests ahead. On a cut link that
     thread dies of EOFError, which Python prints on stderr as a traceback, while the read in
     our own thread fails anyway and becomes a clear target error. So the thread's connection
-    errors are dropped (it wraps paramiko's private `_prefetch_thread`, kept since 1.x)."""
+    errors are dropped (it wraps paramiko's private `_prefetch_thread`, kept since 1.x).
+    With `limit`, no more than that is asked for, whatever size the server gives the file."""
     file: Any = remote  # a private method: no stubs for it
     send_requests = getattr(file, "_prefetch_thread", None)
     if send_requests is not None:  # else a later paramiko: its plain prefetch, traceback and all
@@ -188,7 +189,8 @@ def _prefetch_quietly(remote: paramiko.SFTPFile) -> None:
                 send_requests(chunks, max_concurrent_requests)
 
         file._prefetch_thread = sending
-    remote.prefetch()
+    size = remote.stat().st_size or 0
+    remote.prefetch(size if limit is None else min(size, limit))
 
 
 class SshTarget(Target):
@@ -460,12 +462,12 @@ class SshTarget(Target):
         except CONNECTION_ERRORS:
             pass
 
-    def get(self, name: str, dest: Writable) -> None:
+    def get(self, name: str, dest: Writable, limit: int) -> None:
         sftp = self._connect()
         try:
             with sftp.open(self._remote(name), "rb") as remote:
-                _prefetch_quietly(remote)
-                copy_stream(remote, dest)
+                _prefetch_quietly(remote, limit + 1)
+                copy_capped(remote, dest, limit, f"{self.name}: {name}", "the most it may hold")
         except CONNECTION_ERRORS as exc:
             raise self._fail("download", name, exc) from None
 
