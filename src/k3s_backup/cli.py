@@ -167,7 +167,9 @@ Exit codes:
   1  nothing restored: no copy verifies, the pre-flight refused, or not confirmed;
      or a step failed (the message names it, the node's state and how to go back)
   2  configuration or usage error (unknown or ambiguous NAME, unknown target)
-  4  a backup run holds the lock"""
+  4  a backup run holds the lock
+  130, 143  interrupted by SIGINT or SIGTERM (the message says where each node
+     is and how to go on or back; the verified file is kept)"""
 
 
 @cli.command(epilog=RESTORE_EXIT_CODES)
