@@ -190,3 +190,28 @@ def test_a_bad_url_error_does_not_print_its_secret_path(tmp_path):
         result.stderr
     )
     assert "secret-uuid" not in result.stderr
+
+
+def test_a_configuration_others_can_write_is_refused(tmp_path):
+    """It names what runs as root (`k3s.bin`): like ssh with a writable ~/.ssh/config."""
+    path = write(tmp_path, VALID_TARGET)
+    path.chmod(0o664)
+    result = invoke(["--config", str(path), "config", "show"])
+    assert result.code == 2
+    assert f"{path} is writable by others (mode 0664)" in result.stderr
+    assert f"`chmod 600 {path}`" in result.stderr
+    path.chmod(0o644)
+    assert invoke(["--config", str(path), "config", "show"]).code == 0
+
+
+def test_a_readable_configuration_with_a_secret_url_warns(tmp_path):
+    path = write(tmp_path, f'[notify]\nping_url = "{SECRET_PING}"\n' + VALID_TARGET)
+    path.chmod(0o644)
+    result = invoke(["--config", str(path), "config", "show"])
+    assert result.code == 0
+    assert (
+        f"warning: {path} is readable by others (mode 0644) and holds the secret ping_url:"
+        f" `chmod 600 {path}`"
+    ) in result.stderr
+    path.chmod(0o600)
+    assert invoke(["--config", str(path), "config", "show"]).stderr == ""

@@ -52,9 +52,13 @@ class Context:
         self.config_file = config_file
 
     def config(self) -> Config:
-        from k3s_backup.config import config_path, load_config
+        from k3s_backup.config import config_file_warnings, config_path, load_config
 
-        return load_config(config_path(self.config_file, self.env.environ))
+        path = config_path(self.config_file, self.env.environ)
+        config = load_config(path)
+        for warning in config_file_warnings(path, config):
+            self.env.stderr.write(f"warning: {warning}\n")
+        return config
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -334,4 +334,35 @@ def load_config(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    refuse_writable_by_others(path)
     return parse_config(data, path)
+
+
+def _mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o600  # gone or unreadable: the read itself reports it
+
+
+def refuse_writable_by_others(path: Path) -> None:
+    """The configuration names the programs run as root (`k3s.bin`) and the paths written:
+    like ssh with a group- or world-writable ~/.ssh/config, refuse it."""
+    mode = _mode(path)
+    if mode & 0o022:
+        raise ConfigError(
+            f"{path} is writable by others (mode {mode:04o}): whoever can change it chooses"
+            f" what k3s-backup runs as root; `chmod 600 {path}`"
+        )
+
+
+def config_file_warnings(path: Path, config: Config) -> list[str]:
+    """The configuration holds secrets only in [notify]'s URLs: warn when others can read it."""
+    mode = _mode(path)
+    secrets = [key for key in SECRET_URL_KEYS if getattr(config.notify, key)]
+    if mode & 0o044 and secrets:
+        return [
+            f"{path} is readable by others (mode {mode:04o}) and holds the secret"
+            f" {' and '.join(secrets)}: `chmod 600 {path}`"
+        ]
+    return []
