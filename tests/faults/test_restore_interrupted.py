@@ -11,10 +11,16 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from k3s_backup.loopback import stat_fields, stop_pid
+from k3s_backup.testbed.etcd import EtcdServer
+from k3s_backup.testbed.fake_k3s import FakeK3sState
+from k3s_backup.testbed.fake_systemctl import install_fake_systemctl
 from k3s_backup.testbed.hold import Hold
 from k3s_backup.testbed.lab import Lab
 from tests.commands.test_restore import (
@@ -122,3 +128,129 @@ def test_ctrl_c_at_the_prompt_changes_nothing(lab: Lab, config: Path) -> None:
     assert "interrupted by SIGINT before anything was stopped: nothing was changed" in err.decode()
     assert k3s_active(lab) and lab.etcd.get_all() == keys
     assert [p for p in (lab.root / "state").iterdir() if p.name.startswith("restore-")] == []
+
+
+# ---- another server, over SSH ------------------------------------------------------------
+
+
+@dataclass
+class Peer:
+    """Another server reached through the lab's sshd: its own real etcd, its own stand-in
+    `systemctl` first on the PATH of SSH sessions (sshd's SetEnv)."""
+
+    root: Path
+    state_file: Path
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "bin"
+
+    def systemctl(self, *args: str) -> int:
+        command = [str(self.bin_dir / "systemctl"), *args]
+        return subprocess.run(command, check=False, timeout=WAIT).returncode
+
+    def active(self) -> bool:
+        return self.systemctl("is-active", "--quiet", "k3s") == 0
+
+    def hold(self, point: str) -> Hold:
+        gate = Hold(self.root / "hold", point)
+        gate.arm()
+        state = FakeK3sState.load(self.state_file)
+        state.hold_at, state.hold_dir = point, gate.directory
+        state.save(self.state_file)
+        return gate
+
+
+@pytest.fixture
+def peer(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
+    root = tmp_path / "peer"
+    etcd = EtcdServer(root / "etcd", data_dir=root / "k3s" / "server" / "db" / "etcd")
+    state = FakeK3sState(
+        etcd_endpoint=etcd.endpoint,
+        data_dir=root / "k3s",
+        etcd_name=etcd.name,
+        etcd_client_port=etcd.client_port,
+        etcd_peer_port=etcd.peer_port,
+        etcd_workdir=etcd.workdir,
+        service_active=False,
+    )
+    (root / "bin").mkdir(parents=True)
+    found = Peer(root, root / "bin" / "fake-k3s.json")
+    state.save(found.state_file)
+    install_fake_systemctl(found.bin_dir, found.state_file)
+    plain = lab.sshd._config()
+    with_path = plain + f"SetEnv PATH={found.bin_dir}:/usr/bin:/bin\n"
+    monkeypatch.setattr(lab.sshd, "_config", lambda: with_path)
+    lab.sshd.restart()
+    assert found.systemctl("start", "k3s") == 0 and found.active()
+    try:
+        yield found
+    finally:
+        pid = FakeK3sState.load(found.state_file).etcd_pid
+        if pid is not None:
+            stop_pid(pid, "etcd")
+
+
+def ha_config(lab: Lab, path: Path, peer: Peer) -> Path:
+    config = write_config(lab, path)
+    text = config.read_text().replace("[restore]\nready_timeout = 60\n", "")
+    text += (
+        "\n[restore]\nready_timeout = 60\n\n[[restore.servers]]\n"
+        f'host = "{lab.sshd.host}"\nuser = "{lab.sshd.user}"\nport = {lab.sshd.port}\n'
+        f'identity_file = "{lab.sshd.client_key}"\nknown_hosts = "{lab.known_hosts}"\n'
+        f'data_dir = "{peer.root / "k3s"}"\n'
+    )
+    config.write_text(text)
+    return config
+
+
+def test_ctrl_c_after_a_peer_stopped_starts_it_again(lab: Lab, tmp_path: Path, peer: Peer) -> None:
+    config = ha_config(lab, tmp_path / "ha.toml", peer)
+    write_keys(lab)
+    assert cli(lab, config, Clock(), "run").code == 0
+    keys = lab.etcd.get_all()
+    gate = peer.hold("stop")  # the peer's K3s is down, its `systemctl stop` not yet returned
+    proc = spawn_cli(lab, config, "restore", "--yes")
+    gate.wait_reached(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    gate.release()
+    code, _out, err = finish(proc)
+    assert code == 130, err
+    assert "interrupted by SIGINT before step 2" in err
+    assert "Nothing was restored" in err and "K3s was started again" in err
+    assert f"Started K3s again on server {lab.sshd.user}@{lab.sshd.host}." in err
+    assert peer.active() and k3s_active(lab)
+    assert lab.etcd.get_all() == keys
+
+
+def _connection_process(descendant: int, listener: int) -> int:
+    """The sshd process serving the connection `descendant` runs under (the listener's child)."""
+    pid = descendant
+    while True:
+        parent = int(stat_fields(pid)[1])
+        if parent == listener:
+            return pid
+        assert parent > 1, f"{descendant} does not run under sshd {listener}"
+        pid = parent
+
+
+def test_a_lost_ssh_link_while_a_peer_stops_says_so_and_starts_it_again(
+    lab: Lab, tmp_path: Path, peer: Peer
+) -> None:
+    config = ha_config(lab, tmp_path / "ha.toml", peer)
+    write_keys(lab)
+    assert cli(lab, config, Clock(), "run").code == 0
+    keys = lab.etcd.get_all()
+    gate = peer.hold("stop")
+    proc = spawn_cli(lab, config, "restore", "--yes")
+    stand_in = gate.wait_reached(proc)
+    os.kill(_connection_process(stand_in, lab.sshd.pid), signal.SIGKILL)  # the link drops
+    gate.release()
+    code, _out, err = finish(proc)
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "step 1b failed" in err and "the SSH link was lost during `systemctl stop k3s`" in err
+    assert "Nothing was restored" in err
+    assert f"Started K3s again on server {lab.sshd.user}@{lab.sshd.host}." in err
+    assert peer.active() and k3s_active(lab)
+    assert lab.etcd.get_all() == keys
