@@ -254,3 +254,37 @@ def test_a_lost_ssh_link_while_a_peer_stops_says_so_and_starts_it_again(
     assert f"Started K3s again on server {lab.sshd.user}@{lab.sshd.host}." in err
     assert peer.active() and k3s_active(lab)
     assert lab.etcd.get_all() == keys
+
+
+def test_ctrl_c_after_the_reset_leaves_the_peer_stopped_and_its_commands_go_on(
+    lab: Lab, tmp_path: Path, peer: Peer
+) -> None:
+    """Once this node holds the snapshot, the peer must not rejoin with its old data: it stays
+    stopped, and the printed commands (ssh lines included), run as printed, finish the job."""
+    config = ha_config(lab, tmp_path / "ha.toml", peer)
+    at_backup = write_keys(lab)
+    assert cli(lab, config, Clock(), "run").code == 0
+    change_keys(lab)
+    gate = hold(lab, "cluster-reset")
+    proc = spawn_cli(lab, config, "restore", "--yes")
+    gate.wait_reached(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    gate.release()
+    code, _out, err = finish(proc)
+    assert code == 130, err
+    assert f"Stopped by this restore, still stopped: {lab.sshd.user}@{lab.sshd.host}" in err
+    assert not peer.active() and not k3s_active(lab)
+    go_on = re.search(r"To go on with the restore, run in order: (.+)", err)
+    assert go_on, err
+    commands = go_on.group(1).split("; ")
+    runnable = [c for c in commands if c.startswith(("systemctl ", "ssh "))]
+    assert [c.split()[0] for c in runnable] == ["systemctl", "ssh", "ssh"]
+    for command in runnable:  # as the operator would paste them
+        done = subprocess.run(
+            ["bash", "-c", command], env=lab.env(), capture_output=True, text=True, timeout=WAIT
+        )
+        assert done.returncode == 0, (command, done.stderr)
+    assert lab.etcd.get_all() == at_backup
+    assert peer.active()
+    [moved] = (peer.root / "k3s" / "server").glob("db.bak-*")  # its old data, kept aside
+    assert (moved / "etcd" / "member").is_dir()

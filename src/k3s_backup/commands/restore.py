@@ -474,9 +474,17 @@ def _done() -> None:
 
 
 def ssh_command(node: RemoteNode, argv: list[str]) -> str:
-    """The `ssh` line that runs `argv` on `node`, quoted once for the local shell and once for
-    the remote one (ssh passes the command to the remote shell as one string)."""
-    return f"ssh -p {node.port} {node.user}@{node.host} {shlex.quote(shlex.join(argv))}"
+    """The `ssh` line that runs `argv` on `node` with the same key and known_hosts (named when
+    not ssh's defaults), quoted once for the local shell and once for the remote one (ssh
+    passes the command to the remote shell as one string)."""
+    defaults = NodeConfig(host=node.host)
+    options = [f"-p {node.port}"]
+    if node.identity_file is not None and node.identity_file != defaults.identity_file:
+        options.append(f"-i {shlex.quote(str(node.identity_file))}")
+    if node.known_hosts != defaults.known_hosts:
+        options.append(f"-o UserKnownHostsFile={shlex.quote(str(node.known_hosts))}")
+    command = shlex.quote(shlex.join(argv))
+    return f"ssh {' '.join(options)} {shlex.quote(f'{node.user}@{node.host}')} {command}"
 
 
 def _preflight(
@@ -574,12 +582,9 @@ class Restore:
         with self.guard:
             try:
                 return self._run(workdir)
-            except Interrupted as exc:
-                if self.changing:
-                    raise  # not reached: from step 1 on, a signal waits for the step's end
-                self.report.error(
-                    f"interrupted by {exc.name} before anything was stopped: nothing was changed"
-                )
+            except Interrupted as exc:  # from step 1 on, a signal waits for the step's end
+                where = "" if self.changing else " before anything was stopped: nothing was changed"
+                self.report.error(f"interrupted by {exc.name}{where}")
                 return exc.exit_code
 
     def _run(self, workdir: Path) -> int:
