@@ -138,7 +138,7 @@ def test_help_documents_exit_codes():
         ),
         (
             '[notify]\nping_url = "hc-ping.com/abc"\n' + VALID_TARGET,
-            "notify.ping_url: must be an http:// or https:// URL, got 'hc-ping.com/abc'",
+            "notify.ping_url: must be an http:// or https:// URL, got 'hc-ping.com/…'",
         ),
         (
             '[notify]\nwebhook_url = "ftp://x"\n' + VALID_TARGET,
@@ -165,3 +165,53 @@ def test_template_shows_every_monitoring_key(tmp_path):
     for key in ("metrics_textfile", "[notify]", "ping_url", "webhook_url", "webhook_on_success"):
         assert key in template
     assert "timeout = 10" in template and "retries = 2" in template
+
+
+SECRET_PING = "https://hc-ping.com/0f5e9c1a-secret-uuid"
+SECRET_HOOK = "https://user:pw@chat.example/hooks/T0KEN?key=s3cret"
+
+
+def test_show_redacts_the_ping_and_webhook_urls(tmp_path):
+    """Their path and query are the secret (whoever has them can silence or fake the alerts)."""
+    notify = f'[notify]\nping_url = "{SECRET_PING}"\nwebhook_url = "{SECRET_HOOK}"\n'
+    result = invoke(["--config", str(write(tmp_path, notify + VALID_TARGET)), "config", "show"])
+    assert result.code == 0
+    assert 'ping_url = "https://hc-ping.com/…"' in result.stdout
+    assert 'webhook_url = "https://chat.example/…"' in result.stdout
+    for secret in ("secret-uuid", "T0KEN", "s3cret", "pw@"):
+        assert secret not in result.stdout
+
+
+def test_a_bad_url_error_does_not_print_its_secret_path(tmp_path):
+    notify = '[notify]\nping_url = "htps://hc-ping.com/0f5e9c1a-secret-uuid"\n'
+    result = invoke(["--config", str(write(tmp_path, notify + VALID_TARGET)), "config", "show"])
+    assert result.code == 2
+    assert "notify.ping_url: must be an http:// or https:// URL, got 'htps://hc-ping.com/…'" in (
+        result.stderr
+    )
+    assert "secret-uuid" not in result.stderr
+
+
+def test_a_configuration_others_can_write_is_refused(tmp_path):
+    """It names what runs as root (`k3s.bin`): like ssh with a writable ~/.ssh/config."""
+    path = write(tmp_path, VALID_TARGET)
+    path.chmod(0o664)
+    result = invoke(["--config", str(path), "config", "show"])
+    assert result.code == 2
+    assert f"{path} is writable by others (mode 0664)" in result.stderr
+    assert f"`chmod 600 {path}`" in result.stderr
+    path.chmod(0o644)
+    assert invoke(["--config", str(path), "config", "show"]).code == 0
+
+
+def test_a_readable_configuration_with_a_secret_url_warns(tmp_path):
+    path = write(tmp_path, f'[notify]\nping_url = "{SECRET_PING}"\n' + VALID_TARGET)
+    path.chmod(0o644)
+    result = invoke(["--config", str(path), "config", "show"])
+    assert result.code == 0
+    assert (
+        f"warning: {path} is readable by others (mode 0644) and holds the secret ping_url:"
+        f" `chmod 600 {path}`"
+    ) in result.stderr
+    path.chmod(0o600)
+    assert invoke(["--config", str(path), "config", "show"]).stderr == ""

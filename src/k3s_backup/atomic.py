@@ -7,10 +7,19 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600, parent_mode: int = 0o700) -> None:
+def write_atomic(
+    path: Path,
+    data: bytes,
+    mode: int = 0o600,
+    parent_mode: int = 0o700,
+    make_parents: bool = True,
+) -> None:
     """Write `data` to `path` with `mode`; a crash leaves the old file or the new, never half.
-    Missing parents are created with `parent_mode` (less the umask)."""
-    path.parent.mkdir(mode=parent_mode, parents=True, exist_ok=True)
+    Missing parents are created with `parent_mode` (less the umask) if `make_parents`. The
+    temporary has a random name and is created with O_EXCL (a symlink planted there is refused,
+    never followed); the rename replaces a symlink at `path` itself, never its target."""
+    if make_parents:
+        path.parent.mkdir(mode=parent_mode, parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600 from the start
     try:
         with os.fdopen(fd, "wb") as out:

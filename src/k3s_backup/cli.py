@@ -52,9 +52,13 @@ class Context:
         self.config_file = config_file
 
     def config(self) -> Config:
-        from k3s_backup.config import config_path, load_config
+        from k3s_backup.config import config_file_warnings, config_path, load_config
 
-        return load_config(config_path(self.config_file, self.env.environ))
+        path = config_path(self.config_file, self.env.environ)
+        config = load_config(path)
+        for warning in config_file_warnings(path, config):
+            self.env.stderr.write(f"warning: {warning}\n")
+        return config
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -183,7 +187,9 @@ Exit codes:
      or a step failed (the message names it, the node's state and how to go back)
   2  configuration or usage error (unknown or ambiguous NAME, unknown target; copies of
      several clusters and no NAME or --cluster with --yes)
-  4  a backup run holds the lock"""
+  4  a backup run holds the lock
+  130, 143  interrupted by SIGINT or SIGTERM (the message says where each node
+     is and how to go on or back; the verified file is kept)"""
 
 
 @cli.command(epilog=RESTORE_EXIT_CODES)

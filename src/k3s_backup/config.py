@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -154,9 +155,39 @@ class RestoreSettings(_Strict):
     agents: list[NodeConfig] = []
 
 
+SECRET_URL_KEYS = ("ping_url", "webhook_url")  # [notify]: their path or query is the secret
+
+
+def redact_url(url: str) -> str:
+    """`scheme://host[:port]/…`: what may be shown of a ping or webhook URL (its path holds a
+    check's UUID or a chat token; user:password@ is dropped too)."""
+    if "://" not in url:  # `hc-ping.com/<uuid>`: no scheme, still a secret path
+        host, slash, rest = url.partition("/")
+        return host.rpartition("@")[2] + ("/…" if slash and rest else slash)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "(an unparsable URL)"
+    hidden = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
+    return f"{parts.scheme}://{host}{hidden}"
+
+
+def redacted(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a configuration's data (as in the TOML file) with the secret URLs redacted."""
+    notify = data.get("notify")
+    if not isinstance(notify, dict):
+        return data
+    shown = {
+        k: redact_url(v) if k in SECRET_URL_KEYS and isinstance(v, str) else v
+        for k, v in notify.items()
+    }
+    return {**data, "notify": shown}
+
+
 def _http_url(value: str | None) -> str | None:
     if value is not None and not value.startswith(("https://", "http://")):
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        raise ValueError(f"must be an http:// or https:// URL, got {redact_url(value)!r}")
     return value
 
 
@@ -303,4 +334,35 @@ def load_config(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    refuse_writable_by_others(path)
     return parse_config(data, path)
+
+
+def _mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o600  # gone or unreadable: the read itself reports it
+
+
+def refuse_writable_by_others(path: Path) -> None:
+    """The configuration names the programs run as root (`k3s.bin`) and the paths written:
+    like ssh with a group- or world-writable ~/.ssh/config, refuse it."""
+    mode = _mode(path)
+    if mode & 0o022:
+        raise ConfigError(
+            f"{path} is writable by others (mode {mode:04o}): whoever can change it chooses"
+            f" what k3s-backup runs as root; `chmod 600 {path}`"
+        )
+
+
+def config_file_warnings(path: Path, config: Config) -> list[str]:
+    """The configuration holds secrets only in [notify]'s URLs: warn when others can read it."""
+    mode = _mode(path)
+    secrets = [key for key in SECRET_URL_KEYS if getattr(config.notify, key)]
+    if mode & 0o044 and secrets:
+        return [
+            f"{path} is readable by others (mode {mode:04o}) and holds the secret"
+            f" {' and '.join(secrets)}: `chmod 600 {path}`"
+        ]
+    return []

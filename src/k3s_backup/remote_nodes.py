@@ -17,6 +17,7 @@ from k3s_backup.errors import TargetError
 from k3s_backup.targets.ssh import CONNECTION_ERRORS, SshTarget
 
 COMMAND_TIMEOUT = 10 * 60
+NO_EXIT_STATUS = -1  # paramiko's exit status of a channel that closed without sending one
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,14 @@ class RemoteNode(SshTarget):
             status = channel.recv_exit_status()
             channel.close()
         except CONNECTION_ERRORS as exc:
-            raise TargetError(f"{self.name}: `{command}` failed: {exc}") from None
+            raise TargetError(
+                f"{self.name}: `{command}` failed: {exc}; whether it ran there is unknown"
+            ) from None
+        if status == NO_EXIT_STATUS:  # the channel closed without one: the link was lost
+            raise TargetError(
+                f"{self.name}: the SSH link was lost during `{command}`; whether it ran there"
+                " is unknown"
+            )
         return CommandResult(status, output)
 
     def stop_command(self) -> list[str]:

@@ -5,6 +5,7 @@ log shippers. A log that cannot be written warns once and never fails the backup
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from k3s_backup.environment import Environment
@@ -48,7 +49,10 @@ class Reporter:
             return
         try:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_file.open("a", encoding="utf-8") as log:
+            # 0600 from the start (logrotate's `create 0600` only applies from the first rotation):
+            # the log names hosts, paths and errors that are nobody else's business.
+            fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(fd, "a", encoding="utf-8") as log:
                 log.write(self._format(level, message))
         except OSError as exc:
             self._log_failed = True

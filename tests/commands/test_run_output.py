@@ -62,3 +62,12 @@ def test_an_unknown_log_format_in_the_environment_is_a_usage_error(tmp_path):
     result = invoke(["config", "init"], environ={"K3S_BACKUP_LOG_FORMAT": "xml"})
     assert result.code == 2
     assert "K3S_BACKUP_LOG_FORMAT must be text or json, got 'xml'" in result.stderr
+
+
+def test_the_log_file_is_created_0600(lab, config):
+    """Its lines name hosts, paths and errors; logrotate's `create 0600` only applies from the
+    first rotation, so the file is private from its first line."""
+    log = lab.root / "k3s-backup.log"
+    log.unlink(missing_ok=True)
+    assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 0
+    assert log.stat().st_mode & 0o777 == 0o600

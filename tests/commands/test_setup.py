@@ -338,3 +338,13 @@ def test_a_weekly_drill_is_scheduled_with_cron_and_with_systemd(lab, root):
     removal = invoke(["uninstall", "--root", str(root)], environ=lab.env())
     assert removal.code == 0
     assert not drill_timer.exists() and not drill_service.exists()
+
+
+def test_dry_run_shows_the_configuration_without_the_secret_urls(lab, root):
+    config = root / "etc" / "k3s-backup" / "config.toml"
+    with config.open("a") as out:
+        out.write('\n[notify]\nping_url = "https://hc-ping.com/0f5e9c1a-secret-uuid"\n')
+    result = setup(lab, root, "--dry-run")
+    assert result.code == 0, result.stderr
+    assert '| ping_url = "https://hc-ping.com/…"' in result.stdout
+    assert "secret-uuid" not in result.stdout + result.stderr

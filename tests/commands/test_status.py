@@ -94,3 +94,79 @@ def test_never_run_is_unhealthy(lab, tmp_path):
     assert result.code == 1
     assert "Last run:    never" in result.stdout
     assert "FAIL: no verified off-node copy anywhere" in result.stdout
+
+
+def plant_copy(lab, node_name: str, when: datetime) -> str:
+    """A copy with its manifest on the backup host, named for `node_name` at `when`, as another
+    server sharing the directory (or anyone who can write there) would leave."""
+    [real] = [p for p in lab.remote_dir.iterdir() if p.name.endswith(".zst")]
+    name = f"k3s-lab-{when.strftime('%Y%m%d-%H%M%S')}-{node_name}-{int(when.timestamp())}.zst"
+    (lab.remote_dir / name).write_bytes(real.read_bytes())
+    (lab.remote_dir / f"{name}.json").write_bytes(Path(f"{real}.json").read_bytes())
+    return name
+
+
+@pytest.mark.parametrize(("hours", "level"), [(1, None), (49, "WARN"), (73, "FAIL")])
+def test_a_copy_named_in_the_future_is_never_fresh_and_is_named(lab, node, hours, level):
+    planted = plant_copy(lab, "k3s-05", datetime.now().astimezone() + timedelta(days=3650))
+    result = status(lab, node, "--json", now=later(hours))
+    data = json.loads(result.stdout)
+    assert data["newest_offsite"]["name"] != planted
+    assert data["newest_offsite"]["level"] == (level or "OK")
+    warnings = [f["message"] for f in data["findings"] if f["level"] == "WARN"]
+    assert any(planted in m and "backup-host" in m and "in the future" in m for m in warnings)
+    assert result.code == 1  # the planted copy alone is a WARN
+    if level is not None:
+        assert any(f["level"] == level and "k3s-05" in f["message"] for f in data["findings"])
+
+
+def test_a_name_past_the_year_9999_is_flagged_not_a_traceback(lab, node):
+    [real] = [p for p in lab.remote_dir.iterdir() if p.name.endswith(".zst")]
+    planted = "k3s-lab-20261123-020000-k3s-05-999999999999.zst"
+    (lab.remote_dir / planted).write_bytes(real.read_bytes())
+    (lab.remote_dir / f"{planted}.json").write_bytes(Path(f"{real}.json").read_bytes())
+    result = status(lab, node, now=later(1))
+    assert result.code == 1
+    assert f"WARN: {planted} on backup-host is named" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_copy_within_the_clock_skew_allowance_counts(lab, node):
+    planted = plant_copy(lab, "k3s-05", datetime.now().astimezone() + timedelta(minutes=4))
+    result = status(lab, node, "--json")
+    data = json.loads(result.stdout)
+    assert data["newest_offsite"]["name"] == planted
+    assert result.code == 0, result.stdout
+
+
+def test_another_servers_fresh_copies_do_not_keep_this_node_green(lab, node):
+    """This node's backups stopped three days ago; another server keeps shipping to the same
+    directory: this node is FAIL, the other one's newest is shown beside it."""
+    then = later(73)
+    other = plant_copy(lab, "k3s-06", then() - timedelta(hours=1))
+    result = status(lab, node, "--json", now=then)
+    assert result.code == 1
+    data = json.loads(result.stdout)
+    newest = data["newest_offsite"]
+    assert newest["node"] == "k3s-05" and newest["level"] == "FAIL"
+    [beside] = newest["other_nodes"]
+    assert beside["node"] == "k3s-06" and beside["name"] == other
+    assert beside["location"] == "backup-host"
+    text = status(lab, node, now=then).stdout
+    assert (
+        "other node k3s-06:" in text and "FAIL: newest verified off-node copy of this node" in text
+    )
+
+
+def test_only_another_nodes_copies_is_a_fail(lab, node):
+    for path in lab.remote_dir.iterdir():
+        if "-k3s-05-" in path.name:  # this node's copy becomes another node's
+            path.rename(path.with_name(path.name.replace("-k3s-05-", "-k3s-06-")))
+    data = json.loads(status(lab, node, "--json", now=later(1)).stdout)
+    assert data["newest_offsite"] is None
+    assert any(
+        f["level"] == "FAIL"
+        and "no verified off-node copy of this node (k3s-05)" in f["message"]
+        and "k3s-06" in f["message"]
+        for f in data["findings"]
+    )

@@ -109,12 +109,20 @@ def cli(lab: Lab, config: Path, clock: Callable[[], datetime], *args: str) -> Re
 
 def spawn_run(lab: Lab, config: Path) -> subprocess.Popen[bytes]:
     """`k3s-backup run` as the console script a schedule starts, in its own session."""
+    return spawn_cli(lab, config, "run")
+
+
+def spawn_cli(
+    lab: Lab, config: Path, *args: str, stdin: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """`k3s-backup --config CONFIG ARGS...` as the console script, in its own session (so a
+    test can signal its process group, as a terminal's Ctrl-C does)."""
     script = Path(sys.executable).with_name("k3s-backup")
     command = [str(script)] if script.exists() else [sys.executable, "-c", _MAIN]
     return subprocess.Popen(
-        [*command, "--config", str(config), "run"],
+        [*command, "--config", str(config), *args],
         env=lab.env(),
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,

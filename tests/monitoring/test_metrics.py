@@ -5,7 +5,9 @@ use metrics the textfile really has."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -128,3 +130,17 @@ def test_alert_rules_and_dashboard_use_metrics_the_textfile_has(lab, config, tex
     exprs += [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     used = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
     assert used and used <= written, used - written
+
+
+def test_a_symlink_planted_at_the_old_temporary_name_is_not_followed(lab, config, textfile):
+    """prometheus-client's write_to_textfile opened `<path>.<pid>.<tid>` with a plain open()
+    as root: a link there (the collector dir is often group-writable) overwrote its target."""
+    victim = textfile.parent.parent / "victim"
+    victim.write_text("root's file\n")
+    planted = textfile.with_name(f"{textfile.name}.{os.getpid()}.{threading.get_ident()}")
+    planted.symlink_to(victim)
+    assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 0
+    assert victim.read_text() == "root's file\n"
+    assert planted.is_symlink()  # left alone, not written through
+    assert textfile.stat().st_mode & 0o777 == 0o644
+    assert value(samples(textfile.read_text()), "last_run_exit_code") == 0

@@ -6,6 +6,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
+
+import paramiko
+import pytest
 
 from k3s_backup.config import SshTargetConfig
 from k3s_backup.targets.factory import open_target
@@ -30,3 +34,32 @@ def test_upload_uses_gcm_and_the_announced_write_size(lab: Lab) -> None:
         assert target._write_size is not None
         assert DEFAULT_WRITE_SIZE < target._write_size <= MAX_WRITE_SIZE  # OpenSSH: 255 KiB
     assert (lab.remote_dir / NAME).read_bytes() == data
+
+
+def test_an_upload_temporary_is_created_0600_by_the_open_itself(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Created with the server's umask (0644) and chmodded after, the temporary could be opened
+    by anyone in between, who then reads every byte written to it: the mode must be in the
+    SFTP open. The server's side of the file is looked at (the backup host is this machine) at
+    each chmod and each write the client sends: it is 0600 every time."""
+    seen: list[int] = []
+
+    def server_side_mode() -> None:
+        temps = [p for p in lab.remote_dir.iterdir() if ".partial-" in p.name]
+        seen.extend(temp.stat().st_mode & 0o777 for temp in temps)  # none: the dir's chmod
+
+    def spy(original: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            server_side_mode()
+            return original(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(paramiko.SFTPClient, "chmod", spy(paramiko.SFTPClient.chmod))
+    monkeypatch.setattr(paramiko.SFTPFile, "write", spy(paramiko.SFTPFile.write))
+    data = os.urandom(100_000)
+    with open_target(SshTargetConfig.model_validate(lab.ssh_target()), "k3s-lab") as target:
+        target.put(NAME, io.BytesIO(data), hashlib.sha256(data).hexdigest())
+    assert (lab.remote_dir / NAME).read_bytes() == data
+    assert seen and set(seen) == {0o600}, [oct(mode) for mode in seen]

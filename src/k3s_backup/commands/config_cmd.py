@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tomli_w
 
-from k3s_backup.config import Config
+from k3s_backup.config import Config, redacted
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
 
@@ -105,6 +105,7 @@ retries = 2                 # further attempts after a failed one
 
 def show(config: Config, env: Environment) -> ExitCode:
     data = config.model_dump(mode="json", exclude_none=True)  # TOML has no null: unset keys
+    data = redacted(data)  # the ping/webhook URL's path is a secret: shown as scheme://host/…
     env.stdout.write(tomli_w.dumps(data))
     return ExitCode.OK
 

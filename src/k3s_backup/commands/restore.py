@@ -5,11 +5,19 @@ Order matters: choose, fetch and verify the copy, read its restore bundle and ru
 *before* anything is stopped; then show the plan (numbered as in the guide), ask for the cluster
 name, and execute step by step. On a failure it stops, says which step failed, what state this
 node is in and how to get back; the old etcd data is only ever moved aside by K3s, never deleted.
+
+SIGINT and SIGTERM are a state, not a crash: before anything is stopped they end the command at
+once; from step 1 on, the running step finishes (K3s's cluster-reset runs in its own session, so
+the terminal's Ctrl-C never reaches it mid-write), then the restore stops there as after a
+failure: this node and the other nodes it stopped are started again if nothing was restored,
+else the message says where everything is and the exact commands to go on or back. The verified
+file is kept until the restore succeeded.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +45,7 @@ from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
 from k3s_backup.formats.cluster_identity import live_database, read_identity
+from k3s_backup.interruption import Interrupted, SignalGuard
 from k3s_backup.lock import exclusive_run
 from k3s_backup.loopback import wait_for
 from k3s_backup.policy.identity import ClusterIdentity, describe, uid_of
@@ -81,6 +90,7 @@ class Step:
     number: str
     text: str
     action: Callable[[], None]
+    command: str | None = None  # what an operator types to do this step by hand
 
 
 @dataclass
@@ -129,6 +139,9 @@ class Executor:
         self.agents = [
             RemoteNode(n, "agent") for n in select_nodes(config.restore.agents, options.agents)
         ]
+        self.guard: SignalGuard | None = None  # set while the steps run
+        self.peers_stopped: list[RemoteNode] = []  # by this restore (or perhaps: link lost)
+        self.data_untouched = False  # set by the recovery when nothing was restored here
 
     # -- commands --------------------------------------------------------------------------
 
@@ -142,6 +155,7 @@ class Executor:
                 env=dict(self.env.environ),
                 check=False,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # the terminal's Ctrl-C never cuts a step mid-way
             )
         except FileNotFoundError:
             raise StepFailed(f"cannot run {argv[0]!r}: not found") from None
@@ -158,8 +172,13 @@ class Executor:
         return result
 
     def _poll(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        def checked() -> bool:
+            if self.guard is not None:
+                self.guard.check()  # a wait is safe to leave: nothing is half done
+            return ready()
+
         try:
-            wait_for(ready, timeout, what, POLL_INTERVAL)
+            wait_for(checked, timeout, what, POLL_INTERVAL)
         except TimeoutError:
             raise StepFailed(f"{what} not reached within {timeout:.0f} s") from None
 
@@ -260,20 +279,25 @@ class Executor:
     # -- the other nodes -------------------------------------------------------------------
 
     def _remote(self, node: RemoteNode, argv: list[str]) -> None:
+        if argv == node.stop_command() and node not in self.peers_stopped:
+            self.peers_stopped.append(node)  # a link lost during the stop may have stopped it
         try:
             result = node.run(argv)
         except BackupError as exc:
+            node.close()  # a later command (starting it again) opens a new connection
             raise StepFailed(str(exc)) from None
         if result.status != 0:
             raise StepFailed(
                 f"{node.name}: `{' '.join(argv)}` exited {result.status}:\n"
                 f"{_last_lines(result.output)}"
             )
+        if argv == node.start_command() and node in self.peers_stopped:
+            self.peers_stopped.remove(node)
         self.state.remote_done.append(f"{node.name}: {' '.join(argv)}")
 
     def remote_step(self, number: str, node: RemoteNode, argv: list[str]) -> Step:
         text = f"on {node.role} {node.name}: {' '.join(argv)}"
-        return Step(number, text, lambda: self._remote(node, argv))
+        return Step(number, text, lambda: self._remote(node, argv), ssh_command(node, argv))
 
     def close(self) -> None:
         for node in [*self.servers, *self.agents]:
@@ -282,7 +306,14 @@ class Executor:
     # -- the plan ----------------------------------------------------------------------------
 
     def plan(self) -> list[Step]:
-        steps = [Step("1", f"stop K3s on this node: systemctl stop {SERVICE}", self.stop_local)]
+        steps = [
+            Step(
+                "1",
+                f"stop K3s on this node: systemctl stop {SERVICE}",
+                self.stop_local,
+                f"systemctl stop {SERVICE}",
+            )
+        ]
         steps += [self.remote_step("1", n, n.stop_command()) for n in self.servers + self.agents]
         steps.append(Step("2", f"get the backup file: done, verified: {self.fetched.plain}", _done))
         if self.put_token:
@@ -293,18 +324,20 @@ class Executor:
             )
             steps.append(Step("2", text, self.place_token))
         steps.append(self.restore_step())
-        steps.append(Step("4", f"start K3s: systemctl start {SERVICE}", self.start_local))
+        start = f"systemctl start {SERVICE}"
+        steps.append(Step("4", f"start K3s: {start}", self.start_local, start))
         timeout = float(self.config.restore.ready_timeout)
         text = (
             f"wait until `k3s kubectl get nodes` reports this node ({self.node_name}) Ready"
             f" (at most {timeout:.0f} s)"
         )
-        steps.append(Step("4", text, self.wait_ready))
+        nodes = f"{shlex.quote(self.k3s)} kubectl get nodes"
+        steps.append(Step("4", text, self.wait_ready, f"{nodes}  (until this node is Ready)"))
         for node in self.servers:
             steps.append(self.remote_step("4", node, node.move_db_command(self.stamp)))
             steps.append(self.remote_step("4", node, node.start_command()))
         steps += [self.remote_step("4", node, node.start_command()) for node in self.agents]
-        steps.append(Step("5", "verify: k3s kubectl get nodes", self.show_nodes))
+        steps.append(Step("5", "verify: k3s kubectl get nodes", self.show_nodes, nodes))
         return steps
 
     def restore_step(self) -> Step:
@@ -313,7 +346,7 @@ class Executor:
             f"{' '.join(self.reset_command)}  (K3s moves {self.db / 'etcd'} to"
             f" {self.db}/etcd-old-<unix>, restores, and exits by itself)"
         )
-        return Step("3", text, self.cluster_reset)
+        return Step("3", text, self.cluster_reset, shlex.join(self.reset_command))
 
     # -- after a failure ---------------------------------------------------------------------
 
@@ -328,17 +361,41 @@ class Executor:
 
     def recover(self) -> str:
         """Bring this node back where it was if nothing was restored; else say how to go back."""
+        local = self._recover_local()
         remote = "; ".join(self.state.remote_done)
         done = f"\nAlready done on the other nodes: {remote}." if remote else ""
-        return self._recover_local() + done
+        return local + done + self._recover_peers()
+
+    def _recover_peers(self) -> str:
+        """Start the nodes this restore stopped again while this node's data is untouched;
+        else name them and leave them stopped (their old data must not rejoin)."""
+        if not self.peers_stopped:
+            return ""
+        if not self.data_untouched:
+            names = ", ".join(node.name for node in self.peers_stopped)
+            return f"\nStopped by this restore, still stopped: {names} (see the steps to go on)."
+        lines = []
+        for node in list(self.peers_stopped):
+            try:
+                self._remote(node, node.start_command())
+                lines.append(f"\nStarted K3s again on {node.role} {node.name}.")
+            except StepFailed as exc:
+                first = str(exc).splitlines()[0]
+                lines.append(
+                    f"\nK3s on {node.role} {node.name} may still be stopped ({first}): run"
+                    f" `{ssh_command(node, node.start_command())}`."
+                )
+        return "".join(lines)
 
     def _recover_local(self) -> str:
         state = self.state
         etcd = self.db / "etcd"
         if not state.stopped:
+            self.data_untouched = True
             return "Nothing was changed on this node."
         if state.old_data is None and not state.started:
             self._undo_token()
+            self.data_untouched = True
             if self._run(["systemctl", "start", SERVICE], START_TIMEOUT).returncode == 0:
                 return (
                     f"Nothing was restored: the etcd data in {etcd} is untouched and K3s was"
@@ -417,6 +474,7 @@ class SqliteExecutor(Executor):
     def _recover_local(self) -> str:
         state = self.state
         if not state.stopped:
+            self.data_untouched = True
             return "Nothing was changed on this node."
         if not state.reset_ran and state.old_data is None and not state.started:
             return super()._recover_local()  # the database is untouched: start K3s again
@@ -434,6 +492,20 @@ class SqliteExecutor(Executor):
 
 def _done() -> None:
     """A step already done before the plan is shown (the copy is fetched and verified)."""
+
+
+def ssh_command(node: RemoteNode, argv: list[str]) -> str:
+    """The `ssh` line that runs `argv` on `node` with the same key and known_hosts (named when
+    not ssh's defaults), quoted once for the local shell and once for the remote one (ssh
+    passes the command to the remote shell as one string)."""
+    defaults = NodeConfig(host=node.host)
+    options = [f"-p {node.port}"]
+    if node.identity_file is not None and node.identity_file != defaults.identity_file:
+        options.append(f"-i {shlex.quote(str(node.identity_file))}")
+    if node.known_hosts != defaults.known_hosts:
+        options.append(f"-o UserKnownHostsFile={shlex.quote(str(node.known_hosts))}")
+    command = shlex.quote(shlex.join(argv))
+    return f"ssh {' '.join(options)} {shlex.quote(f'{node.user}@{node.host}')} {command}"
 
 
 def _preflight(
@@ -464,6 +536,14 @@ class Restore:
         self.env = env
         self.options = options
         self.report = Reporter(env, None if options.dry_run else config.log_file)
+        self.guard = SignalGuard(self._signal_received)
+        self.changing = False  # from step 1 until the restore succeeded: keep the verified file
+
+    def _signal_received(self, name: str) -> None:
+        self.report.warn(
+            f"{name} received: finishing the running step (cutting it could leave this node"
+            " half changed), then stopping and saying where each node is"
+        )
 
     def _settle_problems(self, problems: list[preflight.Problem]) -> bool | None:
         """Whether to put the bundle's token in place; None if the pre-flight refuses."""
@@ -560,8 +640,17 @@ class Restore:
             " UID`, `--cluster unknown` for copies made before identities were recorded)"
         )
 
-    def run(self, workdir: Path) -> tuple[ExitCode, bool]:
-        """The exit code, and whether to keep `workdir` (the verified file, after a failure)."""
+    def run(self, workdir: Path) -> int:
+        """The exit code; `changing` says whether to keep `workdir` (the verified file)."""
+        with self.guard:
+            try:
+                return self._run(workdir)
+            except Interrupted as exc:  # from step 1 on, a signal waits for the step's end
+                where = "" if self.changing else " before anything was stopped: nothing was changed"
+                self.report.error(f"interrupted by {exc.name}{where}")
+                return exc.exit_code
+
+    def _run(self, workdir: Path) -> int:
         candidates, _ = find_candidates(
             self.config, self.report, self.options.source, identities=True
         )
@@ -581,7 +670,7 @@ class Restore:
             _preflight(self.config, self.env, fetched, restore_bundle)
         )
         if put_token is None:
-            return ExitCode.FAILED, False
+            return ExitCode.FAILED
         kind = SqliteExecutor if fetched.name.suffix.startswith(".db") else Executor
         executor = kind(
             self.config, self.env, self.report, fetched, restore_bundle, put_token, self.options
@@ -591,24 +680,35 @@ class Restore:
             self._show_plan(fetched, steps)
             if self.options.dry_run:
                 self.report.info("Dry run: nothing was stopped or changed.")
-                return ExitCode.OK, False
+                return ExitCode.OK
             if not self._confirmed():
                 self.report.error("not confirmed; nothing was stopped or changed")
-                return ExitCode.FAILED, False
+                return ExitCode.FAILED
             return self._execute(executor, steps)
         finally:
             executor.close()
 
-    def _execute(self, executor: Executor, steps: list[Step]) -> tuple[ExitCode, bool]:
-        for number, step in zip(_letters(steps), steps, strict=True):
+    def _execute(self, executor: Executor, steps: list[Step]) -> int:
+        self.changing = True
+        self.guard.deferring = True
+        executor.guard = self.guard
+        labels = _letters(steps)
+        for index, (number, step) in enumerate(zip(labels, steps, strict=True)):
+            try:
+                self.guard.check()
+            except Interrupted as exc:
+                self.report.error(f"interrupted by {exc.name} before step {number}")
+                return self._stop(executor, steps[index:], exc.exit_code)
             self.report.info(f"Step {number}: {step.text}")
             try:
                 step.action()
+            except Interrupted as exc:
+                self.report.error(f"interrupted by {exc.name} during step {number}")
+                return self._stop(executor, steps[index:], exc.exit_code)
             except (StepFailed, OSError) as exc:
                 self.report.error(f"step {number} failed: {exc}")
-                self.report.error(executor.recover())
-                self.report.error(f"The verified snapshot is kept at {executor.fetched.plain}")
-                return ExitCode.FAILED, True
+                return self._stop(executor, steps[index:], ExitCode.FAILED)
+        self.changing = False
         self.report.info(
             f"Restore of {executor.fetched.name.filename} complete: this node is Ready"
             + (
@@ -617,7 +717,20 @@ class Restore:
                 else ""
             )
         )
-        return ExitCode.OK, False
+        return ExitCode.OK
+
+    def _stop(self, executor: Executor, remaining: list[Step], code: int) -> int:
+        """After a failure or a signal: bring back or describe every node; how to go on."""
+        self.report.error(executor.recover())
+        name = executor.fetched.name.filename
+        if executor.data_untouched:
+            self.report.error(f"To restore after all: k3s-backup restore {name}")
+        else:
+            commands = [step.command for step in remaining if step.command]
+            if commands:
+                self.report.error("To go on with the restore, run in order: " + "; ".join(commands))
+        self.report.error(f"The verified snapshot is kept at {executor.fetched.plain}")
+        return code
 
 
 def _matches(identity: ClusterIdentity | None, wanted: str) -> bool:
@@ -663,13 +776,12 @@ def _letters(steps: list[Step]) -> list[str]:
     return labels
 
 
-def restore(config: Config, env: Environment, options: Options) -> ExitCode:
+def restore(config: Config, env: Environment, options: Options) -> int:
     with exclusive_run(config.state_dir):
         workdir = private_workdir(config.state_dir, "restore-")
-        keep = False
+        runner = Restore(config, env, options)
         try:
-            code, keep = Restore(config, env, options).run(workdir)
-            return code
+            return runner.run(workdir)
         finally:
-            if not keep:
+            if not runner.changing:  # kept from step 1 until the restore succeeded
                 shutil.rmtree(workdir, ignore_errors=True)

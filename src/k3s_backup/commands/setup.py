@@ -21,7 +21,7 @@ import tomli_w
 
 from k3s_backup import scheduling, sshkeys
 from k3s_backup.clusters import current_identity, new_chain_message, survey
-from k3s_backup.config import Config, SshTargetConfig, parse_config
+from k3s_backup.config import Config, SshTargetConfig, parse_config, redacted
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.inventory import LocalManifests, local_copies
@@ -399,7 +399,7 @@ class Setup:
         change = Change.UPDATED if self.config_path.exists() else Change.CREATED
         if self.dry:
             self.result(f"would be {change.value} (0600):")
-            self.show_file(self.config_path, content)
+            self.show_file(self.config_path, tomli_w.dumps(redacted(data)))  # no secret URL
             return
         self.config_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         scheduling.write_file(self.config_path, content, 0o600)

@@ -1,6 +1,10 @@
 """`k3s-backup status [--json]`: the last run, the next one, what every location holds, and how
-fresh the newest verified off-node copy is. Exit 0 only when nothing is WARN or FAIL, so a
-monitoring system can call it."""
+fresh this node's newest verified off-node copy is (other nodes' newest shown beside it). Exit 0
+only when nothing is WARN or FAIL, so a monitoring system can call it.
+
+Names are written by whoever can write to a location: a copy named in the future (past
+CLOCK_SKEW) is never fresh and is flagged, and a copy of another node never makes this one fresh.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +18,19 @@ from k3s_backup.clusters import current_identity, others_warnings, split_by_clus
 from k3s_backup.config import Config, load_config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.inventory import LocalManifests, local_copies, target_copies
+from k3s_backup.inventory import Copy, LocalManifests, local_copies, target_copies
+from k3s_backup.policy import naming
 from k3s_backup.policy.schedule import Schedule, longest_gap, next_run
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
 from k3s_backup.scheduling import SystemPaths, config_file, installed_schedules
-from k3s_backup.sources.factory import choose_source
+from k3s_backup.sources.factory import choose_source, node_name
 from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 WARN_AFTER, FAIL_AFTER = 2, 3  # times the schedule's longest gap
+CLOCK_SKEW = timedelta(minutes=5)  # a name this far ahead of our clock is from the future
 
 
 def freshness(age: timedelta, interval: timedelta) -> str:
@@ -90,9 +96,30 @@ def active_schedule(config: Config, paths: SystemPaths, status: Status) -> Sched
     return parse_schedule(config.schedule)
 
 
-def collect_targets(config: Config, status: Status) -> list[int]:
-    """Fill in each target; return the unix times of every verified off-node copy."""
-    times: list[int] = []
+def in_the_future(copy: Copy, now: datetime) -> bool:
+    return copy.name.unix > (now + CLOCK_SKEW).timestamp()
+
+
+def flag_future(copies: list[Copy], now: datetime, status: Status) -> list[Copy]:
+    """`copies` without those named in the future, each of which is a WARN naming it."""
+    for copy in copies:
+        if in_the_future(copy, now):
+            # No datetime from the name: 12 digits reach past the year 9999.
+            ahead = human_age(timedelta(seconds=copy.name.unix - now.timestamp()))
+            ahead = ahead.removesuffix(" ago")
+            status.add(
+                WARN,
+                f"{copy.name.filename} on {copy.location} is named {ahead} in the future"
+                f" (more than the {int(CLOCK_SKEW.total_seconds() // 60)} min clock-skew"
+                " allowance): not counted as fresh; check that node's clock, or remove the file"
+                " if nobody made it",
+            )
+    return [copy for copy in copies if not in_the_future(copy, now)]
+
+
+def collect_targets(config: Config, status: Status, now: datetime) -> list[Copy]:
+    """Fill in each target; return every verified off-node copy not named in the future."""
+    found: list[Copy] = []
     for target_config in config.targets:
         location = Location(target_config.name)
         try:
@@ -103,14 +130,64 @@ def collect_targets(config: Config, status: Status) -> list[int]:
             status.add(FAIL, f"target {target_config.name} cannot be read: {location.error}")
             status.targets.append(location)
             continue
-        verified = [c for c in copies if c.has_manifest]  # a manifest is written after verifying
         location.copies, location.bytes = len(copies), sum(c.size for c in copies)
+        copies = flag_future(copies, now, status)
+        verified = [c for c in copies if c.has_manifest]  # a manifest is written after verifying
         if verified:
             location.newest = verified[-1].name.filename
             location.newest_time = _utc(verified[-1].name.unix)
-            times.append(verified[-1].name.unix)
+        found += verified
         status.targets.append(location)
-    return times
+    return found
+
+
+def this_node(config: Config, state: dict[str, Any], local: list[Copy]) -> str:
+    """The node whose copies decide freshness: the one our last run's snapshot was named
+    for, else the newest local copy's (K3s names them), else the configured or host name."""
+    for record in (state.get("last_success"), state.get("last_run")):
+        snapshot = record.get("snapshot") if isinstance(record, dict) else None
+        name = snapshot.get("name") if isinstance(snapshot, dict) else None
+        parsed = naming.parse(config.cluster_name, name) if isinstance(name, str) else None
+        if parsed is not None:
+            return parsed.node
+    return local[-1].name.node if local else node_name(config)
+
+
+def _newest(copy: Copy, now: datetime) -> dict[str, Any]:
+    age = now - datetime.fromtimestamp(copy.name.unix, UTC)
+    return {
+        "node": copy.name.node,
+        "name": copy.name.filename,
+        "location": copy.location,
+        "time": _utc(copy.name.unix),
+        "age_seconds": int(age.total_seconds()),
+    }
+
+
+def freshness_findings(
+    copies: list[Copy], node: str, now: datetime, interval: timedelta, status: Status
+) -> None:
+    """This node's newest verified off-node copy decides the level; the other nodes' newest
+    are listed beside it and never make this node fresh."""
+    newest: dict[str, Copy] = {}
+    for copy in sorted(copies, key=lambda c: c.name):
+        newest[copy.name.node] = copy
+    others = [_newest(newest[other], now) for other in sorted(newest) if other != node]
+    own = newest.get(node)
+    if own is None:
+        elsewhere = f" (other nodes have: {', '.join(sorted(newest))})" if others else ""
+        status.add(FAIL, f"no verified off-node copy of this node ({node}) anywhere{elsewhere}")
+        return
+    age = now - datetime.fromtimestamp(own.name.unix, UTC)
+    level = freshness(age, interval)
+    status.newest_offsite = {**_newest(own, now), "level": level, "other_nodes": others}
+    if level != OK:
+        limit = WARN_AFTER if level == WARN else FAIL_AFTER
+        status.add(
+            level,
+            f"newest verified off-node copy of this node ({node}) is {human_age(age)}, more than"
+            f" {limit} x the schedule's interval ({interval})",
+        )
 
 
 def last_run_findings(state: dict[str, Any], status: Status) -> None:
@@ -170,33 +247,20 @@ def build_status(config: Config, env: Environment, paths: SystemPaths) -> Status
     last_drill_findings(state, status)
     local = local_copies(config.snapshot_dir, config.cluster_name)
     status.local.copies, status.local.bytes = len(local), sum(c.size for c in local)
+    local = flag_future(local, now, status)
     if local:
         status.local.newest, status.local.newest_time = (
             local[-1].name.filename,
             _utc(local[-1].name.unix),
         )
-    times = collect_targets(config, status)
+    offsite = collect_targets(config, status, now)
     other_cluster_findings(config, status)
     if not config.targets:
         status.add(FAIL, "no [[targets]] configured: nothing leaves this node")
-    elif not times:
+    elif not offsite:
         status.add(FAIL, "no verified off-node copy anywhere")
     else:
-        newest = max(times)
-        age = now - datetime.fromtimestamp(newest, UTC)
-        level = freshness(age, interval)
-        status.newest_offsite = {
-            "time": _utc(newest),
-            "age_seconds": int(age.total_seconds()),
-            "level": level,
-        }
-        if level != OK:
-            limit = WARN_AFTER if level == WARN else FAIL_AFTER
-            status.add(
-                level,
-                f"newest verified off-node copy is {human_age(age)}, more than {limit} x the"
-                f" schedule's interval ({interval})",
-            )
+        freshness_findings(offsite, this_node(config, state, local), now, interval, status)
     return status
 
 
@@ -232,6 +296,17 @@ def _print(status: Status, env: Environment) -> None:
         elif location.newest_time:
             text += f", newest {location.newest_time}"
         out.write(f"{location.name + ':':<13}{text}\n")
+    newest = status.newest_offsite
+    if newest:
+        out.write(
+            f"Newest off-node copy of this node ({newest['node']}): {newest['time']} on"
+            f" {newest['location']}, {newest['level']}\n"
+        )
+        for other in newest["other_nodes"]:
+            out.write(
+                f"  other node {other['node']}: {other['time']} on {other['location']}"
+                " (not counted for this node)\n"
+            )
     for finding in status.findings:
         out.write(f"{finding['level']}: {finding['message']}\n")
     out.write("Healthy.\n" if status.healthy else "Not healthy.\n")

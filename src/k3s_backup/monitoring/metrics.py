@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from k3s_backup import __version__
+from k3s_backup.atomic import write_atomic
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.report import Reporter
@@ -168,13 +169,16 @@ def render(config: Config, now: datetime) -> str:
 
 
 def publish_metrics(config: Config, env: Environment, reporter: Reporter) -> None:
-    """Rewrite `metrics_textfile` if configured (write_to_textfile renames a complete file into
-    place: node_exporter never reads half of one). Failing only warns."""
+    """Rewrite `metrics_textfile` if configured: a complete file renamed into place, so
+    node_exporter never reads half of one. Not prometheus-client's write_to_textfile: it opens
+    `<path>.<pid>.<tid>` with a plain open() as root, following a symlink planted there. Mode
+    0644: node_exporter reads it as its own user. Failing only warns."""
     path = config.metrics_textfile
     if path is None:
         return
     state = read_state(config.state_dir)
     try:
-        write_to_textfile(str(path), registry_of(state, config.cluster_name, env.now()))
+        text = generate_latest(registry_of(state, config.cluster_name, env.now()))
+        write_atomic(path, text, mode=0o644, make_parents=False)
     except OSError as exc:
         reporter.warn(f"cannot write metrics to {path}: {exc.strerror or exc}")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
+from k3s_backup.errors import TargetError
+from k3s_backup.sshkeys import unsafe_permissions
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.guard import OwnNamesOnly
 from k3s_backup.targets.local import LocalTarget
@@ -27,6 +31,9 @@ def open_target(
     elif isinstance(config, S3TargetConfig):
         from k3s_backup.targets.s3 import S3Target  # boto3 is slow to import: only when used
 
+        if config.credentials_file is not None:
+            refuse_unsafe_credentials(config.name, config.credentials_file)
+
         backend = S3Target(
             name=config.name,
             bucket=config.bucket,
@@ -40,3 +47,16 @@ def open_target(
     else:
         backend = LocalTarget(config.name, config.path)
     return OwnNamesOnly(backend, cluster)
+
+
+def refuse_unsafe_credentials(target: str, path: Path) -> None:
+    """Like ssh with a private key others can read: refuse the file, name the fix."""
+    try:
+        problem = unsafe_permissions(path)
+    except FileNotFoundError:
+        return  # boto3 then finds no credentials there and says so
+    if problem is not None:
+        raise TargetError(
+            f"{target}: credentials_file {path}: {problem}; refusing to use it: `chmod 600"
+            f" {path}` (and `chown` it to the user running k3s-backup)"
+        )

@@ -193,6 +193,24 @@ def _prefetch_quietly(remote: paramiko.SFTPFile, limit: int | None = None) -> No
     remote.prefetch(size if limit is None else min(size, limit))
 
 
+def _create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
+    """Create `path` (it must not exist) with mode 0600 in the SFTP open itself. sftp.open
+    sends no mode, so the server creates 0666 less its umask, and a chmod after it comes too
+    late: whoever opened the file in between keeps reading what is written. OpenSSH's
+    sftp-server passes the open's permissions to open(2) (its umask can only narrow them)."""
+    attributes = paramiko.SFTPAttributes()
+    attributes.st_mode = 0o600
+    flags = paramiko.sftp.SFTP_FLAG_WRITE | paramiko.sftp.SFTP_FLAG_CREATE
+    flags |= paramiko.sftp.SFTP_FLAG_EXCL  # never an existing file, nor through a symlink
+    # sftp.open takes no mode; `path` is absolute (we never chdir), as sftp.open would send it
+    kind, message = sftp._request(  # type: ignore[attr-defined]
+        paramiko.sftp.CMD_OPEN, path, flags, attributes
+    )
+    if kind != paramiko.sftp.CMD_HANDLE or message is None:
+        raise paramiko.SFTPError("Expected handle")
+    return paramiko.SFTPFile(sftp, message.get_binary(), "wb")
+
+
 class SshTarget(Target):
     kind = "ssh"
 
@@ -412,8 +430,8 @@ class SshTarget(Target):
         outgoing = Outgoing(source, sha256)
         try:
             self._ensure_dir(sftp)
-            with sftp.open(temp, "wb") as remote:
-                sftp.chmod(temp, 0o600)  # before any secret byte lands there
+            with _create_private(sftp, temp) as remote:
+                sftp.chmod(temp, 0o600)  # a server that ignored the open's mode: still 0600
                 remote.set_pipelined(True)
                 if self._write_size is None:
                     self._write_size = _write_size(sftp)

@@ -33,6 +33,7 @@ from k3s_backup.testbed.etcd import (
     plain_snapshot,
     restore_snapshot,
 )
+from k3s_backup.testbed.hold import hold_here
 
 STATE_FILENAME = "fake-k3s.json"
 VERSION_TEXT = "k3s version v1.33.4+k3s1 (abcdef12)\ngo version go1.24.5"
@@ -75,6 +76,8 @@ class FakeK3sState:
     etcd_pid: int | None = None
     etcd_workdir: Path | None = None  # where its log goes
     clock_offset: int = 0  # seconds added to this node's clock (a clock that jumped)
+    hold_at: str | None = None  # a point where the stand-in waits for the test (testbed.hold)
+    hold_dir: Path | None = None
 
     @property
     def config_yaml_path(self) -> Path:
@@ -104,7 +107,7 @@ class FakeK3sState:
     @classmethod
     def load(cls, path: Path) -> FakeK3sState:
         data: dict[str, Any] = json.loads(path.read_text())
-        for key in ("data_dir", "config_yaml", "etcd_workdir"):
+        for key in ("data_dir", "config_yaml", "etcd_workdir", "hold_dir"):
             if data.get(key) is not None:
                 data[key] = Path(data[key])
         return cls(**data)
@@ -616,6 +619,7 @@ class FakeK3s:
         old = db / f"etcd-old-{int(time.time())}"
         (db / "etcd").rename(old)
         self.log.log("info", f"Pre-restore etcd database moved to {old}")
+        hold_here(self.state.hold_at, self.state.hold_dir, "cluster-reset")  # mid-write
         try:
             restore_snapshot(snapshot, db / "etcd", self.state.etcd_name, self.state.etcd_peer_url)
         except EtcdError as exc:

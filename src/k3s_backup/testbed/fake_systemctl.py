@@ -14,6 +14,7 @@ from typing import TextIO
 from k3s_backup.loopback import pid_runs, stop_pid
 from k3s_backup.testbed.etcd import EtcdError, EtcdServer
 from k3s_backup.testbed.fake_k3s import FakeK3sState, write_wrapper
+from k3s_backup.testbed.hold import hold_here
 
 ALWAYS_ACTIVE = ("cron", "ssh", "sshd")
 UNITS_FILENAME = "fake-systemctl-units.json"  # beside the state: {"unit": true|false}
@@ -104,6 +105,7 @@ class FakeSystemctl:
         self.state.etcd_pid = None
         self.state.service_active = False
         self.state.save(self.statefile)
+        hold_here(self.state.hold_at, self.state.hold_dir, "stop")  # K3s is down here
         return 0
 
     def start(self) -> int:

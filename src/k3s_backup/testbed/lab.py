@@ -127,6 +127,7 @@ class Lab(Service):
         }
         data.update(overrides)
         path.write_text(to_toml({k: v for k, v in data.items() if v is not None}))
+        path.chmod(0o600)  # as `config init` and `setup` write it (it may hold secret URLs)
         return path
 
     def ssh_target(self, **overrides: object) -> dict[str, object]:
