@@ -26,6 +26,7 @@ TOKEN = "token"
 CONFIG = "config.yaml"
 CONFIG_D = "config.yaml.d"
 MAX_MEMBER = 4 << 20  # a token and a few YAML files; anything bigger is not a bundle of ours
+MAX_BUNDLE = 8 << 20  # the whole tar, read into memory: a cap on what a target can make us read
 VERSION_TIMEOUT = 30
 _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+]k3s(\d+))?")
 _CONFIG_D_NAME = re.compile(r"[A-Za-z0-9._-]+")

@@ -1,4 +1,6 @@
-"""`k3s-backup verify`: re-hash every copy where it is stored and compare with its manifest."""
+"""`k3s-backup verify`: re-hash every copy where it is stored and compare with its manifest,
+once that manifest authenticates (recovery_key.py): a copy the backup host forged, renamed or
+altered is named as such."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from k3s_backup.inventory import (
     read_target_manifest,
     target_copies,
 )
+from k3s_backup.recovery_key import NotAuthentic, Trust
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 
@@ -41,10 +44,16 @@ def _verify_local(config: Config) -> list[Finding]:
     return findings
 
 
-def _verify_copy(target: Target, filename: str, size: int, has_manifest: bool) -> Finding:
+def _verify_copy(
+    target: Target, filename: str, size: int, has_manifest: bool, trust: Trust, encrypting: bool
+) -> Finding:
     if not has_manifest:
         return Finding(filename, target.name, False, "manifest missing: cannot verify")
     manifest = read_target_manifest(target, filename)
+    try:
+        trust.check(manifest, filename, target.name, encrypting)
+    except NotAuthentic as exc:
+        return Finding(filename, target.name, False, str(exc).removeprefix(f"{target.name}: "))
     if size != manifest.size:
         return Finding(
             filename,
@@ -63,19 +72,21 @@ def _verify_copy(target: Target, filename: str, size: int, has_manifest: bool) -
     return Finding(filename, target.name, True)
 
 
-def _verify_target(config: Config, target: Target) -> list[Finding]:
+def _verify_target(config: Config, target: Target, trust: Trust) -> list[Finding]:
+    encrypting = bool(config.target(target.name).age_recipients)
     return [
-        _verify_copy(target, c.name.filename, c.size, c.has_manifest)
+        _verify_copy(target, c.name.filename, c.size, c.has_manifest, trust, encrypting)
         for c in target_copies(target, config.cluster_name)
     ]
 
 
 def verify_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
     findings = _verify_local(config)
+    trust = Trust.of(config.recovery_key_file)
     for target_config in config.targets:
         try:
             with open_target(target_config, config.cluster_name) as target:
-                findings += _verify_target(config, target)
+                findings += _verify_target(config, target, trust)
         except BackupError as exc:
             findings.append(Finding("*", target_config.name, False, str(exc)))
     if as_json:
