@@ -298,3 +298,22 @@ def test_two_servers_of_one_cluster_share_a_target_as_one_identity(
     names = [p.name for p in lab.remote_dir.iterdir() if p.name.endswith(".zst")]
     assert len([n for n in names if "-k3s-05-" in n]) == 3
     assert len([n for n in names if "-k3s-06-" in n]) == 2
+
+
+def test_without_the_recovery_key_restore_says_exactly_what_is_missing(
+    lab: Lab, tmp_path: Path
+) -> None:
+    node, _ = disaster(lab, tmp_path, "k3s-05")
+    key = node.config.parent / "recovery.key"
+    key.rename(tmp_path / "elsewhere.key")
+    keys = lab.etcd.get_all()
+    result = node("restore", "--from", "127.0.0.1", "--yes")
+    assert result.code == 1
+    assert "authenticated with the cluster's recovery key, which this node does not have" in (
+        result.stderr
+    )
+    assert "`k3s-backup recovery-key set FILE`" in result.stderr
+    assert lab.etcd.get_all() == keys
+    put_back = node("recovery-key", "set", str(tmp_path / "elsewhere.key"))
+    assert put_back.code == 0, put_back.stderr
+    assert node("restore", "--from", "127.0.0.1", "--yes").code == 0

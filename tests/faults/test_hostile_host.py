@@ -190,3 +190,23 @@ def test_a_plaintext_bundle_with_another_token_is_refused(
     assert "is in clear: ours never are on a target" in result.stderr
     assert not token_file.exists()  # the rogue token was never put in place
     token_file.write_text(token)
+
+
+def test_a_manifest_planted_for_the_next_name_does_not_stop_it_being_shipped(
+    lab: Lab, config: Path
+) -> None:
+    """A host that pre-plants tonight's manifest (names are predictable) still gets tonight's
+    copy: the planted manifest does not authenticate, so the copy is shipped and replaces it."""
+    clock = Clock()
+    two_runs(lab, config, clock)
+    _older, newest = ours(lab.remote_dir)
+    genuine = (lab.remote_dir / newest).read_bytes()
+    (lab.remote_dir / newest).write_bytes(b"planted")
+    manifest = manifest_of(lab, newest)
+    manifest.update(size=7, sha256=hashlib.sha256(b"planted").hexdigest(), mac="f" * 64)
+    (lab.remote_dir / f"{newest}.json").write_text(json.dumps(manifest))
+    result = cli(lab, config, clock, "run")
+    assert result.code == 0, result.stderr
+    assert f"{newest} on backup-host does not authenticate: shipping it again" in result.stderr
+    assert (lab.remote_dir / newest).read_bytes() == genuine
+    assert cli(lab, config, clock, "verify").code == 0

@@ -14,7 +14,13 @@ from k3s_backup import bundle, recovery_key
 from k3s_backup.clusters import new_chain_message, others_warnings, split_by_cluster
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode, SnapshotError, TargetUnreachable
+from k3s_backup.errors import (
+    BackupError,
+    ExitCode,
+    SnapshotError,
+    TargetError,
+    TargetUnreachable,
+)
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.inventory import (
@@ -23,6 +29,7 @@ from k3s_backup.inventory import (
     LocalManifests,
     local_bundle_path,
     local_copies,
+    read_target_manifest,
     target_copies,
     with_identities,
 )
@@ -259,7 +266,7 @@ class Run:
         bundled = {c.name.filename for c in listed if c.has_bundle}
         for copy in local_copies(self.config.snapshot_dir, self.config.cluster_name):
             name = stored_name(copy.name, form)
-            if name not in present:
+            if not self._holds(target, name, name in present):
                 if copy.name != newest and not self._still_valid(copy.name):
                     continue
                 self._ship_one(target, copy.name, self.manifests.get(copy.name), form)
@@ -283,6 +290,25 @@ class Run:
             result.newest, result.newest_unix = verified[-1].name.filename, verified[-1].name.unix
         result.ok = True
         return result
+
+    def _holds(self, target: Target, stored: str, listed: bool) -> bool:
+        """Whether `target` holds our verified copy `stored`: listed with a manifest that this
+        cluster's key authenticates. A manifest planted for a name we have yet to ship (or one
+        made before copies were authenticated) does not count: the copy is shipped again."""
+        if not listed or self.recovery_key is None:
+            return listed
+        try:
+            manifest = read_target_manifest(target, stored)
+        except TargetError:
+            manifest = None
+        if (
+            manifest is not None
+            and manifest.name == stored
+            and recovery_key.is_authentic(manifest, self.recovery_key)
+        ):
+            return True
+        self.report.warn(f"{stored} on {target.name} does not authenticate: shipping it again")
+        return False
 
     def _warn_others(self, location: str) -> None:
         for warning in others_warnings(self.config.cluster_name, location, self.others[location]):
