@@ -7,9 +7,10 @@ import io
 import tarfile
 from pathlib import Path
 
+import pyrage
 import pytest
 
-from k3s_backup import bundle
+from k3s_backup import bundle, recovery_key
 from k3s_backup.testbed.lab import Lab
 from tests.cli_runner import invoke
 from tests.commands.test_restore import OUR_NAME, Clock, write_config
@@ -136,7 +137,12 @@ def test_run_ships_a_bundle_beside_each_snapshot_and_rotates_it_away(
     assert not list(lab.snapshot_dir.glob("*.tar"))  # K3s would take it for a snapshot
     shipped = lab.remote_dir / f"{snapshots(lab.remote_dir)[-1]}.bundle.tar"
     assert shipped.stat().st_mode & 0o777 == 0o600
-    got = bundle.read(shipped)
+    assert shipped.read_bytes().startswith(b"age-encryption.org/v1")  # never in clear
+    key = recovery_key.load(lab.recovery_key)
+    assert key is not None
+    got = bundle.from_bytes(
+        pyrage.decrypt(shipped.read_bytes(), [recovery_key.age_identity(key)]), str(shipped)
+    )
     assert got.token == (lab.data_dir / "server" / "token").read_text().strip()
     assert got.node == "k3s-05" and got.k3s_version == "v1.33.4+k3s1"
 

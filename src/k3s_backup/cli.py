@@ -180,6 +180,13 @@ AGE_IDENTITY_OPTION = click.option(
     help="age private key file, for copies on targets with age_recipients.",
 )
 
+ALLOW_UNAUTHENTICATED_OPTION = click.option(
+    "--allow-unauthenticated",
+    is_flag=True,
+    help="Also use copies on a target whose manifest has no MAC (made before k3s-backup"
+    " authenticated copies): only if you trust that target.",
+)
+
 RESTORE_EXIT_CODES = """\b
 Exit codes:
   0  restored and this node reports Ready (or: the dry run's plan)
@@ -213,6 +220,7 @@ Exit codes:
     " for copies made before identities were recorded), when copies of several are present.",
 )
 @AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
 @pass_context
 def restore(
     ctx: Context,
@@ -225,6 +233,7 @@ def restore(
     agents: str | None,
     cluster: str | None,
     identity: Path | None,
+    allow_unauthenticated: bool,
 ) -> int:
     """Restore snapshot NAME (latest, a name or a unique prefix) on this node, verified first."""
     from k3s_backup.commands.restore import Options
@@ -243,6 +252,7 @@ def restore(
         agents=hosts(agents),
         identity=identity,
         cluster=cluster,
+        allow_unauthenticated=allow_unauthenticated,
     )
     return restore_snapshot(ctx.config(), ctx.env, options)
 
@@ -266,14 +276,23 @@ Exit codes:
 @FROM_OPTION
 @click.option("--force", is_flag=True, help="Replace an existing FILE.")
 @AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
 @pass_context
 def fetch(
-    ctx: Context, name: str, out: Path, source: str | None, force: bool, identity: Path | None
+    ctx: Context,
+    name: str,
+    out: Path,
+    source: str | None,
+    force: bool,
+    identity: Path | None,
+    allow_unauthenticated: bool,
 ) -> int:
     """Download, verify and decode snapshot NAME into a plain file usable by K3s or etcdutl."""
     from k3s_backup.commands.fetch import fetch as fetch_snapshot
 
-    return fetch_snapshot(ctx.config(), ctx.env, name, out, source, force, identity)
+    return fetch_snapshot(
+        ctx.config(), ctx.env, name, out, source, force, identity, allow_unauthenticated
+    )
 
 
 @cli.group()
@@ -326,6 +345,7 @@ def demo(ctx: Context, workdir: Path | None) -> int:
 @click.option("--keys", "keys_prefix", metavar="PREFIX", help="List the live keys under PREFIX.")
 @click.option("--get", "get_key", metavar="KEY", help="Print one object, decoded.")
 @AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
 @pass_context
 def inspect(
     ctx: Context,
@@ -334,6 +354,7 @@ def inspect(
     keys_prefix: str | None,
     get_key: str | None,
     identity: Path | None,
+    allow_unauthenticated: bool,
 ) -> int:
     """What a snapshot holds: revision, keys, Kubernetes objects (no etcd needed).
 
@@ -344,7 +365,16 @@ def inspect(
         raise click.UsageError("--keys and --get cannot be combined")
     from k3s_backup.commands.inspect import inspect as inspect_snapshot
 
-    return inspect_snapshot(snapshot, ctx.config, ctx.env, as_json, keys_prefix, get_key, identity)
+    return inspect_snapshot(
+        snapshot,
+        ctx.config,
+        ctx.env,
+        as_json,
+        keys_prefix,
+        get_key,
+        identity,
+        allow_unauthenticated,
+    )
 
 
 @cli.command()
@@ -352,23 +382,76 @@ def inspect(
 @click.argument("new")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 @AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
 @pass_context
-def diff(ctx: Context, old: str, new: str, as_json: bool, identity: Path | None) -> int:
+def diff(
+    ctx: Context,
+    old: str,
+    new: str,
+    as_json: bool,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+) -> int:
     """Objects added, removed and changed from snapshot OLD to NEW."""
     from k3s_backup.commands.diff import diff as diff_snapshots
 
-    return diff_snapshots(old, new, ctx.config, ctx.env, as_json, identity)
+    return diff_snapshots(old, new, ctx.config, ctx.env, as_json, identity, allow_unauthenticated)
 
 
 @cli.command()
 @click.argument("snapshot", required=False)
 @AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
 @pass_context
-def drill(ctx: Context, snapshot: str | None, identity: Path | None) -> int:
+def drill(
+    ctx: Context, snapshot: str | None, identity: Path | None, allow_unauthenticated: bool
+) -> int:
     """Restore a copy into a throwaway etcd on loopback and check it (default: latest)."""
     from k3s_backup.commands.drill import drill as run_drill
 
-    return run_drill(snapshot, ctx.config(), ctx.env, identity)
+    return run_drill(snapshot, ctx.config(), ctx.env, identity, allow_unauthenticated)
+
+
+@cli.group("recovery-key")
+def recovery_key_group() -> None:
+    """The cluster's recovery key: it authenticates every copy and encrypts restore bundles."""
+
+
+@recovery_key_group.command("create")
+@pass_context
+def recovery_key_create(ctx: Context) -> int:
+    """Create this cluster's recovery key (first server; setup does it for new installs)."""
+    from k3s_backup.commands.recovery_key_cmd import create
+
+    return create(ctx.config(), ctx.env)
+
+
+@recovery_key_group.command("show")
+@pass_context
+def recovery_key_show(ctx: Context) -> int:
+    """Print the recovery key (to copy it off the node)."""
+    from k3s_backup.commands.recovery_key_cmd import show
+
+    return show(ctx.config(), ctx.env)
+
+
+@recovery_key_group.command("set")
+@click.argument("source", metavar="FILE|-")
+@pass_context
+def recovery_key_set(ctx: Context, source: str) -> int:
+    """Put the cluster's key in place on another server or a replacement node ('-': stdin)."""
+    from k3s_backup.commands.recovery_key_cmd import set_key
+
+    return set_key(ctx.config(), ctx.env, source)
+
+
+@recovery_key_group.command("age-identity")
+@pass_context
+def recovery_key_age_identity(ctx: Context) -> int:
+    """Print the age identity that decrypts restore bundles by hand (`age -d -i`)."""
+    from k3s_backup.commands.recovery_key_cmd import age_identity
+
+    return age_identity(ctx.config(), ctx.env)
 
 
 ROOT_OPTION = click.option(
@@ -404,6 +487,12 @@ ROOT_OPTION = click.option(
 @click.option("--yes", "-y", is_flag=True, help="Do not ask to confirm (never trusts a host key).")
 @click.option("--dry-run", is_flag=True, help="Print every step and file; change nothing.")
 @NEW_CLUSTER_OPTION
+@click.option(
+    "--recovery-key",
+    metavar="FILE|-",
+    help="The cluster's recovery key (a second server, a replacement node); '-' reads it from"
+    " stdin. Without it, setup creates one where no copy needs it.",
+)
 @ROOT_OPTION
 @pass_context
 def setup(ctx: Context, /, **options: Any) -> int:

@@ -211,6 +211,8 @@ class Config(_Strict):
     keep_local: StrictInt = Field(default=3, ge=1)
     log_file: Path = Path("/var/log/k3s-backup.log")
     state_dir: Path = Path("/var/lib/k3s-backup")
+    # The cluster's recovery key (recovery_key.py): authenticates every copy; kept off the node.
+    recovery_key_file: Path = Path("/etc/k3s-backup/recovery.key")
     schedule: StrictStr = DEFAULT_SCHEDULE  # cron syntax; installed by `k3s-backup setup`
     scheduler: Literal["cron", "systemd"] = "cron"
     # cron syntax; when set, setup also schedules `k3s-backup drill` (e.g. weekly "0 4 * * 0")
@@ -222,7 +224,9 @@ class Config(_Strict):
     metrics_textfile: Path | None = None  # for node_exporter's textfile collector
     notify: NotifySettings = NotifySettings()
 
-    _abs = field_validator("snapshot_dir", "log_file", "state_dir", mode="after")(_absolute)
+    _abs = field_validator(
+        "snapshot_dir", "log_file", "state_dir", "recovery_key_file", mode="after"
+    )(_absolute)
     _abs_metrics = field_validator("metrics_textfile", mode="after")(
         lambda value: value if value is None else _absolute(value)
     )

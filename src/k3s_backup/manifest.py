@@ -37,6 +37,10 @@ class Manifest:
     cluster_uid: str | None = None
     cluster_created: str = ""
     objects: int = -1
+    bundle_sha256: str = ""  # of the restore bundle (before encryption), "" if none shipped
+    # HMAC-SHA256 over every other field, by a key derived from the cluster's recovery key
+    # (recovery_key.py); "" in manifests made without one: unauthenticated.
+    mac: str = ""
 
     @property
     def identity(self) -> ClusterIdentity | None:

@@ -87,8 +87,11 @@ def local_snapshots(lab: Lab) -> list[str]:
     return sorted(p.name for p in lab.snapshot_dir.iterdir()) if lab.snapshot_dir.exists() else []
 
 
-def lose_the_disk(lab: Lab, old: Node) -> None:
-    """Everything on the node is gone: etcd data, snapshots, token, state, config, SSH key."""
+def lose_the_disk(lab: Lab, old: Node, paper: Path) -> None:
+    """Everything on the node is gone: etcd data, snapshots, token, state, config, SSH key and
+    recovery key (the operator kept the recovery key on `paper`)."""
+    paper.write_text(lab.recovery_key.read_text())
+    lab.recovery_key.unlink()
     systemctl(lab, "stop")
     shutil.rmtree(lab.data_dir / "server")
     shutil.rmtree(lab.root / "state")
@@ -121,6 +124,7 @@ def new_node(lab: Lab, tmp_path: Path, node: str) -> Node:
         node_name=node,
         k3s=k3s_settings(lab),
         restore={"ready_timeout": 60},
+        recovery_key_file=root / "etc" / "k3s-backup" / "recovery.key",
     )
     first = invoke(
         setup_args(lab, root, "--accept-host-key", host_fingerprint(lab)), environ=lab.env()
@@ -133,9 +137,9 @@ def new_node(lab: Lab, tmp_path: Path, node: str) -> Node:
     return Node(lab, config, clock)
 
 
-def setup_again(lab: Lab, node: Node) -> Result:
+def setup_again(lab: Lab, node: Node, *extra: str) -> Result:
     root = node.config.parents[2]
-    return invoke(setup_args(lab, root), environ=lab.env())
+    return invoke(setup_args(lab, root, *extra), environ=lab.env())
 
 
 def disaster(lab: Lab, tmp_path: Path, node_name: str) -> tuple[Node, dict[str, bytes]]:
@@ -148,11 +152,18 @@ def disaster(lab: Lab, tmp_path: Path, node_name: str) -> tuple[Node, dict[str, 
         lab.etcd.put("/registry/configmaps/default/app", f"v{night}".encode())
         assert old("run").code == 0
     at_backup = lab.etcd.get_all()
-    lose_the_disk(lab, old)
+    paper = tmp_path / "kept-on-paper.txt"
+    lose_the_disk(lab, old, paper)
     new_install(lab, node_name)
     node = new_node(lab, tmp_path, node_name)
     before = remote_tree(lab)
-    done = setup_again(lab, node)
+    without = setup_again(lab, node)  # the operator forgot the recovery key
+    assert without.code == 2
+    assert "authenticated with the cluster's recovery key, and this node has none" in (
+        without.stderr
+    )
+    assert "--recovery-key FILE" in without.stderr
+    done = setup_again(lab, node, "--recovery-key", str(paper))
     assert done.code == 0, done.stderr
     assert "First backup" in done.stdout and "not taken" in done.stdout
     assert f"cluster {OLD_UID}, created 2026-01-01T00:00:00Z" in done.stdout
@@ -287,3 +298,22 @@ def test_two_servers_of_one_cluster_share_a_target_as_one_identity(
     names = [p.name for p in lab.remote_dir.iterdir() if p.name.endswith(".zst")]
     assert len([n for n in names if "-k3s-05-" in n]) == 3
     assert len([n for n in names if "-k3s-06-" in n]) == 2
+
+
+def test_without_the_recovery_key_restore_says_exactly_what_is_missing(
+    lab: Lab, tmp_path: Path
+) -> None:
+    node, _ = disaster(lab, tmp_path, "k3s-05")
+    key = node.config.parent / "recovery.key"
+    key.rename(tmp_path / "elsewhere.key")
+    keys = lab.etcd.get_all()
+    result = node("restore", "--from", "127.0.0.1", "--yes")
+    assert result.code == 1
+    assert "authenticated with the cluster's recovery key, which this node does not have" in (
+        result.stderr
+    )
+    assert "`k3s-backup recovery-key set FILE`" in result.stderr
+    assert lab.etcd.get_all() == keys
+    put_back = node("recovery-key", "set", str(tmp_path / "elsewhere.key"))
+    assert put_back.code == 0, put_back.stderr
+    assert node("restore", "--from", "127.0.0.1", "--yes").code == 0

@@ -11,6 +11,7 @@ from k3s_backup.loopback import free_port
 from k3s_backup.testbed.etcd import EtcdServer, restore_snapshot, snapshot_status
 from k3s_backup.testbed.etcd_tls import CertificateAuthority, TlsEtcdServer
 from tests.cli_runner import invoke
+from tests.keys import recovery_key_file
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def write_config(tmp_path: Path, etcd: TlsEtcdServer, **etcd_keys: object) -> Pa
         f'cluster_name = "kubeadm"\nsource = "etcd"\nnode_name = "cp-1"\n'
         f'snapshot_dir = "{tmp_path}/snapshots"\nstate_dir = "{tmp_path}/state"\n'
         f'log_file = "{tmp_path}/log"\n'
+        f'recovery_key_file = "{recovery_key_file(tmp_path)}"\n'
         f"[etcd]\n{lines}\n"
         f'[[targets]]\nname = "usb"\ntype = "local"\npath = "{tmp_path}/usb"\n'
     )

@@ -12,6 +12,7 @@ import pytest
 from k3s_backup.errors import SnapshotError
 from k3s_backup.sources.sqlite import SqliteSource
 from tests.cli_runner import invoke
+from tests.keys import recovery_key_file
 
 # A kine-like table; the writer commits one row per revision as fast as it can, and reports
 # each committed revision on stdout, so the test knows what was committed before the backup.
@@ -86,6 +87,7 @@ def test_auto_picks_sqlite_and_run_ships_a_checked_copy(tmp_path):
     config.write_text(
         f'cluster_name = "home"\nnode_name = "pi"\nsnapshot_dir = "{tmp_path}/snapshots"\n'
         f'state_dir = "{tmp_path}/state"\nlog_file = "{tmp_path}/log"\n'
+        f'recovery_key_file = "{recovery_key_file(tmp_path)}"\n'
         f'[k3s]\ndata_dir = "{data_dir}"\n'
         f'[[targets]]\nname = "usb"\ntype = "local"\npath = "{tmp_path}/usb"\n'
         'compression = "none"\n'  # the copy as stored is a plain SQLite database

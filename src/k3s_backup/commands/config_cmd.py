@@ -34,6 +34,9 @@ keep_local = 3
 
 log_file = "/var/log/k3s-backup.log"
 state_dir = "/var/lib/k3s-backup"
+# The cluster's recovery key: authenticates every copy, decrypts restore bundles. Keep a copy
+# OFF this node (`k3s-backup recovery-key show`).
+recovery_key_file = "/etc/k3s-backup/recovery.key"
 
 # Installed by `k3s-backup setup`: cron syntax, and cron or a systemd timer.
 schedule = "0 2 * * *"

@@ -95,10 +95,11 @@ def diff(
     env: Environment,
     as_json: bool,
     identity: Path | None = None,
+    allow_unauthenticated: bool = False,
 ) -> ExitCode:
     with (
-        open_copy(first, load_config, env, identity) as old_copy,
-        open_copy(second, load_config, env, identity) as new_copy,
+        open_copy(first, load_config, env, identity, allow_unauthenticated) as old_copy,
+        open_copy(second, load_config, env, identity, allow_unauthenticated) as new_copy,
         EtcdDb(old_copy.path) as old_db,
         EtcdDb(new_copy.path) as new_db,
     ):

@@ -32,6 +32,7 @@ from k3s_backup.inventory import LocalManifests
 from k3s_backup.loopback import free_ports, log_tail, spawn_logged, stop_child
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.policy.identity import ClusterIdentity, describe, same_cluster
+from k3s_backup.recovery_key import Trust
 from k3s_backup.report import Reporter
 from k3s_backup.state import record_drill
 
@@ -280,14 +281,16 @@ def _check_identity(config: Config, path: Path, env: Environment) -> ClusterIden
     return found
 
 
-def _check_bundle(config: Config, copy: OpenedCopy, env: Environment, identity: Path | None) -> str:
+def _check_bundle(
+    config: Config, copy: OpenedCopy, env: Environment, identity: Path | None, trust: Trust
+) -> str:
     """The restore bundle beside the drilled copy is there, reads, and decrypts."""
     if copy.location == "file":
         return "not checked (a file given by path)"
     reporter = Reporter(replace(env, stdout=env.stderr), None)
     candidates, _ = find_candidates(config, reporter, copy.location)
     here = [c for c in copies_of(candidates, copy.name) if c.location == copy.location]
-    found = fetch_bundle(config, reporter, here, load_identities(identity))
+    found = fetch_bundle(config, reporter, here, load_identities(identity), trust)
     if found is None:
         raise DrillError(
             f"no readable restore bundle beside {copy.name} on {copy.location}: a rebuilt node"
@@ -305,14 +308,16 @@ def _rehearse(
     env: Environment,
     record: dict[str, Any],
     identity: Path | None,
+    allow_unauthenticated: bool,
 ) -> None:
     """Fill `record` as the drill goes; raise DrillError (or another BackupError) on failure."""
-    with open_copy(name, lambda: config, env, identity) as copy:
+    trust = Trust.of(config.recovery_key_file, allow_unauthenticated)
+    with open_copy(name, lambda: config, env, identity, allow_unauthenticated) as copy:
         record.update(name=copy.name, location=copy.location)
         env.stdout.write(f"drill      {copy.name} ({copy.location}; {copy.verified})\n")
         found = _check_identity(config, copy.path, env)
         record["cluster_uid"] = found.uid if found else None
-        record["bundle"] = _check_bundle(config, copy, env, identity)
+        record["bundle"] = _check_bundle(config, copy, env, identity, trust)
         with EtcdDb(copy.path) as db:
             reading = read_snapshot(copy, db)
             env.stdout.write(
@@ -344,7 +349,11 @@ def _rehearse(
 
 
 def drill(
-    name: str | None, config: Config, env: Environment, identity: Path | None = None
+    name: str | None,
+    config: Config,
+    env: Environment,
+    identity: Path | None = None,
+    allow_unauthenticated: bool = False,
 ) -> ExitCode:
     wanted = name or LATEST
     record: dict[str, Any] = {
@@ -365,7 +374,7 @@ def drill(
         record["problem"], code = tools, ExitCode.USAGE
     else:
         try:
-            _rehearse(tools, wanted, config, env, record, identity)
+            _rehearse(tools, wanted, config, env, record, identity, allow_unauthenticated)
             record["ok"] = True
         except (BackupError, OSError, subprocess.TimeoutExpired) as exc:
             record["problem"] = str(exc)

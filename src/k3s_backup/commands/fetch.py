@@ -8,12 +8,14 @@ on `.zip`), and the plain file checked against its etcd SHA-256 trailer and bbol
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +40,7 @@ from k3s_backup.manifest import Manifest
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.progress import TransferBar
+from k3s_backup.recovery_key import NotAuthentic, Trust, age_identity
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.storage_form import decode, decrypt_bytes, read_identities
 from k3s_backup.streams import (
@@ -46,11 +49,13 @@ from k3s_backup.streams import (
     read_regular,
     sha256_stream,
 )
+from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 
 LATEST = "latest"
 AGE_HEADER = b"age-encryption.org/v1"
 Identities = list[pyrage.x25519.Identity]
+Warn = Callable[[str], None]
 
 
 class ChoiceError(BackupError):
@@ -206,8 +211,20 @@ def _check_announced(copy: Candidate, manifest: Manifest, dest: Path) -> None:
     check_room(f"fetching {where}", _room_needed(manifest), dest.parent)
 
 
+def _authentic_manifest(
+    config: Config, target: Target, copy: Candidate, trust: Trust, warn: Warn
+) -> Manifest:
+    """The manifest of a copy on a target, once it authenticates (recovery_key.Trust)."""
+    manifest = read_target_manifest(target, copy.name.filename)
+    encrypting = bool(config.target(copy.location).age_recipients)
+    checked = trust.check(manifest, copy.name.filename, copy.location, encrypting)
+    if checked.startswith("UNAUTHENTICATED"):
+        warn(f"{copy.location}: {copy.name.filename} is {checked}")
+    return manifest
+
+
 def _manifest_and_download(
-    config: Config, copy: Candidate, dest: Path, env: Environment
+    config: Config, copy: Candidate, dest: Path, env: Environment, trust: Trust
 ) -> Manifest:
     label = f"{copy.name.filename} from {copy.location}"
     if copy.location == LOCAL:
@@ -221,7 +238,7 @@ def _manifest_and_download(
             copy_capped(source, out, manifest.size, where, "the size its manifest gives")
     else:
         with open_target(config.target(copy.location), config.cluster_name) as target:
-            manifest = read_target_manifest(target, copy.name.filename)
+            manifest = _authentic_manifest(config, target, copy, trust, Reporter(env, None).warn)
             _check_announced(copy, manifest, dest)
             with _Download(dest, label, copy.size, env) as out:
                 target.get(copy.name.filename, out, manifest.size)
@@ -292,14 +309,20 @@ def _local_form(
 
 
 def fetch_one(
-    config: Config, env: Environment, copy: Candidate, workdir: Path, identities: Identities
+    config: Config,
+    env: Environment,
+    copy: Candidate,
+    workdir: Path,
+    identities: Identities,
+    trust: Trust | None = None,
 ) -> Fetched:
     """Download one copy into its own directory under `workdir`, verify it, decode it;
     SnapshotError (or DecodeError) if it fails, leaving nothing behind."""
     work = Path(tempfile.mkdtemp(prefix="copy-", dir=workdir))
     try:
         downloaded = work / f"stored-{copy.name.filename}"
-        manifest = _manifest_and_download(config, copy, downloaded, env)
+        trust = trust or Trust.of(config.recovery_key_file)
+        manifest = _manifest_and_download(config, copy, downloaded, env, trust)
         local_file = _local_form(config, manifest, downloaded, work, identities)
         local = naming.parse(config.cluster_name, local_file.name)
         assert local is not None  # checked in _local_form
@@ -317,6 +340,7 @@ def fetch_verified(
     copies: list[Candidate],
     workdir: Path,
     identities: Identities,
+    trust: Trust | None = None,
 ) -> Fetched:
     """The first copy that verifies, in order of preference; each failure is reported."""
     failures: list[str] = []
@@ -325,7 +349,7 @@ def fetch_verified(
             f"Fetching {copy.name.filename} from {copy.location} ({human_size(copy.size)})"
         )
         try:
-            fetched = fetch_one(config, env, copy, workdir, identities)
+            fetched = fetch_one(config, env, copy, workdir, identities, trust)
         except (BackupError, OSError) as exc:
             reporter.warn(f"refusing the copy on {copy.location}: {exc}")
             failures.append(f"{copy.location}: {exc}")
@@ -341,38 +365,71 @@ def fetch_verified(
     )
 
 
-def _bundle_bytes(config: Config, copy: Candidate) -> bytes | None:
-    """The stored bundle, read whole: refused beyond bundle.MAX_BUNDLE, or when it is not a
-    regular file of ours (a symlink planted under its name)."""
+THIS_NODE = "this node"  # a bundle binding: our own file under state_dir
+
+
+def _bundle_bytes(
+    config: Config, copy: Candidate, trust: Trust, warn: Warn
+) -> tuple[bytes, str | None] | None:
+    """The bundle's bytes and what binds it: THIS_NODE for a local bundle, the SHA-256 the
+    copy's authenticated manifest records for it, or None for an unauthenticated copy that
+    --allow-unauthenticated lets through. None if there is no bundle."""
     if copy.location == LOCAL:
         path = local_bundle_path(config.state_dir, copy.name.filename)
         try:
-            return read_regular(path, bundle.MAX_BUNDLE, str(path))
+            return read_regular(path, bundle.MAX_BUNDLE, str(path)), THIS_NODE
         except FileNotFoundError:
             return None
     with open_target(config.target(copy.location), config.cluster_name) as target:
         filename = naming.bundle_name(copy.name.filename)
         if target.stat(filename) is None:
             return None
+        manifest = _authentic_manifest(config, target, copy, trust, warn)
         buffer = io.BytesIO()
         target.get(filename, buffer, bundle.MAX_BUNDLE)
-        return buffer.getvalue()
+        return buffer.getvalue(), manifest.bundle_sha256 if manifest.mac else None
+
+
+def _open_bundle(
+    body: bytes, binding: str | None, identities: Identities, trust: Trust, origin: str
+) -> bundle.Bundle:
+    """Decrypt (the target's age identity, else the recovery key's), then check the plain
+    bundle against what binds it to its copy."""
+    encrypted = body.startswith(AGE_HEADER)
+    if binding not in (None, THIS_NODE) and not encrypted:
+        raise NotAuthentic(f"{origin} is in clear: ours never are on a target (planted)")
+    if encrypted:
+        keys = [*identities, *([age_identity(trust.key)] if trust.key else [])]
+        body = decrypt_bytes(body, keys)
+    if binding not in (None, THIS_NODE):
+        digest = hashlib.sha256(body).hexdigest()
+        if not binding:
+            raise NotAuthentic(f"{origin}: its copy's manifest authenticates no bundle (planted)")
+        if digest != binding:
+            raise NotAuthentic(
+                f"{origin} is not the bundle its copy's manifest authenticates (SHA-256 {digest},"
+                f" the manifest says {binding}): replaced on the target"
+            )
+    return bundle.from_bytes(body, origin)
 
 
 def fetch_bundle(
-    config: Config, reporter: Reporter, copies: list[Candidate], identities: Identities
+    config: Config,
+    reporter: Reporter,
+    copies: list[Candidate],
+    identities: Identities,
+    trust: Trust | None = None,
 ) -> bundle.Bundle | None:
-    """The restore bundle beside the first of `copies` that has a readable one (decrypted with
-    the age identity when the target encrypts)."""
+    """The restore bundle beside the first of `copies` that has a readable, authentic one
+    (decrypted with the target's age identity or the recovery key's)."""
+    trust = trust or Trust.of(config.recovery_key_file)
     for copy in copies:
         origin = f"{copy.location}: {naming.bundle_name(copy.name.filename)}"
         try:
-            body = _bundle_bytes(config, copy)
-            if body is None:
+            found = _bundle_bytes(config, copy, trust, reporter.warn)
+            if found is None:
                 continue
-            if body.startswith(AGE_HEADER):
-                body = decrypt_bytes(body, identities)
-            return bundle.from_bytes(body, origin)
+            return _open_bundle(found[0], found[1], identities, trust, origin)
         except (BackupError, OSError) as exc:
             reporter.warn(f"cannot read the restore bundle {origin}: {exc}")
     return None
@@ -396,9 +453,11 @@ def fetch(
     source: str | None,
     force: bool,
     identity: Path | None = None,
+    allow_unauthenticated: bool = False,
 ) -> ExitCode:
     reporter = Reporter(env, None)
     identities = load_identities(identity)
+    trust = Trust.of(config.recovery_key_file, allow_unauthenticated)
     out = out.absolute()
     if out.is_dir():
         raise ChoiceError(f"{out} is a directory; give the file to write, e.g. {out}/snapshot.db")
@@ -411,7 +470,7 @@ def fetch(
     workdir = private_workdir(out.parent, f".{out.name}.partial-")
     try:
         copies = copies_of(candidates, name)
-        fetched = fetch_verified(config, env, reporter, copies, workdir, identities)
+        fetched = fetch_verified(config, env, reporter, copies, workdir, identities, trust)
         os.replace(fetched.plain, out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -238,8 +238,9 @@ def inspect(
     keys_prefix: str | None,
     get_key: str | None,
     identity: Path | None = None,
+    allow_unauthenticated: bool = False,
 ) -> ExitCode:
-    with open_copy(name, load_config, env, identity) as copy:
+    with open_copy(name, load_config, env, identity, allow_unauthenticated) as copy:
         if get_key is not None:
             return _get(copy, get_key, as_json, env)
         prefix = keys_prefix.encode(errors="surrogateescape") if keys_prefix else b""

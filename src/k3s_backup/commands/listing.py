@@ -16,15 +16,22 @@ from k3s_backup.inventory import (
     target_copies,
 )
 from k3s_backup.manifest import Manifest, created_iso
+from k3s_backup.recovery_key import NotAuthentic, Trust
 from k3s_backup.report import human_size
 from k3s_backup.targets.factory import open_target
 
 
 def _entry(
-    name: str, location: str, size: int, unix: int, manifest: Manifest | None
+    name: str,
+    location: str,
+    size: int,
+    unix: int,
+    manifest: Manifest | None,
+    authentic: str | None = None,
 ) -> dict[str, Any]:
     identity = manifest.identity if manifest else None
     return {
+        "authentic": authentic,
         "name": name,
         "location": location,
         "size": size,
@@ -44,6 +51,22 @@ def _with_known_identity(manifest: Manifest, known: dict[str, Manifest]) -> Mani
     return manifest
 
 
+def _authentic(
+    trust: Trust, manifest: Manifest | None, name: str, location: str, encrypting: bool
+) -> str:
+    """`yes`, `no` (no MAC: made before copies were authenticated) or `FORGED` (or renamed,
+    altered, another key's): what `fetch` and `restore` would believe of this copy."""
+    if manifest is None:
+        return "no"
+    if not manifest.mac:
+        return "no"
+    try:
+        trust.check(manifest, name, location, encrypting)
+    except NotAuthentic:
+        return "FORGED"
+    return "yes"
+
+
 def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], list[str]]:
     """All copies, and the locations that could not be read."""
     entries: list[dict[str, Any]] = []
@@ -54,19 +77,19 @@ def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], lis
         manifests.identity(copy.name)  # read from the file once if an older manifest lacks it
         known[copy.name.filename] = local = manifests.get(copy.name)
         entries.append(_entry(copy.name.filename, LOCAL, copy.size, copy.name.unix, local))
+    trust = Trust.of(config.recovery_key_file)
     for target_config in config.targets:
+        encrypting = bool(target_config.age_recipients)
         try:
             with open_target(target_config, config.cluster_name) as target:
                 for copy in target_copies(target, config.cluster_name):
-                    manifest = (
-                        _with_known_identity(
-                            read_target_manifest(target, copy.name.filename), known
-                        )
-                        if copy.has_manifest
-                        else None
-                    )
+                    name = copy.name.filename
+                    manifest = read_target_manifest(target, name) if copy.has_manifest else None
+                    authentic = _authentic(trust, manifest, name, target.name, encrypting)
+                    if manifest is not None:
+                        manifest = _with_known_identity(manifest, known)
                     entries.append(
-                        _entry(copy.name.filename, target.name, copy.size, copy.name.unix, manifest)
+                        _entry(name, target.name, copy.size, copy.name.unix, manifest, authentic)
                     )
         except BackupError as exc:
             problems.append(f"{target_config.name}: {exc}")
@@ -91,13 +114,13 @@ def list_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
         width = max([len(e["name"]) for e in entries] + [4])
         env.stdout.write(
             f"{'NAME':<{width}}  {'LOCATION':<12}  {'SIZE':>10}  {'CREATED (UTC)':<20}"
-            f"  {'CLUSTER':<8}  {'OBJECTS':>7}  CLUSTER CREATED\n"
+            f"  {'CLUSTER':<8}  {'OBJECTS':>7}  {'AUTH':<6}  CLUSTER CREATED\n"
         )
         for e in entries:
             env.stdout.write(
                 f"{e['name']:<{width}}  {e['location']:<12}  {human_size(e['size']):>10}"
                 f"  {e['created']:<20}  {_cluster(e):<8}  {_count(e['objects']):>7}"
-                f"  {e['cluster_created'] or '-'}\n"
+                f"  {e['authentic'] or '-':<6}  {e['cluster_created'] or '-'}\n"
             )
     for problem in problems:
         env.stderr.write(f"error: cannot list {problem}\n")

@@ -24,6 +24,7 @@ from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, check_file
 from k3s_backup.inventory import LOCAL
 from k3s_backup.manifest import MAX_MANIFEST, Manifest
 from k3s_backup.policy import naming
+from k3s_backup.recovery_key import Trust
 from k3s_backup.report import Reporter
 from k3s_backup.streams import read_regular, sha256_stream
 
@@ -102,7 +103,12 @@ def _verify_local(config: Config, filename: str) -> str:
 
 
 def _resolve(
-    name: str, load_config: ConfigLoader, env: Environment, identity: Path | None, workdir: Path
+    name: str,
+    load_config: ConfigLoader,
+    env: Environment,
+    identity: Path | None,
+    workdir: Path,
+    allow_unauthenticated: bool,
 ) -> tuple[Path, str, str, str]:
     """(file, location, shown name, what was verified) for `name`: a file as it is; one of our
     names (or `latest`, or a unique prefix) from this node if it verifies there, else fetched
@@ -127,7 +133,8 @@ def _resolve(
             if not copies:
                 raise
     identities = fetch.load_identities(identity)
-    fetched = fetch.fetch_verified(config, quiet, reporter, copies, workdir, identities)
+    trust = Trust.of(config.recovery_key_file, allow_unauthenticated)
+    fetched = fetch.fetch_verified(config, quiet, reporter, copies, workdir, identities, trust)
     return fetched.plain, fetched.location, chosen, FETCHED
 
 
@@ -149,13 +156,20 @@ def _work_parent(name: str, load_config: ConfigLoader) -> Path | None:
 
 @contextmanager
 def open_copy(
-    name: str, load_config: ConfigLoader, env: Environment, identity: Path | None = None
+    name: str,
+    load_config: ConfigLoader,
+    env: Environment,
+    identity: Path | None = None,
+    allow_unauthenticated: bool = False,
 ) -> Iterator[OpenedCopy]:
     """A verified plain snapshot for `name`; temporaries are 0600 in a 0700 dir, then removed.
-    `identity` is the age identity file for copies a target stores encrypted."""
+    `identity` is the age identity file for copies a target stores encrypted; a copy on a
+    target whose manifest has no MAC is used only with `allow_unauthenticated`."""
     with tempfile.TemporaryDirectory(prefix="open-", dir=_work_parent(name, load_config)) as temp:
         workdir = Path(temp)
-        stored, location, shown, verified = _resolve(name, load_config, env, identity, workdir)
+        stored, location, shown, verified = _resolve(
+            name, load_config, env, identity, workdir, allow_unauthenticated
+        )
         size = stored.stat().st_size
         if verified != FETCHED:
             checked = _check(stored)

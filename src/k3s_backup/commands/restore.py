@@ -49,6 +49,7 @@ from k3s_backup.interruption import Interrupted, SignalGuard
 from k3s_backup.lock import exclusive_run
 from k3s_backup.loopback import wait_for
 from k3s_backup.policy.identity import ClusterIdentity, describe, uid_of
+from k3s_backup.recovery_key import Trust
 from k3s_backup.remote_nodes import RemoteNode
 from k3s_backup.report import Reporter
 
@@ -70,6 +71,7 @@ class Options:
     identity: Path | None = None  # age private key, for copies on encrypting targets
     agents: tuple[str, ...] | None = None
     cluster: str | None = None  # --cluster: a cluster UID (or its start), `unknown` or `none`
+    allow_unauthenticated: bool = False  # copies whose manifest has no MAC, on a target
 
 
 def select_nodes(configured: list[NodeConfig], hosts: tuple[str, ...] | None) -> list[NodeConfig]:
@@ -658,14 +660,17 @@ class Restore:
         name = choose(candidates, self.options.wanted)
         copies = copies_of(candidates, name)
         identities = load_identities(self.options.identity)
-        fetched = fetch_verified(self.config, self.env, self.report, copies, workdir, identities)
+        trust = Trust.of(self.config.recovery_key_file, self.options.allow_unauthenticated)
+        fetched = fetch_verified(
+            self.config, self.env, self.report, copies, workdir, identities, trust
+        )
         # The bundle beside the copy restored, else beside any other copy of the snapshot.
         nearest = sorted(copies, key=lambda c: c.location != fetched.location)
         everywhere = candidates
         if self.options.source is not None:
             everywhere, _ = find_candidates(self.config, self.report, None)
         others = [c for c in copies_of(everywhere, name) if c not in nearest]
-        restore_bundle = fetch_bundle(self.config, self.report, nearest + others, identities)
+        restore_bundle = fetch_bundle(self.config, self.report, nearest + others, identities, trust)
         put_token = self._settle_problems(
             _preflight(self.config, self.env, fetched, restore_bundle)
         )

@@ -10,11 +10,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from k3s_backup import bundle
+from k3s_backup import bundle, recovery_key
 from k3s_backup.clusters import new_chain_message, others_warnings, split_by_cluster
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode, SnapshotError, TargetUnreachable
+from k3s_backup.errors import (
+    BackupError,
+    ExitCode,
+    SnapshotError,
+    TargetError,
+    TargetUnreachable,
+)
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.inventory import (
@@ -23,6 +29,7 @@ from k3s_backup.inventory import (
     LocalManifests,
     local_bundle_path,
     local_copies,
+    read_target_manifest,
     target_copies,
     with_identities,
 )
@@ -141,7 +148,28 @@ class Run:
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
         self.phases = Phases()
         self.identity: ClusterIdentity | None = None  # of this run's snapshot
+        self.recovery_key = self._recovery_key()
         self.others: dict[str, list[Copy]] = {}  # location -> copies of other identities kept
+
+    def _recovery_key(self) -> bytes | None:
+        """The key that authenticates what this run ships; without one, copies ship
+        unauthenticated (a restore then needs --allow-unauthenticated), loudly."""
+        try:
+            key = recovery_key.load(self.config.recovery_key_file)
+        except recovery_key.RecoveryKeyError as exc:
+            self.report.warn(f"copies ship UNAUTHENTICATED: {exc}")
+            return None
+        if key is None:
+            self.report.warn(
+                f"copies ship UNAUTHENTICATED and their restore bundles in clear: no recovery key"
+                f" at {self.config.recovery_key_file}; create it with `k3s-backup recovery-key"
+                " create` and keep it off this node"
+            )
+        return key
+
+    def _bundle_sha256(self, name: naming.SnapshotName) -> str:
+        path = local_bundle_path(self.config.state_dir, name.filename)
+        return _file_sha256(path) if path.is_file() else ""
 
     def _ship_one(
         self, target: Target, name: naming.SnapshotName, local: Manifest, form: StoredForm
@@ -173,7 +201,10 @@ class Run:
             snapshot=name.filename,
             plain_size=local.size,
             plain_sha256=local.sha256,
+            bundle_sha256=self._bundle_sha256(name),
         )
+        if self.recovery_key is not None:
+            manifest = recovery_key.sign(manifest, self.recovery_key)
         put_bytes(target, naming.manifest_name(manifest.name), manifest.to_json())
         drained = reader.drained_at or done
         self.phases.add("upload", drained - started)
@@ -240,7 +271,7 @@ class Run:
         bundled = {c.name.filename for c in listed if c.has_bundle}
         for copy in local_copies(self.config.snapshot_dir, self.config.cluster_name):
             name = stored_name(copy.name, form)
-            if name not in present:
+            if not self._holds(target, name, name in present):
                 if copy.name != newest and not self._still_valid(copy.name):
                     continue
                 self._ship_one(target, copy.name, self.manifests.get(copy.name), form)
@@ -264,6 +295,25 @@ class Run:
             result.newest, result.newest_unix = verified[-1].name.filename, verified[-1].name.unix
         result.ok = True
         return result
+
+    def _holds(self, target: Target, stored: str, listed: bool) -> bool:
+        """Whether `target` holds our verified copy `stored`: listed with a manifest that this
+        cluster's key authenticates. A manifest planted for a name we have yet to ship (or one
+        made before copies were authenticated) does not count: the copy is shipped again."""
+        if not listed or self.recovery_key is None:
+            return listed
+        try:
+            manifest = read_target_manifest(target, stored)
+        except TargetError:
+            manifest = None
+        if (
+            manifest is not None
+            and manifest.name == stored
+            and recovery_key.is_authentic(manifest, self.recovery_key)
+        ):
+            return True
+        self.report.warn(f"{stored} on {target.name} does not authenticate: shipping it again")
+        return False
 
     def _warn_others(self, location: str) -> None:
         for warning in others_warnings(self.config.cluster_name, location, self.others[location]):
@@ -316,13 +366,17 @@ class Run:
         form: StoredForm,
         bundled: set[str],
     ) -> None:
-        """The restore bundle beside the copy, encrypted like it when the target encrypts."""
+        """The restore bundle beside the copy, never in clear when it can be helped: encrypted
+        to the target's age recipients, else to the recovery key's age identity."""
         path = local_bundle_path(self.config.state_dir, name.filename)
         if stored in bundled or not path.is_file():
             return
         body = path.read_bytes()
         if form.recipients:
             body = encrypt_bytes(body, form.recipients)
+        elif self.recovery_key is not None:
+            recipient = str(recovery_key.age_identity(self.recovery_key).to_public())
+            body = encrypt_bytes(body, (recipient,))
         put_bytes(target, naming.bundle_name(stored), body)
 
     def _still_valid(self, name: naming.SnapshotName) -> bool:

@@ -19,18 +19,19 @@ from typing import Any
 import paramiko
 import tomli_w
 
-from k3s_backup import scheduling, sshkeys
+from k3s_backup import recovery_key, scheduling, sshkeys
 from k3s_backup.clusters import current_identity, new_chain_message, survey
 from k3s_backup.config import Config, SshTargetConfig, parse_config, redacted
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
-from k3s_backup.inventory import LocalManifests, local_copies
+from k3s_backup.inventory import LOCAL, Copy, LocalManifests, local_copies, read_target_manifest
 from k3s_backup.policy.identity import chain_conflict
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
 from k3s_backup.scheduling import Change, SystemPaths
 from k3s_backup.state import read_state
+from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.ssh import KeyRefusedError, SshTarget, fetch_host_key, fingerprint
 
 STEPS = 6
@@ -62,6 +63,7 @@ class SetupOptions:
     dry_run: bool
     root: Path
     new_cluster: bool = False  # --new-cluster: back up even beside another cluster's copies
+    recovery_key: str | None = None  # --recovery-key FILE|-: the cluster's, from elsewhere
 
 
 class SetupStop(Exception):
@@ -202,6 +204,7 @@ class Setup:
         self.host_key(target)
         self.remote_dir(config, target)
         self.write_config(data)
+        self.ensure_recovery_key(config)
         self.install_schedule(config)
         code = self.first_backup(config)
         if not self.changed and not self.dry:
@@ -533,6 +536,48 @@ class Setup:
             config.cluster_name, current, conflicts, flag="setup"
         ).removeprefix("no backup taken: ")
 
+    def ensure_recovery_key(self, config: Config) -> None:
+        """The cluster's recovery key in place: the one given, the one already here, or (on
+        the first server of a cluster, where no authenticated copy exists yet) a new one,
+        shown once. Never a new one where copies made with the cluster's key are: a second
+        server or a replacement node takes the cluster's key (--recovery-key)."""
+        path = config.recovery_key_file
+        if self.options.recovery_key is not None:
+            key = recovery_key.read_given(self.options.recovery_key, self.env)
+            if self.dry:
+                self.result(f"recovery key: would be saved in {path} (0600)")
+                return
+            existed = recovery_key.load(path) == key
+            recovery_key.save(path, key)
+            self.result(f"recovery key {path}: {'unchanged' if existed else 'saved (0600)'}")
+            if not existed:
+                self.changed.append("recovery key")
+            return
+        if recovery_key.load(path) is not None:
+            self.result(f"recovery key {path}: unchanged")
+            return
+        manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+        signed = [
+            location
+            for location, copies in survey(config, manifests, self.result).items()
+            if location != LOCAL and any(_has_mac(config, location, c) for c in copies)
+        ]
+        if signed:
+            raise SetupStop(
+                f"{', '.join(signed)} holds copies of {config.cluster_name} authenticated with"
+                " the cluster's recovery key, and this node has none: give it with"
+                " `--recovery-key FILE` (or `--recovery-key -` to type it), or keep this"
+                " cluster's copies apart with another --cluster-name",
+                ExitCode.USAGE,
+            )
+        if self.dry:
+            self.result(f"recovery key: would be created in {path} (0600) and shown once")
+            return
+        key = recovery_key.decode(recovery_key.generate())
+        recovery_key.save(path, key)
+        self.changed.append("recovery key")
+        recovery_key.show_once(self.env, key, path)
+
     def keep_safe(self, config: Config, target: SshTargetConfig) -> None:
         """Once, on the set-up that changed something: what the day the disk dies needs."""
         host_key = target.known_hosts
@@ -542,11 +587,25 @@ class Setup:
             f" {target.path}\n"
             f"  its host key fingerprint (in {host_key}): `ssh-keygen -lf {host_key}`\n"
             f"  the cluster name: {config.cluster_name}\n"
+            "  the cluster's recovery key (`k3s-backup recovery-key show`; in"
+            f" {config.recovery_key_file})\n"
             "  the age identity (private key), if a target encrypts copies\n"
             "On a new node: install k3s-backup, run `k3s-backup setup --host ...` with the same"
-            " values (it finds the copies and takes no backup), then `k3s-backup restore`."
+            " values and `--recovery-key FILE` (it finds the copies and takes no backup), then"
+            " `k3s-backup restore`."
             " The server token comes back with the copy's restore bundle."
         )
+
+
+def _has_mac(config: Config, location: str, copy: Copy) -> bool:
+    """Whether a copy's manifest on a target carries a MAC (made with a recovery key)."""
+    if not copy.has_manifest:
+        return False
+    try:
+        with open_target(config.target(location), config.cluster_name) as target:
+            return bool(read_target_manifest(target, copy.name.filename).mac)
+    except BackupError:
+        return False
 
 
 def ssh_target(target: SshTargetConfig) -> SshTarget:

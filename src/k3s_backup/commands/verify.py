@@ -1,4 +1,6 @@
-"""`k3s-backup verify`: re-hash every copy where it is stored and compare with its manifest."""
+"""`k3s-backup verify`: re-hash every copy where it is stored and compare with its manifest,
+once that manifest authenticates (recovery_key.py): a copy the backup host forged, renamed or
+altered is named as such."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from k3s_backup.inventory import (
     read_target_manifest,
     target_copies,
 )
+from k3s_backup.recovery_key import NotAuthentic, Trust
 from k3s_backup.streams import sha256_stream
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
@@ -65,19 +68,27 @@ def _verify_local(config: Config) -> list[Finding]:
     return findings
 
 
-def _verify_copy(target: Target, filename: str, size: int, has_manifest: bool) -> Finding:
+def _verify_copy(
+    target: Target, filename: str, size: int, has_manifest: bool, trust: Trust, encrypting: bool
+) -> Finding:
     """One copy's finding; a manifest that cannot be read (or is refused) is this copy's
     problem, not a reason to stop verifying the target's others."""
     try:
-        return _check_copy(target, filename, size, has_manifest)
+        return _check_copy(target, filename, size, has_manifest, trust, encrypting)
     except BackupError as exc:
         return Finding(filename, target.name, False, str(exc))
 
 
-def _check_copy(target: Target, filename: str, size: int, has_manifest: bool) -> Finding:
+def _check_copy(
+    target: Target, filename: str, size: int, has_manifest: bool, trust: Trust, encrypting: bool
+) -> Finding:
     if not has_manifest:
         return Finding(filename, target.name, False, "manifest missing: cannot verify")
     manifest = read_target_manifest(target, filename)
+    try:
+        trust.check(manifest, filename, target.name, encrypting)
+    except NotAuthentic as exc:
+        return Finding(filename, target.name, False, str(exc).removeprefix(f"{target.name}: "))
     if size != manifest.size:
         return Finding(
             filename,
@@ -96,19 +107,21 @@ def _check_copy(target: Target, filename: str, size: int, has_manifest: bool) ->
     return Finding(filename, target.name, True)
 
 
-def _verify_target(config: Config, target: Target) -> list[Finding]:
+def _verify_target(config: Config, target: Target, trust: Trust) -> list[Finding]:
+    encrypting = bool(config.target(target.name).age_recipients)
     return [
-        _verify_copy(target, c.name.filename, c.size, c.has_manifest)
+        _verify_copy(target, c.name.filename, c.size, c.has_manifest, trust, encrypting)
         for c in target_copies(target, config.cluster_name)
     ]
 
 
 def verify_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
     findings = _verify_local(config)
+    trust = Trust.of(config.recovery_key_file)
     for target_config in config.targets:
         try:
             with open_target(target_config, config.cluster_name) as target:
-                findings += _verify_target(config, target)
+                findings += _verify_target(config, target, trust)
         except BackupError as exc:
             findings.append(Finding("*", target_config.name, False, str(exc)))
     if as_json:

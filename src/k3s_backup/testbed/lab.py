@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from k3s_backup import recovery_key
 from k3s_backup.loopback import Service, stop_pid
 from k3s_backup.testbed.etcd import EtcdServer
 from k3s_backup.testbed.fake_k3s import STATE_FILENAME, FakeK3sState, install_fake_k3s
@@ -58,6 +59,7 @@ class Lab(Service):
         self.state_file = self.bin_dir / STATE_FILENAME
         self.remote_dir = root / "backup-host" / "k3s-etcd"
         self.known_hosts = root / "known_hosts"
+        self.recovery_key = root / "recovery.key"  # the cluster's, as setup would make it
         # etcd runs from K3s's own data dir, so a cluster-reset restore swaps what it serves.
         self.etcd = EtcdServer(root / "etcd", data_dir=self.data_dir / "server" / "db" / "etcd")
         self.sshd = SshServer(root / "sshd")
@@ -71,6 +73,8 @@ class Lab(Service):
             install_fake_systemctl(self.bin_dir, self.state_file)
             (self.root / "backup-host").mkdir(exist_ok=True)
             self.sshd.write_known_hosts(self.known_hosts)
+            if not self.recovery_key.exists():
+                recovery_key.save(self.recovery_key, recovery_key.decode(recovery_key.generate()))
         except BaseException:
             self.stop()
             raise
@@ -122,6 +126,7 @@ class Lab(Service):
             "keep_local": 3,
             "log_file": self.root / "k3s-backup.log",
             "state_dir": self.root / "state",
+            "recovery_key_file": self.recovery_key,
             "k3s": {"bin": self.bin_dir / "k3s", "data_dir": self.data_dir},
             "targets": [self.ssh_target()],
         }
