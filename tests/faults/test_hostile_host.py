@@ -16,6 +16,7 @@ import pytest
 from k3s_backup.testbed.fake_k3s import FakeK3sState, new_token
 from k3s_backup.testbed.lab import Lab
 from tests.faults.support import Clock, cli, ours
+from tests.faults.test_hostile_copies import backed_up, plant, stored_copy
 
 EVIL = "k3s-lab-20991231-235959-evil-4102444799"
 
@@ -210,3 +211,23 @@ def test_a_manifest_planted_for_the_next_name_does_not_stop_it_being_shipped(
     assert f"{newest} on backup-host does not authenticate: shipping it again" in result.stderr
     assert (lab.remote_dir / newest).read_bytes() == genuine
     assert cli(lab, config, clock, "verify").code == 0
+
+
+def test_a_forged_copy_in_a_bucket_is_refused(
+    lab: Lab, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The same forgery in an S3 bucket (moto): the bucket's word is worth no more."""
+    setup = backed_up(lab, tmp_path, request, "s3")
+    forged = lab.etcd.snapshot_save(lab.root / "attacker.db").read_bytes()
+    name = stored_copy(setup.storage)
+    plant(setup.storage, name, forged, compression="none", plain_size=len(forged),
+          plain_sha256=hashlib.sha256(forged).hexdigest())  # fmt: skip
+    before = setup.storage.files()
+    out = tmp_path / "out.db"
+    fetched = cli(lab, setup.config, setup.clock, "fetch", "latest", "--out", str(out))
+    assert fetched.code == 1
+    assert "is not authenticated (its manifest has no MAC" in fetched.stderr
+    assert not out.exists()
+    verified = cli(lab, setup.config, setup.clock, "verify")
+    assert verified.code == 1 and "is not authenticated" in verified.stderr
+    assert setup.storage.files() == before
