@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,13 +22,14 @@ from k3s_backup.manifest import Manifest, for_snapshot
 from k3s_backup.monitoring.hooks import Hooks
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.policy import naming
+from k3s_backup.policy.offsite import HeldThrough, only_here, protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsRules
 from k3s_backup.progress import TransferBar
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
-from k3s_backup.state import record_run
+from k3s_backup.state import read_state, record_run
 from k3s_backup.storage_form import StoredForm, encrypt_bytes, stored_stream
 from k3s_backup.streams import MeteredReader, sha256_stream
 from k3s_backup.targets.base import Target, final_of_temp, put_bytes
@@ -120,6 +122,7 @@ class Run:
         self.source = make_source(config, env)
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
         self.phases = Phases()
+        self.held_through: HeldThrough = {}  # what each target holds (policy.offsite)
 
     def _ship_one(
         self, target: Target, name: naming.SnapshotName, local: Manifest, form: StoredForm
@@ -298,11 +301,50 @@ class Run:
         self.report.error(f"target {name} failed{tried}: {exc}")
         return TargetResult(ok=False, error=str(exc), attempts=attempts)
 
-    def rotate_local(self, newest: naming.SnapshotName) -> None:
+    def keep_unshipped(
+        self, results: dict[str, TargetResult], newest: naming.SnapshotName
+    ) -> frozenset[str]:
+        """The local snapshots rotation keeps beyond keep_local because a target lacks them;
+        the oldest of them go, loudly, only when the next snapshot would not fit otherwise."""
+        state, cluster = read_state(self.config.state_dir), self.config.cluster_name
+        self.held_through = {
+            name: naming.parse(cluster, r.newest or "")
+            if r.ok
+            else remembered(state, name, cluster)
+            for name, r in results.items()
+        }
+        copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
+        sizes = {c.name.filename: c.size for c in copies}
+        free = shutil.disk_usage(self.config.snapshot_dir).free
+        decision = protect_unshipped(
+            [c.name for c in copies],
+            sizes,
+            GfsRules(last=self.config.keep_local),
+            self.held_through,
+            free=free,
+            need=sizes.get(newest.filename, 0),
+        )
+        lacking = [n for n, r in results.items() if not r.ok] or list(results)
+        for name in decision.dropped:
+            self.report.warn(
+                f"deleting local snapshot {name.filename} although {', '.join(lacking)} never"
+                f" received it: only {human_size(free)} free in {self.config.snapshot_dir}, and"
+                f" the next snapshot needs {human_size(sizes.get(newest.filename, 0))}"
+            )
+        if decision.keep:
+            self.report.info(
+                f"Keeping {len(decision.keep)} local snapshot(s) beyond keep_local ="
+                f" {self.config.keep_local} until {', '.join(lacking)} has them"
+            )
+        return decision.keep
+
+    def rotate_local(
+        self, newest: naming.SnapshotName, protect: frozenset[str] = frozenset()
+    ) -> None:
         with self.phases.timed("rotate"):
             copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
             rules = GfsRules(last=self.config.keep_local)
-            retention = plan(copies, rules, frozenset({newest.filename}))
+            retention = plan(copies, rules, frozenset({newest.filename}) | protect)
             remove_local(retention.remove, self.source.delete, self.report.warn)
         for name in retention.remove:
             self.manifests.forget(name.filename)
@@ -313,6 +355,7 @@ class Run:
         newest = local[-1].name if local else None
         return {
             "copies": len(local),
+            "only_here": len(only_here([c.name for c in local], self.held_through)),
             "bytes": sum(c.size for c in local),
             "newest": newest.filename if newest else None,
             "newest_unix": newest.unix if newest else None,
@@ -321,7 +364,7 @@ class Run:
     def summarize(self, results: dict[str, TargetResult], local: dict[str, Any]) -> None:
         self.report.info(
             f"Local snapshots: {local['copies']} ({human_size(local['bytes'])})"
-            f" in {self.config.snapshot_dir}"
+            f" in {self.config.snapshot_dir}, {local['only_here']} only on this node"
         )
         for name, result in results.items():
             if result.ok:
@@ -388,7 +431,7 @@ def _locked_run(
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
     record["snapshot"] = {"name": snapshot.name.filename, "size": snapshot.check.size}
     results = run.ship_everywhere(snapshot.name)
-    run.rotate_local(snapshot.name)
+    run.rotate_local(snapshot.name, run.keep_unshipped(results, snapshot.name))
     record["local"] = run.local_summary()
     run.summarize(results, record["local"])
     record["targets"] = {name: asdict(r) for name, r in results.items()}

@@ -14,6 +14,8 @@ from k3s_backup.config import Config, load_config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.inventory import local_copies, target_copies
+from k3s_backup.policy import naming
+from k3s_backup.policy.offsite import HeldThrough, only_here, remembered
 from k3s_backup.policy.schedule import Schedule, longest_gap, next_run
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
@@ -61,6 +63,7 @@ class Status:
     local: Location = field(default_factory=lambda: Location("local"))
     targets: list[Location] = field(default_factory=list)
     newest_offsite: dict[str, Any] | None = None
+    local_only: int = 0  # local snapshots no target holds (policy.offsite)
     source: dict[str, str] = field(default_factory=dict)
     findings: list[dict[str, str]] = field(default_factory=list)
 
@@ -163,6 +166,7 @@ def build_status(config: Config, env: Environment, paths: SystemPaths) -> Status
             _utc(local[-1].name.unix),
         )
     times = collect_targets(config, status)
+    status.local_only = len(only_here([c.name for c in local], held_through(config, status, state)))
     if not config.targets:
         status.add(FAIL, "no [[targets]] configured: nothing leaves this node")
     elif not times:
@@ -184,6 +188,17 @@ def build_status(config: Config, env: Environment, paths: SystemPaths) -> Status
                 f" schedule's interval ({interval})",
             )
     return status
+
+
+def held_through(config: Config, status: Status, state: dict[str, Any]) -> HeldThrough:
+    """What each target holds (policy.offsite): as read now, else as the last run saw it."""
+    cluster = config.cluster_name
+    return {
+        t.name: remembered(state, t.name, cluster)
+        if t.error
+        else naming.parse(cluster, t.newest or "")
+        for t in status.targets
+    }
 
 
 def _print(status: Status, env: Environment) -> None:
@@ -217,6 +232,8 @@ def _print(status: Status, env: Environment) -> None:
             text = f"cannot read: {location.error}"
         elif location.newest_time:
             text += f", newest {location.newest_time}"
+        if location is status.local:
+            text += f", {status.local_only} only on this node"
         out.write(f"{location.name + ':':<13}{text}\n")
     for finding in status.findings:
         out.write(f"{finding['level']}: {finding['message']}\n")
