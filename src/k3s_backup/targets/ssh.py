@@ -23,6 +23,7 @@ import paramiko
 from paramiko.ssh_exception import NoValidConnectionsError
 
 from k3s_backup.errors import HostKeyError, TargetError, TargetUnreachable
+from k3s_backup.keyfile import load_private_key
 from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_stream, sha256_stream
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
@@ -227,6 +228,7 @@ class SshTarget(Target):
     def _connect(self) -> paramiko.SFTPClient:
         if self._sftp is not None:
             return self._sftp
+        key = load_private_key(self.identity_file)  # a key we cannot use is not a refusal
         client = paramiko.SSHClient()
         self._load_known_hosts(client)
         client.set_missing_host_key_policy(_RefuseUnknownHost(self))
@@ -235,7 +237,7 @@ class SshTarget(Target):
                 self.host,
                 port=self.port,
                 username=self.user,
-                key_filename=str(self.identity_file),
+                pkey=key,
                 look_for_keys=False,
                 allow_agent=False,
                 timeout=self.connect_timeout,
@@ -254,12 +256,6 @@ class SshTarget(Target):
             raise KeyRefusedError(
                 f"{self.name}: {self.user}@{self.host} refused the key {self.identity_file};"
                 f" add {self.identity_file}.pub to ~{self.user}/.ssh/authorized_keys there"
-            ) from None
-        except FileNotFoundError:
-            client.close()
-            raise TargetError(
-                f"{self.name}: SSH key {self.identity_file} does not exist; create it with"
-                f" `ssh-keygen -t ed25519 -f {self.identity_file} -N ''`"
             ) from None
         except CONNECTION_ERRORS as exc:  # TimeoutError is an OSError
             client.close()
