@@ -16,7 +16,7 @@ import click
 
 from k3s_backup import __version__
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode
+from k3s_backup.errors import BackupError, ExitCode, Interrupted
 
 if TYPE_CHECKING:
     from k3s_backup.config import Config
@@ -27,7 +27,8 @@ Exit codes:
   1  failed (for run: nothing shipped)
   2  configuration or usage error
   3  partial: snapshot made, at least one target failed
-  4  another run holds the lock"""
+  4  another run holds the lock
+  130  interrupted by Ctrl-C (SIGINT); 143: by SIGTERM"""
 
 
 SETUP_EXIT_CODES = """\b
@@ -435,6 +436,9 @@ def _invoke(argv: Sequence[str] | None, env: Environment) -> int:
     except BackupError as exc:
         env.stderr.write(f"error: {exc}\n")
         return int(exc.exit_code)
+    except Interrupted as stop:  # outside a run's own report of it (interrupts.py)
+        env.stderr.write(f"error: interrupted ({stop.signal_name})\n")
+        return int(stop.exit_code)
     return int(result) if isinstance(result, int) else ExitCode.OK
 
 

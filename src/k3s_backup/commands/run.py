@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,8 +14,15 @@ from typing import Any, TextIO
 from k3s_backup import bundle
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode, SnapshotError, TargetUnreachable
+from k3s_backup.errors import (
+    BackupError,
+    ExitCode,
+    Interrupted,
+    SnapshotError,
+    TargetUnreachable,
+)
 from k3s_backup.formats.snapshot import check_snapshot
+from k3s_backup.interrupts import interruptible, safe_point, signals_deferred
 from k3s_backup.inventory import LocalManifests, local_bundle_path, local_copies, target_copies
 from k3s_backup.lock import exclusive_run
 from k3s_backup.manifest import Manifest, for_snapshot
@@ -114,6 +121,16 @@ def stored_name(name: naming.SnapshotName, form: StoredForm) -> str:
     return name.filename + form.suffix(name.suffix)
 
 
+def _between_chunks(bar: TransferBar) -> Callable[[int], None]:
+    """After each chunk read for an upload: the bar, and a safe point for a signal."""
+
+    def advance(size: int) -> None:
+        bar.advance(size)
+        safe_point()
+
+    return advance
+
+
 class Run:
     def __init__(self, config: Config, env: Environment, reporter: Reporter) -> None:
         self.config = config
@@ -123,6 +140,7 @@ class Run:
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
         self.phases = Phases()
         self.held_through: HeldThrough = {}  # what each target holds (policy.offsite)
+        self.doing = "the snapshot"  # the phase an interruption is reported in
 
     def _ship_one(
         self, target: Target, name: naming.SnapshotName, local: Manifest, form: StoredForm
@@ -135,7 +153,7 @@ class Run:
             (self.config.snapshot_dir / name.filename).open("rb") as plain,
             TransferBar(self.env, f"{stored} to {target.name}", local.size) as bar,
         ):
-            reader = MeteredReader(plain, bar.advance)  # progress in snapshot bytes
+            reader = MeteredReader(plain, _between_chunks(bar))  # progress in snapshot bytes
             with stored_stream(reader, local.size, form, name.suffix, name.filename) as stream:
                 verified = target.put(stored, stream, local.sha256 if as_is else None)
             done = time.monotonic()
@@ -279,9 +297,13 @@ class Run:
         (`ship` catches up and clears its own temporaries, so a new attempt resumes cleanly).
         A refusal by the target itself (key, permission, full disk) is not tried again."""
         name, attempts = target_config.name, target_config.retries + 1
+        self.doing = f"upload to {name}"
         for attempt in range(1, attempts + 1):
             try:
-                with open_target(target_config, self.config.cluster_name) as target:
+                with (
+                    signals_deferred(),  # a signal waits for a chunk's end, or the close
+                    open_target(target_config, self.config.cluster_name) as target,
+                ):
                     return replace(self.ship(target, newest), attempts=attempt)
             except TargetUnreachable as exc:
                 if attempt == attempts:
@@ -385,7 +407,7 @@ def run_backup(config: Config, env: Environment, json_out: TextIO | None = None)
             " disk; add a target (see `k3s-backup config init`)"
         )
         return ExitCode.USAGE
-    with exclusive_run(config.state_dir):
+    with exclusive_run(config.state_dir), interruptible():
         code, record = _monitored_run(config, env, reporter)
     if json_out is not None:
         json_out.write(json.dumps(record, indent=2) + "\n")
@@ -429,9 +451,15 @@ def _locked_run(
         record["error"] = f"snapshot failed, nothing shipped: {exc}"
         reporter.error(record["error"])
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
+    except Interrupted as stop:
+        return _interrupted(run, record, stop, clock)
     record["snapshot"] = {"name": snapshot.name.filename, "size": snapshot.check.size}
-    results = run.ship_everywhere(snapshot.name)
-    run.rotate_local(snapshot.name, run.keep_unshipped(results, snapshot.name))
+    try:
+        results = run.ship_everywhere(snapshot.name)
+        run.doing = "local rotation"
+        run.rotate_local(snapshot.name, run.keep_unshipped(results, snapshot.name))
+    except Interrupted as stop:
+        return _interrupted(run, record, stop, clock)
     record["local"] = run.local_summary()
     run.summarize(results, record["local"])
     record["targets"] = {name: asdict(r) for name, r in results.items()}
@@ -449,6 +477,20 @@ def _locked_run(
     return _finish(config, env, record, clock, run.phases, ExitCode.OK, reporter)
 
 
+def _interrupted(
+    run: Run, record: dict[str, Any], stop: Interrupted, clock: float
+) -> tuple[ExitCode, dict[str, Any]]:
+    """One line naming the signal and the phase, on stderr, in the log and the state file;
+    the cleanups (a temporary upload removed) already ran on the way here."""
+    snapshot = (record["snapshot"] or {}).get("name")
+    kept = f"snapshot {snapshot} kept locally, the next run catches up" if snapshot else None
+    record["error"] = (
+        f"interrupted ({stop.signal_name}) during {run.doing}; {kept or 'nothing shipped'}"
+    )
+    run.report.error(record["error"])
+    return _finish(run.config, run.env, record, clock, run.phases, stop.exit_code, run.report)
+
+
 def _finish(
     config: Config,
     env: Environment,
@@ -460,7 +502,13 @@ def _finish(
 ) -> tuple[ExitCode, dict[str, Any]]:
     record.update(
         finished=env.now().isoformat(),
-        outcome={0: "success", 1: "failed", 3: "partial"}.get(int(code), "error"),
+        outcome={
+            0: "success",
+            1: "failed",
+            3: "partial",
+            130: "interrupted",
+            143: "interrupted",
+        }.get(int(code), "error"),
         exit_code=int(code),
         duration_seconds=round(time.monotonic() - clock, 3),
         phases=phases.rounded(),
