@@ -47,7 +47,8 @@ def prune(config: Config, env: Environment, dry_run: bool) -> ExitCode:
                         remove_from_target(target, retention.remove)
             except BackupError as exc:
                 failed = True
-                reporter.error(f"target {target_config.name}: {exc}")
+                said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
+                reporter.error(f"target {target_config.name}: {said}")
         _prune_local(config, env, reporter, held, dry_run)
     return ExitCode.FAILED if failed else ExitCode.OK
 

@@ -131,6 +131,12 @@ def _between_chunks(bar: TransferBar) -> Callable[[int], None]:
     return advance
 
 
+def _without_name(name: str, exc: BaseException) -> str:
+    """A target's error where the message already says `target NAME`: a backend's message
+    starts with its name, for the commands that print it bare."""
+    return str(exc).removeprefix(f"{name}: ")
+
+
 class Run:
     def __init__(self, config: Config, env: Environment, reporter: Reporter) -> None:
         self.config = config
@@ -310,7 +316,7 @@ class Run:
                     return self._target_failed(name, exc, attempt)
                 delay = target_config.retry_delay
                 self.report.warn(
-                    f"target {name}: {exc}; trying again in {delay:g} s"
+                    f"target {name}: {_without_name(name, exc)}; trying again in {delay:g} s"
                     f" (attempt {attempt + 1} of {attempts})"
                 )
                 self.env.sleep(delay)
@@ -320,8 +326,9 @@ class Run:
 
     def _target_failed(self, name: str, exc: BackupError, attempts: int) -> TargetResult:
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
-        self.report.error(f"target {name} failed{tried}: {exc}")
-        return TargetResult(ok=False, error=str(exc), attempts=attempts)
+        error = _without_name(name, exc)
+        self.report.error(f"target {name} failed{tried}: {error}")
+        return TargetResult(ok=False, error=error, attempts=attempts)
 
     def keep_unshipped(
         self, results: dict[str, TargetResult], newest: naming.SnapshotName
@@ -394,7 +401,7 @@ class Run:
                     f"Target {name}: {result.copies} copies ({human_size(result.bytes)})"
                 )
             else:
-                self.report.info(f"Target {name}: FAILED ({result.error})")
+                self.report.info(f"Target {name}: FAILED (the error above)")  # said once
 
 
 def run_backup(config: Config, env: Environment, json_out: TextIO | None = None) -> ExitCode:

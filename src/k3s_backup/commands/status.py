@@ -101,7 +101,7 @@ def collect_targets(config: Config, status: Status) -> list[int]:
             with open_target(target_config, config.cluster_name) as target:
                 copies = target_copies(target, config.cluster_name)
         except BackupError as exc:
-            location.error = str(exc).splitlines()[0]
+            location.error = str(exc).removeprefix(f"{target_config.name}: ").splitlines()[0]
             status.add(FAIL, f"target {target_config.name} cannot be read: {location.error}")
             status.targets.append(location)
             continue

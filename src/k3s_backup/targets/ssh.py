@@ -63,11 +63,25 @@ def _link_failed(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _LINK_ERRNOS
 
 
+# paramiko's words for what a user sees, and ours for them.
+_PLAIN_WORDS = {
+    "Error reading SSH protocol banner": (
+        "no SSH server answered there (it sent no SSH banner); check the host and the port"
+    ),
+    "No existing session": (
+        "the server closed the connection before the key was checked (see its sshd log:"
+        " MaxStartups, a firewall, AllowUsers)"
+    ),
+}
+
+
 def _reason(exc: BaseException) -> str:
-    """What went wrong, for a message: the OS's words when there are some."""
+    """What went wrong, for a message: the OS's words when there are some, plain words for
+    paramiko's own."""
     if isinstance(exc, NoValidConnectionsError):  # "Unable to connect to port 22 on ...": why?
         return "; ".join(sorted({_reason(error) for error in exc.errors.values()}))
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return next((plain for said, plain in _PLAIN_WORDS.items() if text.startswith(said)), text)
 
 
 def _wait_for_writes(sftp: paramiko.SFTPClient, remote: paramiko.SFTPFile) -> None:
@@ -137,7 +151,9 @@ def fetch_host_key(
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
     except CONNECTION_ERRORS as exc:
-        raise TargetError(f"{host}:{port} did not complete an SSH handshake: {exc}") from None
+        raise TargetError(
+            f"{host}:{port} did not complete an SSH handshake: {_reason(exc)}"
+        ) from None
     finally:
         transport.close()
 
@@ -274,7 +290,9 @@ class SshTarget(Target):
         except FileNotFoundError:
             pass  # every host is then unknown, and refused with the command to trust it
         except (OSError, paramiko.SSHException) as exc:  # unreadable, or a malformed line
-            raise TargetError(f"{self.name}: cannot read {self.known_hosts}: {exc}") from None
+            raise TargetError(
+                f"{self.name}: cannot read known_hosts {self.known_hosts}: {_reason(exc)}"
+            ) from None
 
     def _changed_key_error(self, exc: paramiko.BadHostKeyException) -> HostKeyError:
         host = known_hosts_host(self.host, self.port)
