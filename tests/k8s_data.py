@@ -8,7 +8,7 @@ import base64
 import json
 from typing import Any
 
-from k3s_backup.formats.protowire import encode_bytes
+from k3s_backup.formats.protowire import encode_bytes, encode_varint
 from k3s_backup.testbed.etcd import EtcdServer, etcdctl
 
 ENCRYPTED_SECRET = b"k8s:enc:aescbc:v1:aescbckey:" + bytes(range(256))
@@ -38,6 +38,15 @@ def k8s_protobuf(
         + encode_bytes(4, b"application/vnd.kubernetes.protobuf")
     )
     return b"k8s\x00" + unknown
+
+
+def namespace(name: str, uid: str, created: int) -> bytes:
+    """A Namespace as the API server stores it: `k8s\\x00` + runtime.Unknown, with the
+    ObjectMeta's name (1), uid (5) and creationTimestamp (8: Time{seconds 1})."""
+    seconds = encode_varint(1 << 3 | 0) + encode_varint(created)
+    meta = encode_bytes(1, name.encode()) + encode_bytes(5, uid.encode()) + encode_bytes(8, seconds)
+    type_meta = encode_bytes(1, b"v1") + encode_bytes(2, b"Namespace")
+    return b"k8s\x00" + encode_bytes(1, type_meta) + encode_bytes(2, encode_bytes(1, meta))
 
 
 def custom_resource(kind: str, name: str, namespace: str | None, **labels: str) -> bytes:

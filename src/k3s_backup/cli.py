@@ -87,6 +87,14 @@ def cli(ctx: click.Context, config_file: Path | None, log_format: str | None) ->
     ctx.obj = Context(env, config_file)
 
 
+NEW_CLUSTER_OPTION = click.option(
+    "--new-cluster",
+    is_flag=True,
+    help="This is a new cluster: back it up even where copies of another cluster of this name"
+    " are (they are kept, never rotated). Without it such a run takes no backup (exit 1).",
+)
+
+
 @cli.command(epilog=EXIT_CODES)
 @click.option(
     "--log-only",
@@ -96,8 +104,9 @@ def cli(ctx: click.Context, config_file: Path | None, log_format: str | None) ->
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the run report as JSON instead of progress."
 )
+@NEW_CLUSTER_OPTION
 @pass_context
-def run(ctx: Context, log_only: bool, as_json: bool) -> int:
+def run(ctx: Context, log_only: bool, as_json: bool, new_cluster: bool) -> int:
     """Snapshot etcd, ship it to every target, verify, rotate, report."""
     from k3s_backup.commands.run import run_backup
 
@@ -105,7 +114,7 @@ def run(ctx: Context, log_only: bool, as_json: bool) -> int:
     json_out = env.stdout if as_json else None
     if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
         env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())
-    return run_backup(ctx.config(), env, json_out)
+    return run_backup(ctx.config(), env, json_out, new_cluster)
 
 
 @cli.command()
@@ -142,12 +151,18 @@ def verify(ctx: Context, as_json: bool) -> int:
 @click.option(
     "--dry-run", is_flag=True, help="Print what would be kept and removed; change nothing."
 )
+@click.option(
+    "--adopt-unknown",
+    is_flag=True,
+    help="Rotate copies of unknown cluster identity (made before identities were recorded)"
+    " as this cluster's.",
+)
 @pass_context
-def prune(ctx: Context, dry_run: bool) -> int:
-    """Apply rotation alone, locally and on every target."""
+def prune(ctx: Context, dry_run: bool, adopt_unknown: bool) -> int:
+    """Apply rotation alone, locally and on every target (this cluster's copies only)."""
     from k3s_backup.commands.prune import prune as prune_copies
 
-    return prune_copies(ctx.config(), ctx.env, dry_run)
+    return prune_copies(ctx.config(), ctx.env, dry_run, adopt_unknown)
 
 
 FROM_OPTION = click.option(
@@ -167,7 +182,8 @@ Exit codes:
   0  restored and this node reports Ready (or: the dry run's plan)
   1  nothing restored: no copy verifies, the pre-flight refused, or not confirmed;
      or a step failed (the message names it, the node's state and how to go back)
-  2  configuration or usage error (unknown or ambiguous NAME, unknown target)
+  2  configuration or usage error (unknown or ambiguous NAME, unknown target; copies of
+     several clusters and no NAME or --cluster with --yes)
   4  a backup run holds the lock"""
 
 
@@ -185,6 +201,12 @@ Exit codes:
 @click.option(
     "--agents", metavar="HOST,...", help="The agents, over SSH [default: [[restore.agents]]]."
 )
+@click.option(
+    "--cluster",
+    metavar="UID",
+    help="Restore a copy of this cluster (its kube-system UID, or the UID's start; 'unknown'"
+    " for copies made before identities were recorded), when copies of several are present.",
+)
 @AGE_IDENTITY_OPTION
 @pass_context
 def restore(
@@ -196,6 +218,7 @@ def restore(
     force: bool,
     servers: str | None,
     agents: str | None,
+    cluster: str | None,
     identity: Path | None,
 ) -> int:
     """Restore snapshot NAME (latest, a name or a unique prefix) on this node, verified first."""
@@ -214,6 +237,7 @@ def restore(
         servers=hosts(servers),
         agents=hosts(agents),
         identity=identity,
+        cluster=cluster,
     )
     return restore_snapshot(ctx.config(), ctx.env, options)
 
@@ -374,6 +398,7 @@ ROOT_OPTION = click.option(
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask to confirm (never trusts a host key).")
 @click.option("--dry-run", is_flag=True, help="Print every step and file; change nothing.")
+@NEW_CLUSTER_OPTION
 @ROOT_OPTION
 @pass_context
 def setup(ctx: Context, /, **options: Any) -> int:

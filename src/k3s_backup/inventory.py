@@ -9,12 +9,14 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from k3s_backup.errors import TargetError
+from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.manifest import Manifest, for_snapshot
 from k3s_backup.policy import naming
+from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.state import write_json_atomic
 from k3s_backup.streams import sha256_stream
 from k3s_backup.targets.base import StoredObject, Target
@@ -29,6 +31,7 @@ class Copy:
     size: int
     has_manifest: bool
     has_bundle: bool = False
+    identity: ClusterIdentity | None = None  # None: unknown (see with_identities)
 
 
 def copies_in(objects: list[StoredObject], cluster: str, location: str) -> list[Copy]:
@@ -71,6 +74,26 @@ def read_target_manifest(target: Target, filename: str) -> Manifest:
         raise TargetError(f"{target.name}: manifest of {filename} is unreadable: {exc}") from None
 
 
+def with_identities(
+    target: Target, copies: list[Copy], known: dict[str, ClusterIdentity | None]
+) -> list[Copy]:
+    """`copies` with the cluster identity their manifests record; a manifest of an older
+    version without one takes the identity of the same snapshot in `known` (this node's own
+    manifests, by snapshot name), else stays unknown. A manifest that cannot be read: unknown."""
+    found = []
+    for copy in copies:
+        identity = None
+        if copy.has_manifest:
+            try:
+                manifest = read_target_manifest(target, copy.name.filename)
+            except TargetError:
+                manifest = None
+            if manifest is not None:
+                identity = manifest.identity or known.get(manifest.snapshot)
+        found.append(replace(copy, identity=identity))
+    return found
+
+
 def local_bundle_path(state_dir: Path, filename: str) -> Path:
     """Where the restore bundle of a local snapshot is kept (not in K3s's snapshot dir)."""
     return state_dir / "bundles" / naming.bundle_name(filename)
@@ -102,6 +125,25 @@ class LocalManifests:
             manifest = for_snapshot(name, self.source, path.stat().st_size, digest)
             self.save(manifest)
             return manifest
+
+    def identity(self, name: naming.SnapshotName) -> ClusterIdentity | None:
+        """The identity of a local snapshot: recorded in its manifest, else read from the file
+        once (a manifest of an older version) and recorded."""
+        manifest = self.get(name)
+        if manifest.cluster_uid is not None:
+            return manifest.identity
+        identity = read_identity(self.snapshot_dir / name.filename, self.state_dir)
+        if identity is not None:
+            self.save(manifest.with_identity(identity))
+        return identity
+
+    def with_identities(self, copies: list[Copy]) -> list[Copy]:
+        return [replace(copy, identity=self.identity(copy.name)) for copy in copies]
+
+    def known(self, copies: list[Copy]) -> dict[str, ClusterIdentity | None]:
+        """Snapshot name -> identity, for the local copies: what a target's older manifests
+        lack."""
+        return {copy.name.filename: copy.identity for copy in copies}
 
     def forget(self, filename: str) -> None:
         """Drop what we keep about a rotated snapshot: its manifest and its restore bundle."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from k3s_backup import __version__
+from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.policy.naming import SnapshotName
 
 FORMAT_VERSION = 1
@@ -30,6 +31,29 @@ class Manifest:
     encryption: str = "none"  # "none" or "age"
     plain_size: int = -1
     plain_sha256: str = ""
+    # The cluster the snapshot belongs to (policy/identity.py): None in manifests made before
+    # identities were recorded (unknown), "" for a snapshot without Kubernetes data.
+    cluster_uid: str | None = None
+    cluster_created: str = ""
+    objects: int = -1
+
+    @property
+    def identity(self) -> ClusterIdentity | None:
+        if not isinstance(self.cluster_uid, str):  # None, or not what we write: unknown
+            return None
+        created = self.cluster_created if isinstance(self.cluster_created, str) else ""
+        objects = self.objects if isinstance(self.objects, int) else 0
+        return ClusterIdentity(self.cluster_uid, created, max(objects, 0))
+
+    def with_identity(self, identity: ClusterIdentity | None) -> Manifest:
+        if identity is None:
+            return replace(self, cluster_uid=None, cluster_created="", objects=-1)
+        return replace(
+            self,
+            cluster_uid=identity.uid,
+            cluster_created=identity.created,
+            objects=identity.objects,
+        )
 
     def __post_init__(self) -> None:
         if not self.snapshot:

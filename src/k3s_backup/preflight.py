@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +71,29 @@ def token_problem(data_dir: Path, bundle: Bundle | None) -> Problem | None:
     return Problem("token", f"the server token {path} {state}", token_fix=True)
 
 
+_NODE_NAME_LINE = re.compile(r"""^node-name:\s*["']?(?P<name>[A-Za-z0-9._-]+)["']?\s*(#.*)?$""")
+
+
 def _config_files(config_dir: Path) -> list[Path]:
     files = [config_dir / CONFIG]
     drop_ins = config_dir / CONFIG_D
     if drop_ins.is_dir():
         files += sorted(p for p in drop_ins.iterdir() if p.suffix in (".yaml", ".yml"))
     return [f for f in files if f.is_file()]
+
+
+def k3s_node_name(config_dir: Path, configured: str) -> str:
+    """This node's name in Kubernetes: `node_name` in our config, else K3s's `node-name`
+    setting (config.yaml, then its drop-ins, the last one winning as in K3s), else the host
+    name K3s defaults to."""
+    if configured:
+        return configured
+    found = ""
+    for path in _config_files(config_dir):
+        for line in path.read_text(errors="replace").splitlines():
+            if match := _NODE_NAME_LINE.match(line):
+                found = match["name"]
+    return found or socket.gethostname().lower()
 
 
 def server_line_problem(config_dir: Path) -> Problem | None:

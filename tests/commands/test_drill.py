@@ -6,12 +6,24 @@ import json
 from datetime import datetime
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from k3s_backup.commands.drill import (
+    DrillError,
+    Tools,
+    _restore_and_start,
+    compare_contents,
+    find_tools,
+)
+from k3s_backup.commands.inspect import read_snapshot
+from k3s_backup.commands.open_copy import OpenedCopy
+from k3s_backup.environment import Environment
+from k3s_backup.formats.etcd_db import EtcdDb
 from k3s_backup.policy import naming
 from tests.cli_runner import invoke
 from tests.json_schema import validate
-from tests.k8s_data import live_revision_and_keys, load_cluster
+from tests.k8s_data import k8s_protobuf, live_revision_and_keys, load_cluster
 
 
 def _state(lab) -> dict[str, Any]:
@@ -37,7 +49,11 @@ def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
     drill = _state(lab)["last_drill"]
     assert drill["ok"] is True and drill["problem"] is None
     assert (drill["name"], drill["revision"], drill["keys"]) == (name, revision, len(keys))
-    assert f"restored   revision {revision}, {len(keys)} keys" in result.stdout
+    assert f"restored   revision {revision}, {len(keys)} keys in" in result.stdout
+    assert f"contents   {len(keys)} keys: every value and mod revision equal" in result.stdout
+    assert "bundle     present, token of node k3s-05 readable" in result.stdout
+    assert "cluster    cluster ns-kube-system" in result.stdout
+    assert drill["restore_seconds"] > 0 and drill["cluster_uid"] == "ns-kube-system"
     status = invoke(["--config", str(config), "status", "--json"], environ=lab.env())
     assert validate(status.stdout, "status")["last_drill"]["ok"] is True
     metrics = {
@@ -46,6 +62,7 @@ def test_drill_restores_the_latest_copy_and_records_it(lab, tmp_path):
         for sample in family.samples
     }
     assert metrics["k3s_backup_last_drill_success"] == 1
+    assert metrics["k3s_backup_last_drill_restore_seconds"] == drill["restore_seconds"]
     when = datetime.fromisoformat(drill["when"]).timestamp()
     assert metrics["k3s_backup_last_drill_timestamp_seconds"] == when
 
@@ -82,3 +99,55 @@ def test_drill_without_etcd_says_what_is_missing(lab, tmp_path):
     assert result.code == 2
     assert "drill needs etcd and etcdctl on PATH" in result.stderr
     assert "apt-get install etcd-server etcd-client" in result.stderr
+
+
+def test_a_restored_etcd_that_differs_from_the_file_names_the_first_differing_key(
+    lab, tmp_path, monkeypatch
+):
+    """Two real snapshots one key apart: the etcd restored from the first, compared with the
+    second file, is caught at that key; compared with the first, every key is equal (read back
+    in pages of 3 keys, as a large database is)."""
+    monkeypatch.setattr("k3s_backup.commands.drill.PAGE_KEYS", 3)
+    load_cluster(lab.etcd)
+    first = lab.etcd.snapshot_save(tmp_path / "first.db")
+    lab.etcd.put("/registry/configmaps/default/changed", b"after")
+    second = lab.etcd.snapshot_save(tmp_path / "second.db")
+    tools = find_tools(lab.env())
+    assert isinstance(tools, Tools)
+    env = Environment(environ=lab.env())
+    member = _restore_and_start(tools, first, tmp_path / "member", env)
+    try:
+        opened = OpenedCopy("second", "file", second, second.stat().st_size, "")
+        with EtcdDb(second) as db, pytest.raises(DrillError) as caught:
+            compare_contents(member, db, read_snapshot(opened, db))
+        assert "differ at key /registry/configmaps/default/changed" in str(caught.value)
+        assert "the restored etcd does not hold it" in str(caught.value)
+        with EtcdDb(first) as db:
+            opened = OpenedCopy("first", "file", first, first.stat().st_size, "")
+            reading = read_snapshot(opened, db)
+            assert compare_contents(member, db, reading) == len(reading.state.keys) == 10
+    finally:
+        member.stop()
+
+
+def test_a_copy_of_another_cluster_fails_the_drill(lab, tmp_path):
+    config, _name, _stored = _backup(lab, tmp_path)
+    # This node now runs another cluster (say, a reinstall): the newest copy is not its own.
+    lab.etcd.put(
+        "/registry/namespaces/kube-system",
+        k8s_protobuf("v1", "Namespace", "kube-system", uid="other"),
+    )
+    result = invoke(["--config", str(config), "drill"], environ=lab.env())
+    assert result.code == 1
+    assert "the copy is of another cluster (cluster ns-kube-system" in result.stderr
+    assert "than this node's (cluster other" in result.stderr
+
+
+def test_a_copy_without_its_restore_bundle_fails_the_drill(lab, tmp_path):
+    config, name, stored = _backup(lab, tmp_path)
+    (lab.snapshot_dir / name).unlink()  # drill the backup host's copy
+    (stored.parent / naming.bundle_name(stored.name)).unlink()
+    result = invoke(["--config", str(config), "drill"], environ=lab.env())
+    assert result.code == 1
+    assert f"no readable restore bundle beside {name} on backup-host" in result.stderr
+    assert _state(lab)["last_drill"]["ok"] is False

@@ -23,7 +23,8 @@ cluster_name = "k3s-homelab"
 # Where snapshots come from: auto | k3s | etcd | sqlite. auto = sqlite when K3s runs on its
 # SQLite datastore (single node), else `k3s etcd-snapshot save`.
 source = "auto"
-node_name = ""            # default: this host's name (etcd and sqlite sources)
+node_name = ""            # this node's name in snapshot names (etcd and sqlite sources) and
+                          # the node `restore` waits for; default: K3s's node-name, else host
 
 # Where snapshots are kept on this node (K3s's --etcd-snapshot-dir for the k3s source).
 snapshot_dir = "/var/lib/rancher/k3s/server/db/snapshots"

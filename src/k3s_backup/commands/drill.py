@@ -1,28 +1,37 @@
 """`k3s-backup drill`: the restore rehearsal. Fetch and verify a copy, restore it with
 `etcdutl`/`etcdctl snapshot restore` into a throwaway data dir, start a throwaway `etcd` on free
-loopback ports, and compare its revision and key count with inspect's reading of the same file.
-The outcome is recorded as `last_drill` in the state file."""
+loopback ports, and prove it holds what the file holds: its revision and key count, then every
+key, value and mod revision read back and compared with inspect's reading of the same file. It
+also checks the snapshot is of this node's cluster and that the restore bundle beside the copy
+reads (and decrypts), and times the restore (a recovery-time figure). The outcome is recorded
+as `last_drill` in the state file and in the metrics."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from k3s_backup.commands.inspect import read_snapshot
-from k3s_backup.commands.open_copy import LATEST, open_copy
+from k3s_backup.clusters import current_identity
+from k3s_backup.commands.fetch import copies_of, fetch_bundle, find_candidates, load_identities
+from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
+from k3s_backup.commands.open_copy import LATEST, OpenedCopy, open_copy
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
+from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.inventory import LocalManifests
 from k3s_backup.loopback import free_ports, log_tail, spawn_logged, stop_child
 from k3s_backup.monitoring.metrics import publish_metrics
+from k3s_backup.policy.identity import ClusterIdentity, describe, same_cluster
 from k3s_backup.report import Reporter
 from k3s_backup.state import record_drill
 
@@ -31,6 +40,7 @@ STOP_TIMEOUT = 10.0
 CTL_TIMEOUT = 60.0
 START_ATTEMPTS = 3
 MEMBER = "drill"
+PAGE_KEYS = 500  # keys read back per request when comparing contents
 
 
 class DrillError(BackupError):
@@ -59,7 +69,7 @@ def find_tools(environ: Mapping[str, str]) -> Tools | str:
     return Tools(etcd, etcdctl, restore)
 
 
-def _run(command: Sequence[str], environ: Mapping[str, str], timeout: float) -> bytes:
+def _run(command: Sequence[str | bytes], environ: Mapping[str, str], timeout: float) -> bytes:
     result = subprocess.run(
         list(command),
         stdin=subprocess.DEVNULL,
@@ -70,7 +80,8 @@ def _run(command: Sequence[str], environ: Mapping[str, str], timeout: float) -> 
     )
     if result.returncode != 0:
         detail = result.stderr.decode(errors="replace").strip().splitlines()
-        raise DrillError(f"{Path(command[0]).name} {command[1]} failed: {' '.join(detail[-3:])}")
+        tool = Path(str(command[0])).name
+        raise DrillError(f"{tool} {command[1]!s} failed: {' '.join(detail[-3:])}")
     return result.stdout
 
 
@@ -164,6 +175,42 @@ class ThrowawayEtcd:
         reply = self.ctl("get", "", "--prefix", "--keys-only", "--limit=1")
         return int(reply["header"]["revision"]), int(reply.get("count", 0))
 
+    def key_values(self) -> Iterator[tuple[bytes, bytes, int]]:
+        """Every live key with its value and mod revision, in key order, a page at a time
+        (a large database is never held in memory at once)."""
+        start, last = b"", None  # "" with --from-key: from the first key
+        while True:
+            reply = self.ctl_bytes("get", start, "--from-key", f"--limit={PAGE_KEYS + 1}")
+            page = [kv for kv in reply.get("kvs", []) if base64.b64decode(kv["key"]) != last]
+            for kv in page:
+                yield (
+                    base64.b64decode(kv["key"]),
+                    base64.b64decode(kv.get("value", "")),
+                    int(kv.get("mod_revision", 0)),
+                )
+            if not reply.get("more") or not page:
+                return
+            start = last = base64.b64decode(page[-1]["key"])  # the next page starts there
+
+    def ctl_bytes(self, verb: str, key: bytes, *args: str) -> Any:
+        """`etcdctl VERB KEY ARGS -w json` for a key of any bytes (argv takes bytes)."""
+        command: list[str | bytes] = [
+            self.tools.etcdctl,
+            f"--endpoints={self.endpoint}",
+            "--dial-timeout=2s",
+            "--command-timeout=30s",
+            verb,
+            *args,
+            "-w",
+            "json",
+            "--",
+            key,
+        ]
+        try:
+            return json.loads(_run(command, self.environ, timeout=CTL_TIMEOUT))
+        except ValueError as exc:  # a key with a NUL byte cannot be an argument
+            raise DrillError(f"cannot read back the key {key!r}: {exc}") from None
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         stop_child(proc, STOP_TIMEOUT)
@@ -187,6 +234,70 @@ def _restore_and_start(
     raise AssertionError("unreachable")
 
 
+def _differs(key: bytes) -> str:
+    return f"the restored etcd and the file differ at key {show_key(key)}"
+
+
+def compare_contents(member: ThrowawayEtcd, db: EtcdDb, reading: Reading) -> int:
+    """Every key, value and mod revision read back from the restored etcd equals what the
+    file holds; the number of keys compared, or DrillError naming the first that differs."""
+    expected = iter(sorted(reading.state.keys.items()))
+    compared = 0
+    for key, value, mod_revision in member.key_values():
+        wanted = next(expected, None)
+        if wanted is None:
+            raise DrillError(f"{_differs(key)}: the file does not hold it")
+        wanted_key, live = wanted
+        if wanted_key != key:
+            missing = min(wanted_key, key)
+            side = "the restored etcd" if missing == wanted_key else "the file"
+            raise DrillError(f"{_differs(missing)}: {side} does not hold it")
+        if live.mod_revision != mod_revision:
+            raise DrillError(
+                f"{_differs(key)}: mod revision {mod_revision} restored, {live.mod_revision}"
+                " in the file"
+            )
+        if db.value_at(live.revision_key).value != value:
+            raise DrillError(f"{_differs(key)}: the values are not the same bytes")
+        compared += 1
+    left = next(expected, None)
+    if left is not None:
+        raise DrillError(f"{_differs(left[0])}: the restored etcd does not hold it")
+    return compared
+
+
+def _check_identity(config: Config, path: Path, env: Environment) -> ClusterIdentity | None:
+    """The snapshot's cluster must be this node's (when both are known)."""
+    found = read_identity(path, config.state_dir)
+    manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    expected = current_identity(config, manifests)
+    env.stdout.write(f"cluster    {describe(found)}\n")
+    if found is not None and expected is not None and not same_cluster(expected, found):
+        raise DrillError(
+            f"the copy is of another cluster ({describe(found)}) than this node's"
+            f" ({describe(expected)}): name a copy of this cluster"
+        )
+    return found
+
+
+def _check_bundle(config: Config, copy: OpenedCopy, env: Environment, identity: Path | None) -> str:
+    """The restore bundle beside the drilled copy is there, reads, and decrypts."""
+    if copy.location == "file":
+        return "not checked (a file given by path)"
+    reporter = Reporter(replace(env, stdout=env.stderr), None)
+    candidates, _ = find_candidates(config, reporter, copy.location)
+    here = [c for c in copies_of(candidates, copy.name) if c.location == copy.location]
+    found = fetch_bundle(config, reporter, here, load_identities(identity))
+    if found is None:
+        raise DrillError(
+            f"no readable restore bundle beside {copy.name} on {copy.location}: a rebuilt node"
+            " would lack the server token (run `k3s-backup run` to ship it; an encrypted one"
+            " needs --identity)"
+        )
+    env.stdout.write(f"bundle     present, token of node {found.node} readable\n")
+    return "ok"
+
+
 def _rehearse(
     tools: Tools,
     name: str,
@@ -198,25 +309,36 @@ def _rehearse(
     """Fill `record` as the drill goes; raise DrillError (or another BackupError) on failure."""
     with open_copy(name, lambda: config, env, identity) as copy:
         record.update(name=copy.name, location=copy.location)
+        env.stdout.write(f"drill      {copy.name} ({copy.location}; {copy.verified})\n")
+        found = _check_identity(config, copy.path, env)
+        record["cluster_uid"] = found.uid if found else None
+        record["bundle"] = _check_bundle(config, copy, env, identity)
         with EtcdDb(copy.path) as db:
             reading = read_snapshot(copy, db)
-        env.stdout.write(
-            f"drill      {copy.name} ({copy.location}; {copy.verified})\n"
-            f"inspect    revision {reading.revision}, {len(reading.state.keys)} keys\n"
-        )
-        with tempfile.TemporaryDirectory(prefix="k3s-backup-drill-") as temp:
-            member = _restore_and_start(tools, copy.path, Path(temp), env)
-            try:
-                revision, keys = member.revision_and_keys()
-            finally:
-                member.stop()
-    env.stdout.write(f"restored   revision {revision}, {keys} keys (etcd on {member.endpoint})\n")
-    record.update(revision=revision, keys=keys)
-    if (revision, keys) != (reading.revision, len(reading.state.keys)):
-        raise DrillError(
-            f"the restored etcd has revision {revision} and {keys} keys, the file reads as"
-            f" revision {reading.revision} and {len(reading.state.keys)} keys"
-        )
+            env.stdout.write(
+                f"inspect    revision {reading.revision}, {len(reading.state.keys)} keys\n"
+            )
+            with tempfile.TemporaryDirectory(prefix="k3s-backup-drill-") as temp:
+                started = time.monotonic()
+                member = _restore_and_start(tools, copy.path, Path(temp), env)
+                record["restore_seconds"] = round(time.monotonic() - started, 3)
+                try:
+                    revision, keys = member.revision_and_keys()
+                    record.update(revision=revision, keys=keys)
+                    env.stdout.write(
+                        f"restored   revision {revision}, {keys} keys in"
+                        f" {record['restore_seconds']:.1f} s (etcd on {member.endpoint})\n"
+                    )
+                    if (revision, keys) != (reading.revision, len(reading.state.keys)):
+                        raise DrillError(
+                            f"the restored etcd has revision {revision} and {keys} keys, the"
+                            f" file reads as revision {reading.revision} and"
+                            f" {len(reading.state.keys)} keys"
+                        )
+                    compared = compare_contents(member, db, reading)
+                finally:
+                    member.stop()
+    env.stdout.write(f"contents   {compared} keys: every value and mod revision equal\n")
 
 
 def drill(
@@ -230,6 +352,9 @@ def drill(
         "ok": False,
         "revision": None,
         "keys": None,
+        "restore_seconds": None,  # the rehearsal's restore: a recovery-time figure
+        "cluster_uid": None,
+        "bundle": None,
         "problem": None,
     }
     tools = find_tools(env.environ)
@@ -246,7 +371,10 @@ def drill(
     record_drill(config.state_dir, record)
     publish_metrics(config, env, Reporter(env, None))  # the textfile shows the drill at once
     if record["ok"]:
-        env.stdout.write(f"ok         {record['name']} restores and matches its contents\n")
+        env.stdout.write(
+            f"ok         {record['name']} restores and matches its contents; recovery time"
+            f" of the restore {record['restore_seconds']:.1f} s\n"
+        )
     else:
         env.stderr.write(f"error: drill of {record['name']} failed: {record['problem']}\n")
     return code

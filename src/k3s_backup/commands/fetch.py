@@ -32,9 +32,11 @@ from k3s_backup.inventory import (
     local_copies,
     read_target_manifest,
     target_copies,
+    with_identities,
 )
 from k3s_backup.manifest import Manifest
 from k3s_backup.policy import naming
+from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.progress import TransferBar
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.storage_form import decode, decrypt_bytes, read_identities
@@ -57,6 +59,7 @@ class Candidate:
     name: naming.SnapshotName  # the stored file's name (`.zst`, `.age`, ... on a target)
     location: str  # "local" or a target's name
     size: int
+    identity: ClusterIdentity | None = None  # the cluster its manifest records; None: unknown
 
     @property
     def snapshot(self) -> str:
@@ -82,24 +85,31 @@ def _locations(config: Config, source: str | None) -> list[str]:
 
 
 def find_candidates(
-    config: Config, reporter: Reporter, source: str | None
+    config: Config, reporter: Reporter, source: str | None, identities: bool = False
 ) -> tuple[list[Candidate], list[str]]:
-    """Every copy of ours at the chosen locations, and the locations that could not be read."""
+    """Every copy of ours at the chosen locations, and the locations that could not be read;
+    with `identities`, each with the cluster identity its manifest records (one more read per
+    copy on a target)."""
     found: list[Candidate] = []
     unreadable: list[str] = []
+    manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    local = local_copies(config.snapshot_dir, config.cluster_name)
+    if identities:
+        local = manifests.with_identities(local)
     for location in _locations(config, source):
         if location == LOCAL:
-            copies = local_copies(config.snapshot_dir, config.cluster_name)
-            found += [Candidate(c.name, LOCAL, c.size) for c in copies]
+            found += [Candidate(c.name, LOCAL, c.size, c.identity) for c in local]
             continue
         try:
             with open_target(config.target(location), config.cluster_name) as target:
-                copies = target_copies(target, config.cluster_name)
+                copies = [c for c in target_copies(target, config.cluster_name) if c.has_manifest]
+                if identities:
+                    copies = with_identities(target, copies, manifests.known(local))
         except BackupError as exc:
             reporter.warn(f"cannot list {location}: {exc}")
             unreadable.append(location)
             continue
-        found += [Candidate(c.name, location, c.size) for c in copies if c.has_manifest]
+        found += [Candidate(c.name, location, c.size, c.identity) for c in copies]
     return found, unreadable
 
 

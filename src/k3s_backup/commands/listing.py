@@ -15,19 +15,33 @@ from k3s_backup.inventory import (
     read_target_manifest,
     target_copies,
 )
-from k3s_backup.manifest import created_iso
+from k3s_backup.manifest import Manifest, created_iso
 from k3s_backup.report import human_size
 from k3s_backup.targets.factory import open_target
 
 
-def _entry(name: str, location: str, size: int, unix: int, sha256: str | None) -> dict[str, Any]:
+def _entry(
+    name: str, location: str, size: int, unix: int, manifest: Manifest | None
+) -> dict[str, Any]:
+    identity = manifest.identity if manifest else None
     return {
         "name": name,
         "location": location,
         "size": size,
         "created": created_iso(unix),
-        "sha256": sha256,
+        "sha256": manifest.sha256 if manifest else None,
+        "cluster_uid": identity.uid if identity else None,
+        "cluster_created": (identity.created or None) if identity else None,
+        "objects": identity.objects if identity and identity.kubernetes else None,
     }
+
+
+def _with_known_identity(manifest: Manifest, known: dict[str, Manifest]) -> Manifest:
+    """A target's manifest of an older version takes the identity of the same local snapshot."""
+    local = known.get(manifest.snapshot)
+    if manifest.identity is None and local is not None:
+        return manifest.with_identity(local.identity)
+    return manifest
 
 
 def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], list[str]]:
@@ -35,24 +49,38 @@ def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], lis
     entries: list[dict[str, Any]] = []
     problems: list[str] = []
     manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    known: dict[str, Manifest] = {}
     for copy in local_copies(config.snapshot_dir, config.cluster_name):
-        local_sha = manifests.get(copy.name).sha256
-        entries.append(_entry(copy.name.filename, LOCAL, copy.size, copy.name.unix, local_sha))
+        manifests.identity(copy.name)  # read from the file once if an older manifest lacks it
+        known[copy.name.filename] = local = manifests.get(copy.name)
+        entries.append(_entry(copy.name.filename, LOCAL, copy.size, copy.name.unix, local))
     for target_config in config.targets:
         try:
             with open_target(target_config, config.cluster_name) as target:
                 for copy in target_copies(target, config.cluster_name):
-                    sha = (
-                        read_target_manifest(target, copy.name.filename).sha256
+                    manifest = (
+                        _with_known_identity(
+                            read_target_manifest(target, copy.name.filename), known
+                        )
                         if copy.has_manifest
                         else None
                     )
                     entries.append(
-                        _entry(copy.name.filename, target.name, copy.size, copy.name.unix, sha)
+                        _entry(copy.name.filename, target.name, copy.size, copy.name.unix, manifest)
                     )
         except BackupError as exc:
             problems.append(f"{target_config.name}: {exc}")
     return entries, problems
+
+
+def _cluster(entry: dict[str, Any]) -> str:
+    """The start of the cluster UID (enough to tell clusters apart; `--cluster` takes it)."""
+    uid = entry["cluster_uid"]
+    return "unknown" if uid is None else (uid[:8] or "none")
+
+
+def _count(objects: int | None) -> str:
+    return "-" if objects is None else str(objects)
 
 
 def list_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
@@ -61,11 +89,15 @@ def list_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
         env.stdout.write(json.dumps(entries, indent=2) + "\n")
     else:
         width = max([len(e["name"]) for e in entries] + [4])
-        env.stdout.write(f"{'NAME':<{width}}  {'LOCATION':<12}  {'SIZE':>10}  CREATED (UTC)\n")
+        env.stdout.write(
+            f"{'NAME':<{width}}  {'LOCATION':<12}  {'SIZE':>10}  {'CREATED (UTC)':<20}"
+            f"  {'CLUSTER':<8}  {'OBJECTS':>7}  CLUSTER CREATED\n"
+        )
         for e in entries:
             env.stdout.write(
                 f"{e['name']:<{width}}  {e['location']:<12}  {human_size(e['size']):>10}"
-                f"  {e['created']}\n"
+                f"  {e['created']:<20}  {_cluster(e):<8}  {_count(e['objects']):>7}"
+                f"  {e['cluster_created'] or '-'}\n"
             )
     for problem in problems:
         env.stderr.write(f"error: cannot list {problem}\n")

@@ -1,17 +1,32 @@
-"""`k3s-backup prune`: rotation alone, locally and on every target; `--dry-run` only says."""
+"""`k3s-backup prune`: rotation alone, locally and on every target; `--dry-run` only says.
+
+Only copies of this node's cluster are rotated (clusters.py); the copies of another cluster under
+the same name are kept and named. `--adopt-unknown` takes copies of unknown identity (made before
+identities were recorded) for this cluster's.
+"""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
+from k3s_backup.clusters import current_identity, others_warnings, split_by_cluster
 from k3s_backup.commands.run import make_source
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.inventory import LOCAL, LocalManifests, local_copies, target_copies
+from k3s_backup.inventory import (
+    LOCAL,
+    Copy,
+    LocalManifests,
+    local_copies,
+    target_copies,
+    with_identities,
+)
 from k3s_backup.lock import exclusive_run
+from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.policy.naming import SnapshotName
-from k3s_backup.policy.offsite import HeldThrough, protect_unshipped, remembered
+from k3s_backup.policy.offsite import protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsPlan, GfsRules
 from k3s_backup.report import Reporter
 from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
@@ -28,51 +43,87 @@ def _show(reporter: Reporter, location: str, retention: GfsPlan, dry_run: bool) 
         reporter.info(f"{location}: {verb} {name.filename}")
 
 
-def prune(config: Config, env: Environment, dry_run: bool) -> ExitCode:
-    reporter = Reporter(env, None if dry_run else config.log_file)
-    with exclusive_run(config.state_dir):
-        failed = False
+class Pruner:
+    def __init__(
+        self, config: Config, env: Environment, dry_run: bool, adopt_unknown: bool
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.dry_run = dry_run
+        self.adopt_unknown = adopt_unknown
+        self.report = Reporter(env, None if dry_run else config.log_file)
+        self.source = make_source(config, env)
+        self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
+        self.current: ClusterIdentity | None = current_identity(config, self.manifests)
+        # what each target holds (policy.offsite): as listed now, else as the last run saw it
         state = read_state(config.state_dir)
-        held: dict[str, SnapshotName | None] = {}  # what each target holds (policy.offsite)
-        for target_config in config.targets:
-            held[target_config.name] = remembered(state, target_config.name, config.cluster_name)
+        self.held: dict[str, SnapshotName | None] = {
+            t.name: remembered(state, t.name, config.cluster_name) for t in config.targets
+        }
+
+    def owned(self, location: str, copies: list[Copy]) -> list[Copy]:
+        if self.adopt_unknown and self.current is not None:
+            copies = [c if c.identity else replace(c, identity=self.current) for c in copies]
+        owned, others = split_by_cluster(copies, self.current)
+        for warning in others_warnings(self.config.cluster_name, location, others):
+            self.report.warn(warning)
+        return owned
+
+    def local(self) -> None:
+        copies = self.manifests.with_identities(
+            local_copies(self.config.snapshot_dir, self.config.cluster_name)
+        )
+        owned, rules = self.owned(LOCAL, copies), GfsRules(last=self.config.keep_local)
+        unshipped = self.unshipped(owned, rules)
+        retention = plan(owned, rules, unshipped)
+        for filename in unshipped:
+            retention.reasons[filename] = ["a target lacks it"]
+        _show(self.report, LOCAL, retention, self.dry_run)
+        if not self.dry_run:
+            remove_local(retention.remove, self.source.delete, self.report.warn)
+            for name in retention.remove:
+                self.manifests.forget(name.filename)
+
+    def unshipped(self, copies: list[Copy], rules: GfsRules) -> frozenset[str]:
+        """keep_local, but never a snapshot a target lacks while the next one fits (as `run`)."""
+        if not copies:
+            return frozenset()
+        sizes = {c.name.filename: c.size for c in copies}
+        free = shutil.disk_usage(self.config.snapshot_dir).free
+        names = [c.name for c in copies]
+        return protect_unshipped(names, sizes, rules, self.held, free, copies[-1].size).keep
+
+    def targets(self) -> bool:
+        """Whether every target could be pruned."""
+        known = self.manifests.known(
+            self.manifests.with_identities(
+                local_copies(self.config.snapshot_dir, self.config.cluster_name)
+            )
+        )
+        failed = False
+        for target_config in self.config.targets:
             try:
-                with open_target(target_config, config.cluster_name) as target:
-                    copies = target_copies(target, config.cluster_name)
-                    verified = [c for c in copies if c.has_manifest]
-                    held[target.name] = verified[-1].name if verified else None
-                    retention = plan(copies, rules_of(target_config), frozenset())
-                    _show(reporter, target.name, retention, dry_run)
-                    if not dry_run:
+                with open_target(target_config, self.config.cluster_name) as target:
+                    copies = with_identities(
+                        target, target_copies(target, self.config.cluster_name), known
+                    )
+                    owned = self.owned(target.name, copies)
+                    verified = [c for c in owned if c.has_manifest]
+                    self.held[target.name] = verified[-1].name if verified else None
+                    retention = plan(owned, rules_of(target_config), frozenset())
+                    _show(self.report, target.name, retention, self.dry_run)
+                    if not self.dry_run:
                         remove_from_target(target, retention.remove)
             except BackupError as exc:
                 failed = True
                 said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
-                reporter.error(f"target {target_config.name}: {said}")
-        _prune_local(config, env, reporter, held, dry_run)
-    return ExitCode.FAILED if failed else ExitCode.OK
+                self.report.error(f"target {target_config.name}: {said}")
+        return not failed
 
 
-def _prune_local(
-    config: Config,
-    env: Environment,
-    reporter: Reporter,
-    held: HeldThrough,
-    dry_run: bool,
-) -> None:
-    """keep_local, but never a snapshot a target lacks while the next one fits (as `run`)."""
-    copies = local_copies(config.snapshot_dir, config.cluster_name)
-    rules = GfsRules(last=config.keep_local)
-    sizes = {c.name.filename: c.size for c in copies}
-    newest = copies[-1].size if copies else 0
-    free = shutil.disk_usage(config.snapshot_dir).free if copies else 0
-    unshipped = protect_unshipped([c.name for c in copies], sizes, rules, held, free, newest)
-    local = plan(copies, rules, unshipped.keep)
-    for filename in unshipped.keep:
-        local.reasons[filename] = ["a target lacks it"]
-    _show(reporter, LOCAL, local, dry_run)
-    if not dry_run:
-        remove_local(local.remove, make_source(config, env).delete, reporter.warn)
-        manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
-        for name in local.remove:
-            manifests.forget(name.filename)
+def prune(config: Config, env: Environment, dry_run: bool, adopt_unknown: bool = False) -> ExitCode:
+    with exclusive_run(config.state_dir):
+        pruner = Pruner(config, env, dry_run, adopt_unknown)
+        pruned = pruner.targets()  # first: what they hold protects local snapshots
+        pruner.local()
+        return ExitCode.OK if pruned else ExitCode.FAILED

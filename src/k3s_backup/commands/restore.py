@@ -19,7 +19,11 @@ from pathlib import Path
 
 from k3s_backup import bundle, preflight
 from k3s_backup.atomic import write_atomic
+from k3s_backup.clusters import local_time
 from k3s_backup.commands.fetch import (
+    LATEST,
+    Candidate,
+    ChoiceError,
     Fetched,
     choose,
     copies_of,
@@ -32,8 +36,10 @@ from k3s_backup.commands.fetch import (
 from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.formats.cluster_identity import live_database, read_identity
 from k3s_backup.lock import exclusive_run
 from k3s_backup.loopback import wait_for
+from k3s_backup.policy.identity import ClusterIdentity, describe, uid_of
 from k3s_backup.remote_nodes import RemoteNode
 from k3s_backup.report import Reporter
 
@@ -54,6 +60,7 @@ class Options:
     servers: tuple[str, ...] | None = None  # --servers: replaces [[restore.servers]]
     identity: Path | None = None  # age private key, for copies on encrypting targets
     agents: tuple[str, ...] | None = None
+    cluster: str | None = None  # --cluster: a cluster UID (or its start), `unknown` or `none`
 
 
 def select_nodes(configured: list[NodeConfig], hosts: tuple[str, ...] | None) -> list[NodeConfig]:
@@ -116,6 +123,7 @@ class Executor:
         self.state = NodeState()
         self.stamp = env.now().strftime("%Y%m%d-%H%M%S")
         self.db = config.k3s.data_dir / "server" / "db"
+        self.node_name = preflight.k3s_node_name(config.k3s.config_dir, config.node_name)
         servers = select_nodes(config.restore.servers, options.servers)
         self.servers = [RemoteNode(n, "server") for n in servers]
         self.agents = [
@@ -218,24 +226,36 @@ class Executor:
         self._must(["systemctl", "start", SERVICE], START_TIMEOUT)
         self.state.started = True
 
-    def _node_ready(self) -> bool:
+    def _nodes(self) -> dict[str, str] | None:
+        """Node name -> STATUS from `k3s kubectl get nodes`, None while it cannot answer."""
         result = self._run([self.k3s, "kubectl", "get", "nodes"], 60)
         if result.returncode != 0:
-            return False
-        node = self.bundle.node if self.bundle else self.fetched.name.node
-        for line in result.stdout.splitlines()[1:]:
-            fields = line.split()
-            if len(fields) >= 2 and fields[0] == node and fields[1].split(",")[0] == "Ready":
-                return True
-        return False
+            return None
+        rows = (line.split() for line in result.stdout.splitlines()[1:])
+        return {row[0]: row[1].split(",")[0] for row in rows if len(row) >= 2}
+
+    def _node_ready(self) -> bool:
+        nodes = self._nodes()
+        return nodes is not None and nodes.get(self.node_name) == "Ready"
 
     def wait_ready(self) -> None:
         timeout = float(self.config.restore.ready_timeout)
-        self._poll(self._node_ready, timeout, "`k3s kubectl get nodes` reporting this node Ready")
+        self._poll(
+            self._node_ready, timeout, f"`k3s kubectl get nodes` reporting {self.node_name} Ready"
+        )
 
     def show_nodes(self) -> None:
         result = self._must([self.k3s, "kubectl", "get", "nodes"], 60)
         self.report.info(result.stdout.rstrip())
+        stale = sorted(n for n, status in (self._nodes() or {}).items() if status != "Ready")
+        if stale:
+            self.report.warn(
+                f"the restored cluster lists nodes that are not Ready: {', '.join(stale)}."
+                " Servers and agents that still exist become Ready as they start again; a node"
+                " that no longer exists (the lost server, under its old name) stays NotReady:"
+                " remove it with "
+                + "; ".join(f"`{self.k3s} kubectl delete node {n}`" for n in stale)
+            )
 
     # -- the other nodes -------------------------------------------------------------------
 
@@ -276,7 +296,8 @@ class Executor:
         steps.append(Step("4", f"start K3s: systemctl start {SERVICE}", self.start_local))
         timeout = float(self.config.restore.ready_timeout)
         text = (
-            f"wait until `k3s kubectl get nodes` reports this node Ready (at most {timeout:.0f} s)"
+            f"wait until `k3s kubectl get nodes` reports this node ({self.node_name}) Ready"
+            f" (at most {timeout:.0f} s)"
         )
         steps.append(Step("4", text, self.wait_ready))
         for node in self.servers:
@@ -494,12 +515,57 @@ class Restore:
         self.report.info(
             f"Plan to restore {fetched.name.filename} (verified copy from {fetched.location}):"
         )
+        snapshot = read_identity(fetched.plain, fetched.plain.parent)
+        database = live_database(self.config.k3s.data_dir)
+        current = read_identity(database, self.config.state_dir) if database else None
+        self.report.info(f"  the snapshot holds:     {describe(snapshot)}")
+        now = describe(current) if database else "nothing (no datastore on this node yet)"
+        if current is None and database:
+            now = f"unknown ({database} could not be read)"
+        self.report.info(f"  this node now holds:    {now}")
+        if snapshot and current and snapshot.uid != current.uid and current.kubernetes:
+            self.report.warn(
+                "the snapshot is of another cluster than the one this node runs now: the"
+                " current cluster is replaced as a whole"
+            )
         for number, step in zip(_letters(steps), steps, strict=True):
             self.report.info(f"  {number}. {step.text}")
 
+    def _one_cluster(self, candidates: list[Candidate]) -> list[Candidate]:
+        """The copies of one cluster: the one `--cluster` names, or the only one there; with
+        several and no NAME, the operator chooses (never the newest across clusters)."""
+        wanted = self.options.cluster
+        if wanted is not None:
+            chosen = [c for c in candidates if _matches(c.identity, wanted)]
+            if not chosen:
+                raise ChoiceError(
+                    f"no copy of cluster {wanted!r}; these clusters have copies:\n"
+                    + "\n".join(_cluster_lines(candidates))
+                )
+            return chosen
+        groups = _by_cluster(candidates)
+        if self.options.wanted != LATEST or len(groups) < 2:
+            return candidates
+        lines = _cluster_lines(candidates)
+        question = (
+            f"Copies of {len(groups)} different clusters named {self.config.cluster_name} are"
+            " here; restore which?\n" + "\n".join(lines) + "\n"
+        )
+        if not self.options.yes:
+            answer = _ask(self.env, question + f"Number (1-{len(groups)}): ")
+            if answer.isdigit() and 1 <= int(answer) <= len(groups):
+                return groups[int(answer) - 1]
+        raise ChoiceError(
+            question + "Name the copy (`k3s-backup restore NAME`) or the cluster (`--cluster"
+            " UID`, `--cluster unknown` for copies made before identities were recorded)"
+        )
+
     def run(self, workdir: Path) -> tuple[ExitCode, bool]:
         """The exit code, and whether to keep `workdir` (the verified file, after a failure)."""
-        candidates, _ = find_candidates(self.config, self.report, self.options.source)
+        candidates, _ = find_candidates(
+            self.config, self.report, self.options.source, identities=True
+        )
+        candidates = self._one_cluster(candidates)
         name = choose(candidates, self.options.wanted)
         copies = copies_of(candidates, name)
         identities = load_identities(self.options.identity)
@@ -552,6 +618,34 @@ class Restore:
             )
         )
         return ExitCode.OK, False
+
+
+def _matches(identity: ClusterIdentity | None, wanted: str) -> bool:
+    if wanted == "unknown":
+        return identity is None
+    if wanted == "none":
+        return identity is not None and not identity.kubernetes
+    return identity is not None and identity.kubernetes and identity.uid.startswith(wanted)
+
+
+def _by_cluster(candidates: list[Candidate]) -> list[list[Candidate]]:
+    """Candidates grouped by cluster identity, the group with the newest copy first."""
+    groups: dict[str | None, list[Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault(uid_of(candidate.identity), []).append(candidate)
+    return sorted(groups.values(), key=lambda g: max(c.name for c in g), reverse=True)
+
+
+def _cluster_lines(candidates: list[Candidate]) -> list[str]:
+    lines = []
+    for number, group in enumerate(_by_cluster(candidates), 1):
+        newest = max(group, key=lambda c: c.name)
+        where = ", ".join(dict.fromkeys(c.location for c in group if c.snapshot == newest.snapshot))
+        lines.append(
+            f"  {number}. {describe(newest.identity)}: newest {newest.snapshot}"
+            f" ({local_time(newest.name.unix)}) on {where}"
+        )
+    return lines
 
 
 def _letters(steps: list[Step]) -> list[str]:

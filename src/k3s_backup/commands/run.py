@@ -6,12 +6,13 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from k3s_backup import bundle
+from k3s_backup.clusters import new_chain_message, others_warnings, split_by_cluster
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import (
@@ -21,14 +22,24 @@ from k3s_backup.errors import (
     SnapshotError,
     TargetUnreachable,
 )
+from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.interrupts import interruptible, safe_point, signals_deferred
-from k3s_backup.inventory import LocalManifests, local_bundle_path, local_copies, target_copies
+from k3s_backup.inventory import (
+    LOCAL,
+    Copy,
+    LocalManifests,
+    local_bundle_path,
+    local_copies,
+    target_copies,
+    with_identities,
+)
 from k3s_backup.lock import exclusive_run
 from k3s_backup.manifest import Manifest, for_snapshot
 from k3s_backup.monitoring.hooks import Hooks
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.policy import naming
+from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
 from k3s_backup.policy.offsite import HeldThrough, only_here, protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsRules
 from k3s_backup.progress import TransferBar
@@ -94,13 +105,15 @@ def make_source(config: Config, env: Environment) -> Source:
     return open_source(config, env.environ)
 
 
-def _manifest_of(snapshot: LocalSnapshot, source_kind: str) -> Manifest:
+def _manifest_of(
+    snapshot: LocalSnapshot, source_kind: str, identity: ClusterIdentity | None
+) -> Manifest:
     if snapshot.name.suffix == ".zip":  # the manifest describes the stored file, not its content
         digest = _file_sha256(snapshot.path)
         size = snapshot.path.stat().st_size
     else:
         digest, size = snapshot.check.sha256, snapshot.check.size
-    return for_snapshot(snapshot.name, source_kind, size, digest)
+    return for_snapshot(snapshot.name, source_kind, size, digest).with_identity(identity)
 
 
 def _file_sha256(path: Path) -> str:
@@ -137,14 +150,23 @@ def _without_name(name: str, exc: BaseException) -> str:
     return str(exc).removeprefix(f"{name}: ")
 
 
+class NewChainRefused(BackupError):
+    """This node's cluster is not the one whose copies are there: no backup is taken."""
+
+
 class Run:
-    def __init__(self, config: Config, env: Environment, reporter: Reporter) -> None:
+    def __init__(
+        self, config: Config, env: Environment, reporter: Reporter, new_cluster: bool = False
+    ) -> None:
         self.config = config
         self.env = env
         self.report = reporter
+        self.new_cluster = new_cluster  # --new-cluster: start a chain beside another cluster's
         self.source = make_source(config, env)
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
         self.phases = Phases()
+        self.identity: ClusterIdentity | None = None  # of this run's snapshot
+        self.others: dict[str, list[Copy]] = {}  # location -> copies of other identities kept
         self.held_through: HeldThrough = {}  # what each target holds (policy.offsite)
         self.doing = "the snapshot"  # the phase an interruption is reported in
 
@@ -184,15 +206,50 @@ class Run:
         prefix = naming.snapshot_prefix(self.config.cluster_name, self.env.now())
         self.report.info(f"Creating snapshot {prefix} ({SOURCE_LABELS[self.source.kind]})")
         snapshot = self.source.take(prefix)
-        self.manifests.save(_manifest_of(snapshot, self.source.kind))
+        self.identity = read_identity(snapshot.path, self.config.state_dir)
+        self.manifests.save(_manifest_of(snapshot, self.source.kind, self.identity))
         self.save_bundle(snapshot.name)
         checked = "integrity_check ok" if snapshot.name.suffix == ".db" else "SHA-256 trailer valid"
         detail = f" {snapshot.detail}" if snapshot.detail else ""
         self.report.info(
             f"Snapshot {snapshot.name.filename} saved and checked"
-            f" ({human_size(snapshot.check.size)}, {checked}){detail}"
+            f" ({human_size(snapshot.check.size)}, {checked}){detail}; {describe(self.identity)}"
         )
         return snapshot
+
+    def local_copies(self) -> list[Copy]:
+        """This cluster's local snapshots, each with its identity."""
+        copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
+        return self.manifests.with_identities(copies)
+
+    def target_copies(self, target: Target) -> list[Copy]:
+        known = self.manifests.known(self.local_copies())
+        return with_identities(target, target_copies(target, self.config.cluster_name), known)
+
+    def _owned(self, location: str, copies: list[Copy]) -> list[Copy]:
+        """The copies this run's cluster owns (and may rotate); the others are kept and named."""
+        owned, others = split_by_cluster(copies, self.identity)
+        self.others[location] = others
+        return owned
+
+    def refuse_new_chain(self, snapshot: naming.SnapshotName, held: dict[str, list[Copy]]) -> None:
+        """NewChainRefused if a location holds copies of this cluster name of another (or an
+        unknown) identity and none of this snapshot's: a replacement node must restore, not
+        start backing up its empty cluster over the lost one's copies. The snapshot of this
+        run is removed again: it is of the cluster that must not be backed up yet."""
+        if self.identity is None or self.new_cluster:
+            return
+        local = [c for c in self.local_copies() if c.name != snapshot]
+        conflicts = {
+            location: copies
+            for location, copies in [(LOCAL, local), *held.items()]
+            if chain_conflict(self.identity, [c.identity for c in copies])
+        }
+        if not conflicts:
+            return
+        self.source.delete(snapshot.filename)
+        self.manifests.forget(snapshot.filename)
+        raise NewChainRefused(new_chain_message(self.config.cluster_name, self.identity, conflicts))
 
     def ship(self, target: Target, newest: naming.SnapshotName) -> TargetResult:
         """Give `target` every local snapshot it lacks (oldest first), then rotate it."""
@@ -214,13 +271,14 @@ class Run:
                 self.report.info(f"{verb} {name} to {target.name}: SHA-256 verified")
             self._ship_bundle(target, copy.name, name, form, bundled)
         with self.phases.timed("rotate"):
-            copies = target_copies(target, self.config.cluster_name)
+            copies = self._owned(target.name, self.target_copies(target))
             keep = frozenset({stored_name(newest, form)})
             retention = plan(copies, rules_of(target_config), keep)
             remove_from_target(target, retention.remove)
         result.removed = [n.filename for n in retention.remove]
         for removed in retention.remove:
             self.report.info(f"Rotated {removed.filename} off {target.name}")
+        self._warn_others(target.name)
         kept = target_copies(target, self.config.cluster_name)
         result.copies, result.bytes = len(kept), sum(c.size for c in kept)
         verified = [c for c in kept if c.has_manifest]  # a manifest is written after verifying
@@ -228,6 +286,10 @@ class Run:
             result.newest, result.newest_unix = verified[-1].name.filename, verified[-1].name.unix
         result.ok = True
         return result
+
+    def _warn_others(self, location: str) -> None:
+        for warning in others_warnings(self.config.cluster_name, location, self.others[location]):
+            self.report.warn(warning)
 
     def _remove_stale_temporaries(self, target: Target, node: str) -> None:
         """Remove the temporary uploads a killed run of this node left (a whole snapshot's
@@ -294,22 +356,47 @@ class Run:
         return True
 
     def ship_everywhere(self, newest: naming.SnapshotName) -> dict[str, TargetResult]:
-        return {t.name: self.ship_with_retries(t, newest) for t in self.config.targets}
+        """Open every target and see what it holds (NewChainRefused before anything is
+        shipped), then ship to each over that first connection. A signal meanwhile waits for
+        a chunk's end or for every connection to be closed (interrupts.py)."""
+        with signals_deferred(), ExitStack() as stack:
+            opened: dict[str, Target] = {}
+            held: dict[str, list[Copy]] = {}
+            failures: dict[str, BackupError] = {}
+            for target_config in self.config.targets:
+                target = stack.enter_context(open_target(target_config, self.config.cluster_name))
+                try:
+                    held[target.name] = self.target_copies(target)
+                    opened[target.name] = target
+                except BackupError as exc:  # the attempt of ship_with_retries that failed
+                    failures[target.name] = exc
+            self.refuse_new_chain(newest, held)
+            return {
+                t.name: self.ship_with_retries(t, newest, opened.get(t.name), failures.get(t.name))
+                for t in self.config.targets
+            }
 
     def ship_with_retries(
-        self, target_config: TargetConfig, newest: naming.SnapshotName
+        self,
+        target_config: TargetConfig,
+        newest: naming.SnapshotName,
+        first: Target | None = None,
+        first_failure: BackupError | None = None,
     ) -> TargetResult:
         """Ship to one target; when its link fails, wait and start over on a new connection
         (`ship` catches up and clears its own temporaries, so a new attempt resumes cleanly).
-        A refusal by the target itself (key, permission, full disk) is not tried again."""
+        A refusal by the target itself (key, permission, full disk) is not tried again. The
+        first attempt uses `first`, already open, or is `first_failure`, already met."""
         name, attempts = target_config.name, target_config.retries + 1
         self.doing = f"upload to {name}"
         for attempt in range(1, attempts + 1):
             try:
-                with (
-                    signals_deferred(),  # a signal waits for a chunk's end, or the close
-                    open_target(target_config, self.config.cluster_name) as target,
-                ):
+                safe_point()  # a signal noted during the wait before this attempt
+                if attempt == 1 and first_failure is not None:
+                    raise first_failure
+                if attempt == 1 and first is not None:
+                    return replace(self.ship(first, newest), attempts=attempt)
+                with open_target(target_config, self.config.cluster_name) as target:
                     return replace(self.ship(target, newest), attempts=attempt)
             except TargetUnreachable as exc:
                 if attempt == attempts:
@@ -371,13 +458,14 @@ class Run:
         self, newest: naming.SnapshotName, protect: frozenset[str] = frozenset()
     ) -> None:
         with self.phases.timed("rotate"):
-            copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
+            copies = self._owned(LOCAL, self.local_copies())
             rules = GfsRules(last=self.config.keep_local)
             retention = plan(copies, rules, frozenset({newest.filename}) | protect)
             remove_local(retention.remove, self.source.delete, self.report.warn)
         for name in retention.remove:
             self.manifests.forget(name.filename)
             self.report.info(f"Rotated local snapshot {name.filename}")
+        self._warn_others(LOCAL)
 
     def local_summary(self) -> dict[str, Any]:
         local = local_copies(self.config.snapshot_dir, self.config.cluster_name)
@@ -404,9 +492,12 @@ class Run:
                 self.report.info(f"Target {name}: FAILED (the error above)")  # said once
 
 
-def run_backup(config: Config, env: Environment, json_out: TextIO | None = None) -> ExitCode:
+def run_backup(
+    config: Config, env: Environment, json_out: TextIO | None = None, new_cluster: bool = False
+) -> ExitCode:
     """The whole run; with `json_out`, the run report goes there as JSON instead of the
-    progress lines on stdout (they are still logged)."""
+    progress lines on stdout (they are still logged). `new_cluster`: start this cluster's
+    chain even where another cluster of this name has copies (`run --new-cluster`)."""
     reporter = Reporter(env, config.log_file, echo_info=json_out is None)
     if not config.targets:
         reporter.error(
@@ -415,20 +506,20 @@ def run_backup(config: Config, env: Environment, json_out: TextIO | None = None)
         )
         return ExitCode.USAGE
     with exclusive_run(config.state_dir), interruptible():
-        code, record = _monitored_run(config, env, reporter)
+        code, record = _monitored_run(config, env, reporter, new_cluster)
     if json_out is not None:
         json_out.write(json.dumps(record, indent=2) + "\n")
     return code
 
 
 def _monitored_run(
-    config: Config, env: Environment, reporter: Reporter
+    config: Config, env: Environment, reporter: Reporter, new_cluster: bool
 ) -> tuple[ExitCode, dict[str, Any]]:
     """Pings around the run, metrics and webhooks after it; none of them changes the outcome."""
     hooks = Hooks(config.notify, config.cluster_name, reporter)
     hooks.start()
     try:
-        code, record = _locked_run(config, env, reporter)
+        code, record = _locked_run(config, env, reporter, new_cluster)
     except Exception as exc:  # a crash is a failure the monitors must hear about
         hooks.finish({"outcome": "error", "exit_code": 1, "error": f"crashed: {exc!r}"})
         raise
@@ -438,7 +529,7 @@ def _monitored_run(
 
 
 def _locked_run(
-    config: Config, env: Environment, reporter: Reporter
+    config: Config, env: Environment, reporter: Reporter, new_cluster: bool
 ) -> tuple[ExitCode, dict[str, Any]]:
     started, clock = env.now(), time.monotonic()
     record: dict[str, Any] = {
@@ -449,7 +540,7 @@ def _locked_run(
         "local": None,
         "error": None,
     }
-    run = Run(config, env, reporter)
+    run = Run(config, env, reporter, new_cluster)
     reporter.info(f"Starting etcd backup of cluster {config.cluster_name}")
     try:
         with run.phases.timed("snapshot"):
@@ -460,11 +551,20 @@ def _locked_run(
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
     except Interrupted as stop:
         return _interrupted(run, record, stop, clock)
-    record["snapshot"] = {"name": snapshot.name.filename, "size": snapshot.check.size}
+    record["snapshot"] = {
+        "name": snapshot.name.filename,
+        "size": snapshot.check.size,
+        "cluster_uid": run.identity.uid if run.identity else None,
+        "objects": run.identity.objects if run.identity else None,
+    }
     try:
         results = run.ship_everywhere(snapshot.name)
         run.doing = "local rotation"
         run.rotate_local(snapshot.name, run.keep_unshipped(results, snapshot.name))
+    except NewChainRefused as exc:
+        record["snapshot"], record["error"] = None, str(exc)
+        reporter.error(record["error"])
+        return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
     except Interrupted as stop:
         return _interrupted(run, record, stop, clock)
     record["local"] = run.local_summary()

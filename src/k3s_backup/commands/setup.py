@@ -20,11 +20,13 @@ import paramiko
 import tomli_w
 
 from k3s_backup import scheduling, sshkeys
+from k3s_backup.clusters import current_identity, new_chain_message, survey
 from k3s_backup.config import Config, SshTargetConfig, parse_config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
-from k3s_backup.inventory import local_copies
+from k3s_backup.inventory import LocalManifests, local_copies
 from k3s_backup.keyfile import KeyFileError
+from k3s_backup.policy.identity import chain_conflict
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
@@ -60,6 +62,7 @@ class SetupOptions:
     yes: bool
     dry_run: bool
     root: Path
+    new_cluster: bool = False  # --new-cluster: back up even beside another cluster's copies
 
 
 class SetupStop(Exception):
@@ -204,6 +207,8 @@ class Setup:
         code = self.first_backup(config)
         if not self.changed and not self.dry:
             self.say("Nothing changed: already set up with these values.")
+        elif not self.dry:
+            self.keep_safe(config, target)
         return code
 
     def confirm(self, config: Config, target: SshTargetConfig) -> None:
@@ -500,12 +505,53 @@ class Setup:
         if self.dry:
             self.result("would run `k3s-backup run` and show its summary")
             return ExitCode.OK
+        held = self.copies_of_another_cluster(config)
+        if held is not None:
+            for line in held.splitlines():
+                self.result(line)
+            return ExitCode.OK
         from k3s_backup.commands.run import run_backup
 
         self.changed.append("first backup")
-        code = run_backup(config, self.env)
+        code = run_backup(config, self.env, new_cluster=self.options.new_cluster)
         self.result(f"first backup: exit {int(code)} ({code.name.lower()})")
         return code
+
+    def copies_of_another_cluster(self, config: Config) -> str | None:
+        """Why no first backup is taken, when the locations hold copies of this cluster name
+        from another cluster and none from this node's (a node replacing a lost server)."""
+        if self.options.new_cluster:
+            return None
+        manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+        current = current_identity(config, manifests)
+        if current is None:  # unreadable here: the run itself checks its snapshot
+            return None
+        held = survey(config, manifests, self.result)
+        conflicts = {
+            location: copies
+            for location, copies in held.items()
+            if chain_conflict(current, [c.identity for c in copies])
+        }
+        if not conflicts:
+            return None
+        return "not taken: " + new_chain_message(
+            config.cluster_name, current, conflicts, flag="setup"
+        ).removeprefix("no backup taken: ")
+
+    def keep_safe(self, config: Config, target: SshTargetConfig) -> None:
+        """Once, on the set-up that changed something: what the day the disk dies needs."""
+        host_key = target.known_hosts
+        self.say(
+            "Keep these OFF this node, for the day its disk dies (a password manager, paper):\n"
+            f"  backup host: {target.user}@{target.host}:{target.port}, directory"
+            f" {target.path}\n"
+            f"  its host key fingerprint (in {host_key}): `ssh-keygen -lf {host_key}`\n"
+            f"  the cluster name: {config.cluster_name}\n"
+            "  the age identity (private key), if a target encrypts copies\n"
+            "On a new node: install k3s-backup, run `k3s-backup setup --host ...` with the same"
+            " values (it finds the copies and takes no backup), then `k3s-backup restore`."
+            " The server token comes back with the copy's restore bundle."
+        )
 
 
 def ssh_target(target: SshTargetConfig) -> SshTarget:

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from k3s_backup.clusters import current_identity, others_warnings, split_by_cluster, survey
 from k3s_backup.config import Config, load_config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.inventory import local_copies, target_copies
+from k3s_backup.inventory import LocalManifests, local_copies, target_copies
 from k3s_backup.policy import naming
 from k3s_backup.policy.offsite import HeldThrough, only_here, remembered
 from k3s_backup.policy.schedule import Schedule, longest_gap, next_run
@@ -143,6 +144,18 @@ def last_drill_findings(state: dict[str, Any], status: Status) -> None:
         )
 
 
+def other_cluster_findings(config: Config, status: Status) -> None:
+    """WARN for every location holding copies of this cluster name from another cluster (or of
+    unknown identity): a replacement node must restore them, and rotation never touches them."""
+    manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    current = current_identity(config, manifests)
+    unreadable: list[str] = []  # already a FAIL of collect_targets
+    for location, copies in survey(config, manifests, unreadable.append).items():
+        _owned, others = split_by_cluster(copies, current)
+        for warning in others_warnings(config.cluster_name, location, others):
+            status.add(WARN, warning)
+
+
 def build_status(config: Config, env: Environment, paths: SystemPaths) -> Status:
     status = Status()
     choice = choose_source(config)
@@ -167,6 +180,7 @@ def build_status(config: Config, env: Environment, paths: SystemPaths) -> Status
         )
     times = collect_targets(config, status)
     status.local_only = len(only_here([c.name for c in local], held_through(config, status, state)))
+    other_cluster_findings(config, status)
     if not config.targets:
         status.add(FAIL, "no [[targets]] configured: nothing leaves this node")
     elif not times:

@@ -100,6 +100,20 @@ def scan_key_value(data: bytes) -> tuple[bytes, int, int, int, int, int]:
     return key, signed64(numbers[2]), signed64(numbers[3]), numbers[4], value_start, value_end
 
 
+def key_of(data: bytes) -> bytes:
+    """The key of a KeyValue. etcd (Go's protobuf) writes field 1 first: read it in place, and
+    fall back to the full scan for any other layout."""
+    if data[:1] == b"\n":  # field 1, length-delimited
+        try:
+            length, pos = _varint(data, 1)
+        except IndexError:
+            raise ProtoError("truncated KeyValue") from None
+        key = data[pos : pos + length]
+        if key and len(key) == length:
+            return key
+    return scan_key_value(data)[0]
+
+
 @dataclass(frozen=True, order=True)
 class Revision:
     main: int
@@ -190,6 +204,26 @@ class EtcdDb(Closable):
                     created, modified, version, end - start, raw_key, classify(head)
                 )
         return state
+
+    def census(self, prefix: bytes, wanted: bytes) -> tuple[set[bytes], bytes | None]:
+        """The keys under `prefix` alive at the latest revision, and the raw KeyValue of
+        `wanted` there (None if absent or deleted), in one pass that decodes only keys: what
+        `live` learns, at a fraction of its cost (run reads every snapshot's identity)."""
+        alive: set[bytes] = set()
+        found: bytes | None = None
+        for raw_key, raw_value in self._keys.items():
+            key = key_of(raw_value)
+            if not key.startswith(prefix):
+                continue
+            if len(raw_key) == REVISION_KEY_SIZE + 1:  # a tombstone
+                alive.discard(key)
+                if key == wanted:
+                    found = None
+            else:
+                alive.add(key)
+                if key == wanted:
+                    found = raw_value
+        return alive, found
 
     def value_at(self, revision_key: bytes) -> KeyValue:
         """The KeyValue stored at one revision (a LiveKey's `revision_key`)."""

@@ -141,6 +141,13 @@ def _drill(gauges: _Gauges, drill: Record) -> None:
         "1 if the last restore drill passed, else 0.",
         float(bool(drill.get("ok"))),
     )
+    seconds = drill.get("restore_seconds")
+    if isinstance(seconds, int | float):
+        gauges.set(
+            "last_drill_restore_seconds",
+            "How long the last drill's restore took, to an etcd answering (recovery time).",
+            float(seconds),
+        )
 
 
 def registry_of(state: Record, cluster: str, now: datetime) -> CollectorRegistry:

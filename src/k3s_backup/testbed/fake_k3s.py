@@ -28,6 +28,7 @@ from k3s_backup.loopback import pid_runs
 from k3s_backup.testbed.etcd import (
     EtcdError,
     etcd_healthy,
+    etcdctl,
     etcdctl_env,
     plain_snapshot,
     restore_snapshot,
@@ -534,13 +535,29 @@ class FakeK3s:
                 " - did you specify the right host or port?"
             )
             return 1
+        # This node is Ready; the other nodes the datastore lists (a restored snapshot's lost
+        # servers among them) have no kubelet here: NotReady, as in K3s.
         node = self.state.node_name
-        width = max(len(node), 4) + 3
-        self.stdout.write(
-            f"{'NAME':<{width}}STATUS   ROLES                       AGE   VERSION\n"
-            f"{node:<{width}}Ready    control-plane,etcd,master   42d   {self.state.version}\n"
-        )
+        others = sorted(set(self._registered_nodes()) - {node})
+        width = max([len(n) for n in [node, *others]] + [4]) + 3
+        rows = [f"{node:<{width}}Ready    control-plane,etcd,master   42d   {self.state.version}"]
+        rows += [
+            f"{other:<{width}}NotReady control-plane,etcd,master   42d   {self.state.version}"
+            for other in others
+        ]
+        header = f"{'NAME':<{width}}STATUS   ROLES                       AGE   VERSION"
+        self.stdout.write("\n".join([header, *rows]) + "\n")
         return 0
+
+    def _registered_nodes(self) -> list[str]:
+        """The Node objects in etcd: the keys under /registry/minions/."""
+        try:
+            keys = etcdctl(
+                ["get", "--prefix", "--keys-only", NODES_PREFIX], self.state.etcd_endpoint
+            ).decode()
+        except EtcdError:
+            return []
+        return [k[len(NODES_PREFIX) :] for k in keys.split() if k.startswith(NODES_PREFIX)]
 
     # ---- server --cluster-reset ----------------------------------------------------------
 
@@ -548,8 +565,9 @@ class FakeK3s:
         if words or flags.get("cluster-reset") != "true":
             raise Fatal("the fake k3s server only implements --cluster-reset")
         data_dir = self._data_dir(flags)
-        self._check_config(data_dir, flags)
+        self._check_config(data_dir)
         with _restore_source(flags.get("restore-path")) as snapshot:
+            self._check_token(data_dir, flags, snapshot)
             self._check_stopped()
             if self.state.reset_failure:
                 raise Fatal(
@@ -564,27 +582,33 @@ class FakeK3s:
             self.log.log("info", RESET_MESSAGE)
         return 0
 
-    def _check_config(self, data_dir: Path, flags: dict[str, str]) -> None:
+    def _check_config(self, data_dir: Path) -> None:
         config = self.state.config_yaml_path
         if config.exists() and any(
             line.lstrip().startswith("server:") for line in config.read_text().splitlines()
         ):
             raise Fatal("invalid flag use; --server is not compatible with --cluster-reset")
-        self._check_token(data_dir, flags)
 
     def _check_stopped(self) -> None:
         pid = self.state.etcd_pid
         if self.state.service_active or (pid is not None and pid_runs(pid, "etcd")):
             raise Fatal("etcd already running")
 
-    def _check_token(self, data_dir: Path, flags: dict[str, str]) -> None:
+    def _check_token(self, data_dir: Path, flags: dict[str, str], snapshot: Path | None) -> None:
+        """K3s decrypts the bootstrap data with the token: the snapshot's own (its
+        `/bootstrap/<token hash>` key) when it has one, else this install's."""
         token_file = data_dir / "server" / "token"
         token = flags.get("token") or (
             token_file.read_text().strip() if token_file.exists() else ""
         )
         if not token:
             raise Fatal(f"no token found in {token_file} and no --token given")
-        if self.state.token and _secret(token) != _secret(self.state.token):
+        bootstrap = _bootstrap_keys(snapshot) if snapshot is not None else set()
+        if bootstrap:
+            matches = bootstrap_key(token) in bootstrap
+        else:
+            matches = not self.state.token or _secret(token) == _secret(self.state.token)
+        if not matches:
             raise Fatal("bootstrap data already found and encrypted with different token")
 
     def _restore(self, data_dir: Path, snapshot: Path) -> None:
@@ -596,6 +620,23 @@ class FakeK3s:
             restore_snapshot(snapshot, db / "etcd", self.state.etcd_name, self.state.etcd_peer_url)
         except EtcdError as exc:
             raise Fatal(f"failed to restore snapshot: {exc}") from None
+
+
+NODES_PREFIX = "/registry/minions/"
+BOOTSTRAP_PREFIX = "/bootstrap/"
+
+
+def bootstrap_key(token: str) -> str:
+    """Where K3s keeps the bootstrap data encrypted with `token`: a hash of its password."""
+    return BOOTSTRAP_PREFIX + hashlib.sha256(_secret(token).encode()).hexdigest()[:12]
+
+
+def _bootstrap_keys(snapshot: Path) -> set[str]:
+    from k3s_backup.formats.etcd_db import EtcdDb
+
+    with EtcdDb(snapshot) as db:
+        keys = db.live(BOOTSTRAP_PREFIX.encode()).keys
+    return {key.decode(errors="replace") for key in keys}
 
 
 def _secret(token: str) -> str:

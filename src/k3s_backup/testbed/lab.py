@@ -116,6 +116,8 @@ class Lab(Service):
         (`targets=[{...}]`, `k3s={...}` included; a None value drops the key)."""
         data: dict[str, object] = {
             "cluster_name": "k3s-lab",
+            # K3s names its node after the host; the stand-in's node name is its own.
+            "node_name": FakeK3sState.load(self.state_file).node_name,
             "snapshot_dir": self.snapshot_dir,
             "keep_local": 3,
             "log_file": self.root / "k3s-backup.log",
