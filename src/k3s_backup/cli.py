@@ -183,7 +183,8 @@ Exit codes:
   1  nothing restored: no copy verifies, the pre-flight refused, or not confirmed;
      or a step failed (the message names it, the node's state and how to go back)
   2  configuration or usage error (unknown or ambiguous NAME, unknown target; copies of
-     several clusters and no NAME or --cluster with --yes)
+     several clusters and no NAME or --cluster with --yes; a question and stdin at its end,
+     as under cron or </dev/null: run again with --yes)
   4  a backup run holds the lock"""
 
 
@@ -191,7 +192,7 @@ Exit codes:
 @click.argument("name", default="latest")
 @FROM_OPTION
 @click.option("--dry-run", is_flag=True, help="Fetch, verify, check, show the plan; run nothing.")
-@click.option("--yes", is_flag=True, help="Do not ask (cluster name, the saved token).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (cluster name, the saved token).")
 @click.option("--force", is_flag=True, help="Go on despite the pre-flight's overridable problems.")
 @click.option(
     "--servers",
