@@ -16,7 +16,7 @@ import click
 
 from k3s_backup import __version__
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode
+from k3s_backup.errors import BackupError, ExitCode, Interrupted
 
 if TYPE_CHECKING:
     from k3s_backup.config import Config
@@ -27,7 +27,8 @@ Exit codes:
   1  failed (for run: nothing shipped)
   2  configuration or usage error
   3  partial: snapshot made, at least one target failed
-  4  another run holds the lock"""
+  4  another run holds the lock
+  130  interrupted by Ctrl-C (SIGINT); 143: by SIGTERM"""
 
 
 SETUP_EXIT_CODES = """\b
@@ -193,7 +194,8 @@ Exit codes:
   1  nothing restored: no copy verifies, the pre-flight refused, or not confirmed;
      or a step failed (the message names it, the node's state and how to go back)
   2  configuration or usage error (unknown or ambiguous NAME, unknown target; copies of
-     several clusters and no NAME or --cluster with --yes)
+     several clusters and no NAME or --cluster with --yes; a question and stdin at its end,
+     as under cron or </dev/null: run again with --yes)
   4  a backup run holds the lock
   130, 143  interrupted by SIGINT or SIGTERM (the message says where each node
      is and how to go on or back; the verified file is kept)"""
@@ -203,7 +205,7 @@ Exit codes:
 @click.argument("name", default="latest")
 @FROM_OPTION
 @click.option("--dry-run", is_flag=True, help="Fetch, verify, check, show the plan; run nothing.")
-@click.option("--yes", is_flag=True, help="Do not ask (cluster name, the saved token).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (cluster name, the saved token).")
 @click.option("--force", is_flag=True, help="Go on despite the pre-flight's overridable problems.")
 @click.option(
     "--servers",
@@ -555,6 +557,9 @@ def _invoke(argv: Sequence[str] | None, env: Environment) -> int:
     except BackupError as exc:
         env.stderr.write(f"error: {exc}\n")
         return int(exc.exit_code)
+    except Interrupted as stop:  # outside a run's own report of it (interrupts.py)
+        env.stderr.write(f"error: interrupted ({stop.signal_name})\n")
+        return int(stop.exit_code)
     return int(result) if isinstance(result, int) else ExitCode.OK
 
 

@@ -11,6 +11,8 @@ class ExitCode(IntEnum):
     USAGE = 2  # configuration or usage error
     PARTIAL = 3  # snapshot made, at least one target failed
     LOCKED = 4  # another run holds the lock
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), 128 + 2 as shells report it
+    TERMINATED = 143  # SIGTERM (systemd stopping the unit), 128 + 15
 
 
 class BackupError(Exception):
@@ -42,3 +44,14 @@ class TargetUnreachable(TargetError):
 
 class HostKeyError(TargetError):
     """The backup host's key is unknown or changed: never accepted silently."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (interrupts.py): a state to report, not an error of ours. A
+    BaseException, as KeyboardInterrupt, so that no `except Exception` swallows it on its way
+    up while every `finally` and `except BaseException` cleanup still runs."""
+
+    def __init__(self, signal_name: str, exit_code: ExitCode) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.exit_code = exit_code

@@ -11,6 +11,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from k3s_backup.keyfile import load_private_key
 from k3s_backup.targets.ssh import fingerprint, known_hosts_host, known_hosts_line
 
 # What `k3s-backup` does over SSH: the SFTP subsystem and one `sha256sum -- <path>` exec. So a
@@ -57,7 +58,7 @@ def public_line(private: Path) -> str:
     try:
         return public_path(private).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        key = paramiko.PKey.from_path(private)
+        key = load_private_key(private)
         return f"{key.get_name()} {key.get_base64()} {key_comment()}"
 
 
@@ -68,7 +69,7 @@ def restricted_line(public: str, from_hosts: str | None) -> str:
 
 
 def key_fingerprint(private: Path) -> str:
-    return fingerprint(paramiko.PKey.from_path(private))
+    return fingerprint(load_private_key(private))
 
 
 def unsafe_permissions(path: Path) -> str | None:

@@ -16,7 +16,8 @@ def config(lab, tmp_path):
 
 
 def test_a_terminal_gets_an_upload_progress_bar_with_rate(lab, config):
-    result = invoke(["--config", str(config), "run"], environ=lab.env(), tty=True)
+    wide = {**lab.env(), "COLUMNS": "200"}  # not a real terminal: its width from $COLUMNS
+    result = invoke(["--config", str(config), "run"], environ=wide, tty=True)
     assert result.code == 0, result.stderr
     [stored] = [p.name for p in lab.remote_dir.iterdir() if p.name.endswith(".zst")]
     assert f"{stored} to backup-host" in result.stderr

@@ -26,6 +26,7 @@ from k3s_backup.config import (
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.inventory import target_copies
+from k3s_backup.keyfile import KeyFileError
 from k3s_backup.policy.schedule import Schedule, longest_gap
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
@@ -206,10 +207,14 @@ class Doctor:
         name, path = f"{target.name}: key", target.identity_file
         if not path.exists():
             return Check(name, FAIL, f"{path} does not exist", "k3s-backup setup")
+        try:
+            key_fingerprint = sshkeys.key_fingerprint(path)
+        except KeyFileError as exc:
+            return Check(name, FAIL, exc.problem, exc.fix)
         problem = sshkeys.unsafe_permissions(path)
         if problem:
             return Check(name, FAIL, f"{path}: {problem}", f"chmod 600 {path}")
-        return Check(name, OK, f"{path} ({sshkeys.key_fingerprint(path)}), mode 0600")
+        return Check(name, OK, f"{path} ({key_fingerprint}), mode 0600")
 
     def host_key(self, target: SshTargetConfig) -> Check:
         name = f"{target.name}: host key"

@@ -7,6 +7,7 @@ identities were recorded) for this cluster's.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 from k3s_backup.clusters import current_identity, others_warnings, split_by_cluster
@@ -24,9 +25,12 @@ from k3s_backup.inventory import (
 )
 from k3s_backup.lock import exclusive_run
 from k3s_backup.policy.identity import ClusterIdentity
+from k3s_backup.policy.naming import SnapshotName
+from k3s_backup.policy.offsite import protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsPlan, GfsRules
 from k3s_backup.report import Reporter
 from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
+from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
 
 
@@ -51,6 +55,11 @@ class Pruner:
         self.source = make_source(config, env)
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
         self.current: ClusterIdentity | None = current_identity(config, self.manifests)
+        # what each target holds (policy.offsite): as listed now, else as the last run saw it
+        state = read_state(config.state_dir)
+        self.held: dict[str, SnapshotName | None] = {
+            t.name: remembered(state, t.name, config.cluster_name) for t in config.targets
+        }
 
     def owned(self, location: str, copies: list[Copy]) -> list[Copy]:
         if self.adopt_unknown and self.current is not None:
@@ -64,14 +73,25 @@ class Pruner:
         copies = self.manifests.with_identities(
             local_copies(self.config.snapshot_dir, self.config.cluster_name)
         )
-        retention = plan(
-            self.owned(LOCAL, copies), GfsRules(last=self.config.keep_local), frozenset()
-        )
+        owned, rules = self.owned(LOCAL, copies), GfsRules(last=self.config.keep_local)
+        unshipped = self.unshipped(owned, rules)
+        retention = plan(owned, rules, unshipped)
+        for filename in unshipped:
+            retention.reasons[filename] = ["a target lacks it"]
         _show(self.report, LOCAL, retention, self.dry_run)
         if not self.dry_run:
             remove_local(retention.remove, self.source.delete, self.report.warn)
             for name in retention.remove:
                 self.manifests.forget(name.filename)
+
+    def unshipped(self, copies: list[Copy], rules: GfsRules) -> frozenset[str]:
+        """keep_local, but never a snapshot a target lacks while the next one fits (as `run`)."""
+        if not copies:
+            return frozenset()
+        sizes = {c.name.filename: c.size for c in copies}
+        free = shutil.disk_usage(self.config.snapshot_dir).free
+        names = [c.name for c in copies]
+        return protect_unshipped(names, sizes, rules, self.held, free, copies[-1].size).keep
 
     def targets(self) -> bool:
         """Whether every target could be pruned."""
@@ -87,20 +107,23 @@ class Pruner:
                     copies = with_identities(
                         target, target_copies(target, self.config.cluster_name), known
                     )
-                    retention = plan(
-                        self.owned(target.name, copies), rules_of(target_config), frozenset()
-                    )
+                    owned = self.owned(target.name, copies)
+                    verified = [c for c in owned if c.has_manifest]
+                    self.held[target.name] = verified[-1].name if verified else None
+                    retention = plan(owned, rules_of(target_config), frozenset())
                     _show(self.report, target.name, retention, self.dry_run)
                     if not self.dry_run:
                         remove_from_target(target, retention.remove)
             except BackupError as exc:
                 failed = True
-                self.report.error(f"target {target_config.name}: {exc}")
+                said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
+                self.report.error(f"target {target_config.name}: {said}")
         return not failed
 
 
 def prune(config: Config, env: Environment, dry_run: bool, adopt_unknown: bool = False) -> ExitCode:
     with exclusive_run(config.state_dir):
         pruner = Pruner(config, env, dry_run, adopt_unknown)
+        pruned = pruner.targets()  # first: what they hold protects local snapshots
         pruner.local()
-        return ExitCode.OK if pruner.targets() else ExitCode.FAILED
+        return ExitCode.OK if pruned else ExitCode.FAILED

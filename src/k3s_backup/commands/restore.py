@@ -526,10 +526,25 @@ def _preflight(
     return [problem for problem in found if problem is not None]
 
 
+class NoAnswer(BackupError):
+    """A question, and stdin at its end (cron, `</dev/null`): nobody can answer it."""
+
+    exit_code = ExitCode.USAGE
+
+
 def _ask(env: Environment, question: str) -> str:
+    """The answer; NoAnswer at the end of stdin (an empty line is an answer: no)."""
     env.stdout.write(question)
     env.stdout.flush()
-    return env.stdin.readline().strip()
+    line = env.stdin.readline()
+    if not line:
+        env.stdout.write("\n")
+        raise NoAnswer(
+            "restore needs an answer and stdin has none (it is at its end, as under cron or"
+            " with </dev/null); nothing was stopped or changed. Answer on a terminal, or check"
+            " the plan (`k3s-backup restore --dry-run`) and run again with --yes (-y)"
+        )
+    return line.strip()
 
 
 class Restore:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,12 +18,14 @@ from k3s_backup.environment import Environment
 from k3s_backup.errors import (
     BackupError,
     ExitCode,
+    Interrupted,
     SnapshotError,
     TargetError,
     TargetUnreachable,
 )
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.snapshot import check_snapshot
+from k3s_backup.interrupts import interruptible, safe_point, signals_deferred
 from k3s_backup.inventory import (
     LOCAL,
     Copy,
@@ -39,13 +42,14 @@ from k3s_backup.monitoring.hooks import Hooks
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
+from k3s_backup.policy.offsite import HeldThrough, only_here, protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsRules
 from k3s_backup.progress import TransferBar
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
-from k3s_backup.state import record_run
+from k3s_backup.state import read_state, record_run
 from k3s_backup.storage_form import StoredForm, encrypt_bytes, stored_stream
 from k3s_backup.streams import MeteredReader, sha256_stream
 from k3s_backup.targets.base import Target, final_of_temp, put_bytes
@@ -132,6 +136,22 @@ def stored_name(name: naming.SnapshotName, form: StoredForm) -> str:
     return name.filename + form.suffix(name.suffix)
 
 
+def _between_chunks(bar: TransferBar) -> Callable[[int], None]:
+    """After each chunk read for an upload: the bar, and a safe point for a signal."""
+
+    def advance(size: int) -> None:
+        bar.advance(size)
+        safe_point()
+
+    return advance
+
+
+def _without_name(name: str, exc: BaseException) -> str:
+    """A target's error where the message already says `target NAME`: a backend's message
+    starts with its name, for the commands that print it bare."""
+    return str(exc).removeprefix(f"{name}: ")
+
+
 class NewChainRefused(BackupError):
     """This node's cluster is not the one whose copies are there: no backup is taken."""
 
@@ -150,6 +170,8 @@ class Run:
         self.identity: ClusterIdentity | None = None  # of this run's snapshot
         self.recovery_key = self._recovery_key()
         self.others: dict[str, list[Copy]] = {}  # location -> copies of other identities kept
+        self.held_through: HeldThrough = {}  # what each target holds (policy.offsite)
+        self.doing = "the snapshot"  # the phase an interruption is reported in
 
     def _recovery_key(self) -> bytes | None:
         """The key that authenticates what this run ships; without one, copies ship
@@ -182,7 +204,7 @@ class Run:
             (self.config.snapshot_dir / name.filename).open("rb") as plain,
             TransferBar(self.env, f"{stored} to {target.name}", local.size) as bar,
         ):
-            reader = MeteredReader(plain, bar.advance)  # progress in snapshot bytes
+            reader = MeteredReader(plain, _between_chunks(bar))  # progress in snapshot bytes
             # an encoded form is checked against the plain bytes as they are read; the local
             # file itself is checked where stored, against local.sha256
             expect = None if as_is else local.sha256
@@ -290,7 +312,11 @@ class Run:
         self._warn_others(target.name)
         kept = target_copies(target, self.config.cluster_name)
         result.copies, result.bytes = len(kept), sum(c.size for c in kept)
-        verified = [c for c in kept if c.has_manifest]  # a manifest is written after verifying
+        # This node's newest verified copy (a manifest is written after verifying), never
+        # another server's or another cluster's: what this node's local rotation relies on.
+        owned = {c.name for c in copies if c.name not in retention.remove}
+        verified = [c for c in kept if c.has_manifest and c.name in owned]
+        verified = [c for c in verified if c.name.node == newest.node]
         if verified:
             result.newest, result.newest_unix = verified[-1].name.filename, verified[-1].name.unix
         result.ok = True
@@ -389,8 +415,9 @@ class Run:
 
     def ship_everywhere(self, newest: naming.SnapshotName) -> dict[str, TargetResult]:
         """Open every target and see what it holds (NewChainRefused before anything is
-        shipped), then ship to each over that first connection."""
-        with ExitStack() as stack:
+        shipped), then ship to each over that first connection. A signal meanwhile waits for
+        a chunk's end or for every connection to be closed (interrupts.py)."""
+        with signals_deferred(), ExitStack() as stack:
             opened: dict[str, Target] = {}
             held: dict[str, list[Copy]] = {}
             failures: dict[str, BackupError] = {}
@@ -419,8 +446,10 @@ class Run:
         A refusal by the target itself (key, permission, full disk) is not tried again. The
         first attempt uses `first`, already open, or is `first_failure`, already met."""
         name, attempts = target_config.name, target_config.retries + 1
+        self.doing = f"upload to {name}"
         for attempt in range(1, attempts + 1):
             try:
+                safe_point()  # a signal noted during the wait before this attempt
                 if attempt == 1 and first_failure is not None:
                     raise first_failure
                 if attempt == 1 and first is not None:
@@ -432,7 +461,7 @@ class Run:
                     return self._target_failed(name, exc, attempt)
                 delay = target_config.retry_delay
                 self.report.warn(
-                    f"target {name}: {exc}; trying again in {delay:g} s"
+                    f"target {name}: {_without_name(name, exc)}; trying again in {delay:g} s"
                     f" (attempt {attempt + 1} of {attempts})"
                 )
                 self.env.sleep(delay)
@@ -442,14 +471,54 @@ class Run:
 
     def _target_failed(self, name: str, exc: BackupError, attempts: int) -> TargetResult:
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
-        self.report.error(f"target {name} failed{tried}: {exc}")
-        return TargetResult(ok=False, error=str(exc), attempts=attempts)
+        error = _without_name(name, exc)
+        self.report.error(f"target {name} failed{tried}: {error}")
+        return TargetResult(ok=False, error=error, attempts=attempts)
 
-    def rotate_local(self, newest: naming.SnapshotName) -> None:
+    def keep_unshipped(
+        self, results: dict[str, TargetResult], newest: naming.SnapshotName
+    ) -> frozenset[str]:
+        """The local snapshots rotation keeps beyond keep_local because a target lacks them;
+        the oldest of them go, loudly, only when the next snapshot would not fit otherwise."""
+        state, cluster = read_state(self.config.state_dir), self.config.cluster_name
+        self.held_through = {
+            name: naming.parse(cluster, r.newest or "")
+            if r.ok
+            else remembered(state, name, cluster)
+            for name, r in results.items()
+        }
+        copies = local_copies(self.config.snapshot_dir, self.config.cluster_name)
+        sizes = {c.name.filename: c.size for c in copies}
+        free = shutil.disk_usage(self.config.snapshot_dir).free
+        decision = protect_unshipped(
+            [c.name for c in copies],
+            sizes,
+            GfsRules(last=self.config.keep_local),
+            self.held_through,
+            free=free,
+            need=sizes.get(newest.filename, 0),
+        )
+        lacking = [n for n, r in results.items() if not r.ok] or list(results)
+        for name in decision.dropped:
+            self.report.warn(
+                f"deleting local snapshot {name.filename} although {', '.join(lacking)} never"
+                f" received it: only {human_size(free)} free in {self.config.snapshot_dir}, and"
+                f" the next snapshot needs {human_size(sizes.get(newest.filename, 0))}"
+            )
+        if decision.keep:
+            self.report.info(
+                f"Keeping {len(decision.keep)} local snapshot(s) beyond keep_local ="
+                f" {self.config.keep_local} until {', '.join(lacking)} has them"
+            )
+        return decision.keep
+
+    def rotate_local(
+        self, newest: naming.SnapshotName, protect: frozenset[str] = frozenset()
+    ) -> None:
         with self.phases.timed("rotate"):
             copies = self._owned(LOCAL, self.local_copies())
             rules = GfsRules(last=self.config.keep_local)
-            retention = plan(copies, rules, frozenset({newest.filename}))
+            retention = plan(copies, rules, frozenset({newest.filename}) | protect)
             remove_local(retention.remove, self.source.delete, self.report.warn)
         for name in retention.remove:
             self.manifests.forget(name.filename)
@@ -461,6 +530,7 @@ class Run:
         newest = local[-1].name if local else None
         return {
             "copies": len(local),
+            "only_here": len(only_here([c.name for c in local], self.held_through)),
             "bytes": sum(c.size for c in local),
             "newest": newest.filename if newest else None,
             "newest_unix": newest.unix if newest else None,
@@ -469,7 +539,7 @@ class Run:
     def summarize(self, results: dict[str, TargetResult], local: dict[str, Any]) -> None:
         self.report.info(
             f"Local snapshots: {local['copies']} ({human_size(local['bytes'])})"
-            f" in {self.config.snapshot_dir}"
+            f" in {self.config.snapshot_dir}, {local['only_here']} only on this node"
         )
         for name, result in results.items():
             if result.ok:
@@ -477,7 +547,7 @@ class Run:
                     f"Target {name}: {result.copies} copies ({human_size(result.bytes)})"
                 )
             else:
-                self.report.info(f"Target {name}: FAILED ({result.error})")
+                self.report.info(f"Target {name}: FAILED (the error above)")  # said once
 
 
 def run_backup(
@@ -493,7 +563,7 @@ def run_backup(
             " disk; add a target (see `k3s-backup config init`)"
         )
         return ExitCode.USAGE
-    with exclusive_run(config.state_dir):
+    with exclusive_run(config.state_dir), interruptible():
         code, record = _monitored_run(config, env, reporter, new_cluster)
     if json_out is not None:
         json_out.write(json.dumps(record, indent=2) + "\n")
@@ -537,6 +607,8 @@ def _locked_run(
         record["error"] = f"snapshot failed, nothing shipped: {exc}"
         reporter.error(record["error"])
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
+    except Interrupted as stop:
+        return _interrupted(run, record, stop, clock)
     record["snapshot"] = {
         "name": snapshot.name.filename,
         "size": snapshot.check.size,
@@ -545,11 +617,14 @@ def _locked_run(
     }
     try:
         results = run.ship_everywhere(snapshot.name)
+        run.doing = "local rotation"
+        run.rotate_local(snapshot.name, run.keep_unshipped(results, snapshot.name))
     except NewChainRefused as exc:
         record["snapshot"], record["error"] = None, str(exc)
         reporter.error(record["error"])
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
-    run.rotate_local(snapshot.name)
+    except Interrupted as stop:
+        return _interrupted(run, record, stop, clock)
     record["local"] = run.local_summary()
     run.summarize(results, record["local"])
     record["targets"] = {name: asdict(r) for name, r in results.items()}
@@ -567,6 +642,20 @@ def _locked_run(
     return _finish(config, env, record, clock, run.phases, ExitCode.OK, reporter)
 
 
+def _interrupted(
+    run: Run, record: dict[str, Any], stop: Interrupted, clock: float
+) -> tuple[ExitCode, dict[str, Any]]:
+    """One line naming the signal and the phase, on stderr, in the log and the state file;
+    the cleanups (a temporary upload removed) already ran on the way here."""
+    snapshot = (record["snapshot"] or {}).get("name")
+    kept = f"snapshot {snapshot} kept locally, the next run catches up" if snapshot else None
+    record["error"] = (
+        f"interrupted ({stop.signal_name}) during {run.doing}; {kept or 'nothing shipped'}"
+    )
+    run.report.error(record["error"])
+    return _finish(run.config, run.env, record, clock, run.phases, stop.exit_code, run.report)
+
+
 def _finish(
     config: Config,
     env: Environment,
@@ -578,7 +667,13 @@ def _finish(
 ) -> tuple[ExitCode, dict[str, Any]]:
     record.update(
         finished=env.now().isoformat(),
-        outcome={0: "success", 1: "failed", 3: "partial"}.get(int(code), "error"),
+        outcome={
+            0: "success",
+            1: "failed",
+            3: "partial",
+            130: "interrupted",
+            143: "interrupted",
+        }.get(int(code), "error"),
         exit_code=int(code),
         duration_seconds=round(time.monotonic() - clock, 3),
         phases=phases.rounded(),

@@ -25,6 +25,7 @@ from k3s_backup.config import Config, SshTargetConfig, parse_config, redacted
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.inventory import LOCAL, Copy, LocalManifests, local_copies, read_target_manifest
+from k3s_backup.keyfile import KeyFileError
 from k3s_backup.policy.identity import chain_conflict
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
 from k3s_backup.policy.schedule import parse as parse_schedule
@@ -227,10 +228,14 @@ class Setup:
         self.step(1, f"SSH key {target.identity_file}")
         key = target.identity_file
         if key.exists():
+            try:
+                key_fingerprint = sshkeys.key_fingerprint(key)
+            except KeyFileError as exc:
+                raise SetupStop(str(exc)) from None
             problem = sshkeys.unsafe_permissions(key)
             if problem:
                 raise SetupStop(f"{key}: {problem}; fix it with `chmod 600 {key}`")
-            self.result(f"exists ({sshkeys.key_fingerprint(key)}), mode 0600: unchanged")
+            self.result(f"exists ({key_fingerprint}), mode 0600: unchanged")
             return
         if self.dry:
             self.result(f"would generate an ed25519 key there (0600) and {key}.pub")

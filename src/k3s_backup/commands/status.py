@@ -20,6 +20,7 @@ from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.inventory import Copy, LocalManifests, local_copies, target_copies
 from k3s_backup.policy import naming
+from k3s_backup.policy.offsite import HeldThrough, only_here, remembered
 from k3s_backup.policy.schedule import Schedule, longest_gap, next_run
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
@@ -68,6 +69,7 @@ class Status:
     local: Location = field(default_factory=lambda: Location("local"))
     targets: list[Location] = field(default_factory=list)
     newest_offsite: dict[str, Any] | None = None
+    local_only: int = 0  # local snapshots no target holds (policy.offsite)
     source: dict[str, str] = field(default_factory=dict)
     findings: list[dict[str, str]] = field(default_factory=list)
 
@@ -126,7 +128,7 @@ def collect_targets(config: Config, status: Status, now: datetime) -> list[Copy]
             with open_target(target_config, config.cluster_name) as target:
                 copies = target_copies(target, config.cluster_name)
         except BackupError as exc:
-            location.error = str(exc).splitlines()[0]
+            location.error = str(exc).removeprefix(f"{target_config.name}: ").splitlines()[0]
             status.add(FAIL, f"target {target_config.name} cannot be read: {location.error}")
             status.targets.append(location)
             continue
@@ -254,14 +256,32 @@ def build_status(config: Config, env: Environment, paths: SystemPaths) -> Status
             _utc(local[-1].name.unix),
         )
     offsite = collect_targets(config, status, now)
+    node = this_node(config, state, local)
+    held = held_through(config, status, state, offsite, node)
+    status.local_only = len(only_here([c.name for c in local], held))
     other_cluster_findings(config, status)
     if not config.targets:
         status.add(FAIL, "no [[targets]] configured: nothing leaves this node")
     elif not offsite:
         status.add(FAIL, "no verified off-node copy anywhere")
     else:
-        freshness_findings(offsite, this_node(config, state, local), now, interval, status)
+        freshness_findings(offsite, node, now, interval, status)
     return status
+
+
+def held_through(
+    config: Config, status: Status, state: dict[str, Any], offsite: list[Copy], node: str
+) -> HeldThrough:
+    """What each target holds of this node's (policy.offsite): its newest verified copy as
+    read now (never another server's), else as the last run saw it."""
+    held: dict[str, naming.SnapshotName | None] = {}
+    for target in status.targets:
+        if target.error:
+            held[target.name] = remembered(state, target.name, config.cluster_name)
+            continue
+        own = [c.name for c in offsite if c.location == target.name and c.name.node == node]
+        held[target.name] = max(own) if own else None
+    return held
 
 
 def _print(status: Status, env: Environment) -> None:
@@ -295,6 +315,8 @@ def _print(status: Status, env: Environment) -> None:
             text = f"cannot read: {location.error}"
         elif location.newest_time:
             text += f", newest {location.newest_time}"
+        if location is status.local:
+            text += f", {status.local_only} only on this node"
         out.write(f"{location.name + ':':<13}{text}\n")
     newest = status.newest_offsite
     if newest:

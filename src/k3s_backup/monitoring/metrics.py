@@ -105,6 +105,11 @@ def _locations(gauges: _Gauges, last: Record, success: Record, now: datetime) ->
     local = last.get("local") or success.get("local")
     if local:
         _location(gauges, "local", local, now)
+        gauges.set(
+            "local_only_snapshots",
+            "Local snapshots no target held after the last run: they exist only on this node.",
+            local.get("only_here"),
+        )
     targets = dict(success.get("targets") or {})
     for name, entry in (last.get("targets") or {}).items():
         gauges.set(

@@ -23,7 +23,14 @@ import paramiko
 from paramiko.ssh_exception import NoValidConnectionsError
 
 from k3s_backup.errors import HostKeyError, TargetError, TargetUnreachable
-from k3s_backup.streams import CHUNK_SIZE, Readable, Writable, copy_capped, sha256_stream
+from k3s_backup.keyfile import load_private_key
+from k3s_backup.streams import (
+    CHUNK_SIZE,
+    Readable,
+    Writable,
+    copy_capped,
+    sha256_stream,
+)
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 STATVFS_EXTENSION = "statvfs@openssh.com"
@@ -62,11 +69,25 @@ def _link_failed(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _LINK_ERRNOS
 
 
+# paramiko's words for what a user sees, and ours for them.
+_PLAIN_WORDS = {
+    "Error reading SSH protocol banner": (
+        "no SSH server answered there (it sent no SSH banner); check the host and the port"
+    ),
+    "No existing session": (
+        "the server closed the connection before the key was checked (see its sshd log:"
+        " MaxStartups, a firewall, AllowUsers)"
+    ),
+}
+
+
 def _reason(exc: BaseException) -> str:
-    """What went wrong, for a message: the OS's words when there are some."""
+    """What went wrong, for a message: the OS's words when there are some, plain words for
+    paramiko's own."""
     if isinstance(exc, NoValidConnectionsError):  # "Unable to connect to port 22 on ...": why?
         return "; ".join(sorted({_reason(error) for error in exc.errors.values()}))
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return next((plain for said, plain in _PLAIN_WORDS.items() if text.startswith(said)), text)
 
 
 def _wait_for_writes(sftp: paramiko.SFTPClient, remote: paramiko.SFTPFile) -> None:
@@ -136,7 +157,9 @@ def fetch_host_key(
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
     except CONNECTION_ERRORS as exc:
-        raise TargetError(f"{host}:{port} did not complete an SSH handshake: {exc}") from None
+        raise TargetError(
+            f"{host}:{port} did not complete an SSH handshake: {_reason(exc)}"
+        ) from None
     finally:
         transport.close()
 
@@ -247,6 +270,7 @@ class SshTarget(Target):
     def _connect(self) -> paramiko.SFTPClient:
         if self._sftp is not None:
             return self._sftp
+        key = load_private_key(self.identity_file)  # a key we cannot use is not a refusal
         client = paramiko.SSHClient()
         self._load_known_hosts(client)
         client.set_missing_host_key_policy(_RefuseUnknownHost(self))
@@ -255,7 +279,7 @@ class SshTarget(Target):
                 self.host,
                 port=self.port,
                 username=self.user,
-                key_filename=str(self.identity_file),
+                pkey=key,
                 look_for_keys=False,
                 allow_agent=False,
                 timeout=self.connect_timeout,
@@ -275,12 +299,6 @@ class SshTarget(Target):
                 f"{self.name}: {self.user}@{self.host} refused the key {self.identity_file};"
                 f" add {self.identity_file}.pub to ~{self.user}/.ssh/authorized_keys there"
             ) from None
-        except FileNotFoundError:
-            client.close()
-            raise TargetError(
-                f"{self.name}: SSH key {self.identity_file} does not exist; create it with"
-                f" `ssh-keygen -t ed25519 -f {self.identity_file} -N ''`"
-            ) from None
         except CONNECTION_ERRORS as exc:  # TimeoutError is an OSError
             client.close()
             error = TargetUnreachable if _link_failed(exc) else TargetError
@@ -298,7 +316,9 @@ class SshTarget(Target):
         except FileNotFoundError:
             pass  # every host is then unknown, and refused with the command to trust it
         except (OSError, paramiko.SSHException) as exc:  # unreadable, or a malformed line
-            raise TargetError(f"{self.name}: cannot read {self.known_hosts}: {exc}") from None
+            raise TargetError(
+                f"{self.name}: cannot read known_hosts {self.known_hosts}: {_reason(exc)}"
+            ) from None
 
     def _changed_key_error(self, exc: paramiko.BadHostKeyException) -> HostKeyError:
         host = known_hosts_host(self.host, self.port)

@@ -1,0 +1,59 @@
+"""How `run` words a target's failure: once (not again in the summary), the target named once,
+in plain words rather than paramiko's ("Error reading SSH protocol banner")."""
+
+from __future__ import annotations
+
+from tests.cli_runner import invoke
+
+
+def run(lab, config):
+    return invoke(["--config", str(config), "run"], environ=lab.env())
+
+
+def test_a_port_that_is_not_ssh_is_said_in_plain_words_once(lab, tmp_path):
+    wrong = lab.ssh_target(name="proxmox", port=lab.etcd.client_port, connect_timeout=2)
+    config = lab.write_config(tmp_path / "c.toml", targets=[wrong])
+    result = run(lab, config)
+    assert result.code == 3
+    said = result.stdout + result.stderr
+    assert "Error reading SSH protocol banner" not in said
+    assert "proxmox: proxmox" not in said
+    [failure] = [line for line in said.splitlines() if "no SSH server answered" in line]
+    assert failure == (
+        f"error: target proxmox failed: cannot connect to 127.0.0.1:{lab.etcd.client_port}:"
+        " no SSH server answered there (it sent no SSH banner); check the host and the port"
+    )
+    assert "Target proxmox: FAILED (the error above)" in result.stdout
+
+
+def test_a_multi_line_host_key_refusal_is_printed_once(lab, tmp_path):
+    lab.known_hosts.write_text("")
+    config = lab.write_config(tmp_path / "c.toml")
+    result = run(lab, config)
+    assert result.code == 3
+    said = result.stdout + result.stderr
+    assert said.count("ssh-keyscan") == 1 and said.count("It offered ssh-ed25519") == 1
+    assert "target backup-host failed: the host key of" in result.stderr
+    assert "backup-host: backup-host" not in said and "failed: backup-host:" not in said
+
+
+def test_a_retried_link_names_the_target_once(lab, tmp_path):
+    lab.sshd.stop()
+    target = lab.ssh_target(retries=1, retry_delay=0)
+    config = lab.write_config(tmp_path / "c.toml", targets=[target])
+    result = invoke(["--config", str(config), "run"], environ=lab.env(), sleep=lambda _: None)
+    assert result.code == 3
+    assert "warning: target backup-host: cannot connect to" in result.stderr
+    assert "error: target backup-host failed (after 2 attempts): cannot connect to" in result.stderr
+    assert "backup-host: backup-host" not in result.stderr
+    assert result.stderr.count("Connection refused") == 2  # the retry's warning, the failure
+
+
+def test_a_known_hosts_that_is_a_directory_is_named(lab, tmp_path):
+    known = tmp_path / "known_hosts_dir"
+    known.mkdir()
+    config = lab.write_config(tmp_path / "c.toml", targets=[lab.ssh_target(known_hosts=known)])
+    result = run(lab, config)
+    assert result.code == 3
+    assert f"cannot read known_hosts {known}: Is a directory" in result.stderr
+    assert "Errno" not in result.stderr

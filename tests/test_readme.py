@@ -1,0 +1,49 @@
+"""What the README and `config init` show a new user must be accepted by the tool as written:
+every ```toml block of README.md, and the template, loads as TOML and validates as a config."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from k3s_backup.commands.config_cmd import TEMPLATE
+from k3s_backup.config import load_config, parse_config
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+TOML_BLOCK = re.compile(r"^```toml\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+
+
+def toml_blocks() -> list[tuple[int, str]]:
+    text = README.read_text(encoding="utf-8")
+    return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in TOML_BLOCK.finditer(text)]
+
+
+def test_the_readme_has_its_configuration_examples():
+    blocks = toml_blocks()
+    assert len(blocks) >= 4
+    assert any("[[targets]]" in body and "metrics_textfile" in body for _, body in blocks)
+
+
+@pytest.mark.parametrize(
+    "line, body", [pytest.param(line, body, id=f"README.md:{line}") for line, body in toml_blocks()]
+)
+def test_every_readme_toml_block_is_a_valid_configuration(line, body):
+    where = Path(f"README.md:{line}")
+    parse_config(tomllib.loads(body), where)  # ConfigError names the key if not
+
+
+def test_the_main_example_keeps_its_top_level_keys_top_level():
+    [main] = [body for _, body in toml_blocks() if "cluster_name" in body]
+    config = parse_config(tomllib.loads(main), Path("README.md"))
+    assert config.metrics_textfile is not None  # not swallowed by a [[targets]] table
+    assert [t.name for t in config.targets] == ["proxmox", "usb"]
+
+
+def test_config_init_template_is_a_valid_configuration(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(TEMPLATE)
+    config = load_config(path)
+    assert [t.name for t in config.targets] == ["proxmox"]
