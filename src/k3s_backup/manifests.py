@@ -1,0 +1,147 @@
+"""Stored objects turned into manifests `kubectl apply -f` takes: server fields removed, objects
+in an order apply accepts, rendered as one YAML stream, a JSON List, or one file per object.
+Pure: no I/O but the files `write_tree` is asked to write."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# What the API server fills in; an object applied with them would be refused or misread.
+SERVER_METADATA = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+# Kinds that others need first (after Helm's install order): Namespaces and CRDs before all.
+APPLY_ORDER = (
+    "Namespace",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+)
+_RANK = {kind: rank for rank, kind in enumerate(APPLY_ORDER)}
+_SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    resource: str  # as inspect names it: "secrets", "widgets.example.com"
+    namespace: str | None
+    name: str
+    body: dict[str, Any]
+
+
+def strip_server_fields(body: dict[str, Any], keep_owner_references: bool) -> dict[str, Any]:
+    """`body` without status and the metadata the server sets (a new dict; order kept)."""
+    stripped = {key: value for key, value in body.items() if key != "status"}
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        dropped = set(SERVER_METADATA) | (set() if keep_owner_references else {"ownerReferences"})
+        stripped["metadata"] = {k: v for k, v in metadata.items() if k not in dropped}
+    return stripped
+
+
+def controller_of(body: dict[str, Any]) -> str | None:
+    """`Kind/name` of the controller that owns this object (a Pod's ReplicaSet), if any."""
+    metadata = body.get("metadata")
+    owners = metadata.get("ownerReferences") if isinstance(metadata, dict) else None
+    for owner in owners if isinstance(owners, list) else []:
+        if isinstance(owner, dict) and owner.get("controller") is True:
+            return f"{owner.get('kind')}/{owner.get('name')}"
+    return None
+
+
+def apply_rank(manifest: Manifest) -> tuple[int, str, str, str]:
+    kind = manifest.body.get("kind")
+    rank = _RANK.get(kind, len(APPLY_ORDER)) if isinstance(kind, str) else len(APPLY_ORDER)
+    return rank, manifest.resource, manifest.namespace or "", manifest.name
+
+
+def in_apply_order(manifests: Iterable[Manifest]) -> list[Manifest]:
+    return sorted(manifests, key=apply_rank)
+
+
+def yaml_stream(manifests: Iterable[Manifest]) -> str:
+    import yaml
+
+    return yaml.safe_dump_all(
+        [m.body for m in manifests],
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        explicit_start=True,
+        width=1 << 16,
+    )
+
+
+def json_list(manifests: Iterable[Manifest]) -> str:
+    document = {"apiVersion": "v1", "kind": "List", "items": [m.body for m in manifests]}
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_one(manifest: Manifest, output: str) -> str:
+    if output == "json":
+        return json.dumps(manifest.body, indent=2, ensure_ascii=False) + "\n"
+    return yaml_stream([manifest])
+
+
+def safe_part(part: str) -> bool:
+    return bool(_SAFE_PART.fullmatch(part)) and part not in (".", "..")
+
+
+def relative_path(manifest: Manifest, suffix: str) -> Path:
+    """`<resource>/<namespace>/<name><suffix>` (`<resource>/<name><suffix>` when cluster-scoped);
+    ValueError for a part that is no plain file name."""
+    resource = manifest.resource.replace("/", "-")  # services/specs
+    parts = [resource, *([manifest.namespace] if manifest.namespace else []), manifest.name]
+    unsafe = [part for part in parts if not safe_part(part)]
+    if unsafe:
+        raise ValueError(f"{unsafe[0]!r} is not a plain file name")
+    return Path(*parts[:-1], parts[-1] + suffix)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """A new 0600 file (never over an existing one), in 0700 directories."""
+    missing = [folder for folder in path.parents if not folder.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
