@@ -195,8 +195,12 @@ RBAC = "rbac.authorization.k8s.io/v1"
 
 def _rule() -> tuple[bytes, dict[str, Any]]:
     data = s(1, "get") + s(1, "list") + s(2, "") + s(3, "secrets") + s(4, "db")
-    return data, {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["secrets"],
-                  "resourceNames": ["db"]}  # fmt: skip
+    return data, {
+        "verbs": ["get", "list"],
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["db"],
+    }
 
 
 def role(name: str, ns: str = "") -> tuple[bytes, dict[str, Any]]:
@@ -299,8 +303,15 @@ def pod_template(app: str) -> tuple[bytes, dict[str, Any]]:
         + m(7, s(1, "TOKEN"), s(2, ""), m(3, m(4, m(1, s(1, "db")), s(2, "password"))))
         + m(8, entry(1, "memory", quantity("128Mi")), entry(2, "cpu", quantity("100m")))
         + m(9, s(1, "config"), v(2, 1), s(3, "/etc/app"), s(4, ""))
-        + m(11, m(1, m(2, s(1, "/healthz"), m(2, v(1, 0), v(2, 8080)), s(4, "HTTP"))),
-            v(2, 0), v(3, 1), v(4, 10), v(5, 1), v(6, 3))  # fmt: skip
+        + m(
+            11,
+            m(1, m(2, s(1, "/healthz"), m(2, v(1, 0), v(2, 8080)), s(4, "HTTP"))),
+            v(2, 0),
+            v(3, 1),
+            v(4, 10),
+            v(5, 1),
+            v(6, 3),
+        )
         + s(13, "/dev/termination-log")
         + s(14, "IfNotPresent")
         + m(15, m(1, s(2, "ALL")), v(5, 1), v(7, 0))
@@ -322,15 +333,15 @@ def pod_template(app: str) -> tuple[bytes, dict[str, Any]]:
         + v(13, 0)
         + m(14, v(2, 1000))
         + s(19, "default-scheduler")
-        + m(22, s(1, "node.kubernetes.io/not-ready"), s(2, "Exists"), s(4, "NoExecute"),
-            v(5, 300))  # fmt: skip
+        + m(22, s(1, "node.kubernetes.io/not-ready"), s(2, "Exists"), s(4, "NoExecute"), v(5, 300))
         + v(30, 1)
     )
     shown = {
         "metadata": {"labels": {"app": app}},
         "spec": {
-            "volumes": [{"name": "config", "configMap": {"name": f"{app}-config",
-                                                       "defaultMode": 420}}],  # fmt: skip
+            "volumes": [
+                {"name": "config", "configMap": {"name": f"{app}-config", "defaultMode": 420}}
+            ],
             "containers": [
                 {
                     "name": app,
@@ -346,8 +357,7 @@ def pod_template(app: str) -> tuple[bytes, dict[str, Any]]:
                         },
                     ],
                     "resources": {"limits": {"memory": "128Mi"}, "requests": {"cpu": "100m"}},
-                    "volumeMounts": [{"name": "config", "readOnly": True,
-                                      "mountPath": "/etc/app"}],  # fmt: skip
+                    "volumeMounts": [{"name": "config", "readOnly": True, "mountPath": "/etc/app"}],
                     "readinessProbe": {
                         "httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
                         "timeoutSeconds": 1,
@@ -396,9 +406,15 @@ def deployment(name: str, ns: str) -> tuple[bytes, dict[str, Any]]:
     chosen, chosen_shown = selector(name)
     strategy = s(1, "RollingUpdate") + m(2, m(1, v(1, 1), s(3, "25%")), m(2, v(1, 1), s(3, "25%")))
     spec = (
-        v(1, 2) + m(2, chosen) + m(3, template) + m(4, strategy) + v(5, 0) + v(6, 10)
-        + v(7, 0) + v(9, 600)
-    )  # fmt: skip
+        v(1, 2)
+        + m(2, chosen)
+        + m(3, template)
+        + m(4, strategy)
+        + v(5, 0)
+        + v(6, 10)
+        + v(7, 0)
+        + v(9, 600)
+    )
     raw = m(1, meta) + m(2, spec) + m(3, v(1, 1), v(2, 2))
     return wrap("apps/v1", "Deployment", raw), {
         "apiVersion": "apps/v1",
@@ -424,13 +440,22 @@ def stateful_set(name: str, ns: str) -> tuple[bytes, dict[str, Any]]:
     template, template_shown = pod_template(name)
     chosen, chosen_shown = selector(name)
     claim_meta = s(1, "data") + s(3, "")
-    claim = m(1, claim_meta) + m(2, s(1, "ReadWriteOnce"),
-                                 m(2, entry(2, "storage", quantity("1Gi")))) + m(3, b"")  # fmt: skip
+    claim = (
+        m(1, claim_meta)
+        + m(2, s(1, "ReadWriteOnce"), m(2, entry(2, "storage", quantity("1Gi"))))
+        + m(3, b"")
+    )
     spec = (
-        v(1, 1) + m(2, chosen) + m(3, template) + m(4, claim) + s(5, name)
-        + s(6, "OrderedReady") + m(7, s(1, "RollingUpdate"), m(2, v(1, 0)))
-        + v(8, 10) + m(10, s(1, "Retain"), s(2, "Retain"))
-    )  # fmt: skip
+        v(1, 1)
+        + m(2, chosen)
+        + m(3, template)
+        + m(4, claim)
+        + s(5, name)
+        + s(6, "OrderedReady")
+        + m(7, s(1, "RollingUpdate"), m(2, v(1, 0)))
+        + v(8, 10)
+        + m(10, s(1, "Retain"), s(2, "Retain"))
+    )
     raw = m(1, meta) + m(2, spec) + m(3, v(2, 1))
     return wrap("apps/v1", "StatefulSet", raw), {
         "apiVersion": "apps/v1",
@@ -516,9 +541,14 @@ def cron_job(name: str, ns: str) -> tuple[bytes, dict[str, Any]]:
     spec, spec_shown = _job_spec(name)
     template = m(1, s(1, ""), m(8, b"")) + m(2, spec)
     cron = (
-        s(1, "*/5 * * * *") + s(3, "Forbid") + v(4, 0) + m(5, template) + v(6, 3) + v(7, 1)
+        s(1, "*/5 * * * *")
+        + s(3, "Forbid")
+        + v(4, 0)
+        + m(5, template)
+        + v(6, 3)
+        + v(7, 1)
         + s(8, "Europe/Berlin")
-    )  # fmt: skip
+    )
     raw = m(1, meta) + m(2, cron) + m(3, b"")
     return wrap("batch/v1", "CronJob", raw), {
         "apiVersion": "batch/v1",
@@ -589,8 +619,9 @@ def without_server_fields(body: dict[str, Any], keep_owners: bool = False) -> di
 BUILT_INS = {
     "Namespace": lambda: namespace("shop", team="a"),
     "Secret": lambda: secret("db", "shop", {"password": bytes(range(256)), "user": b"admin"}),
-    "ConfigMap": lambda: config_map("web-config", "shop", {"a.conf": "x=1\n", "empty": ""},
-                                    {"blob": b"\x00\xff"}),  # fmt: skip
+    "ConfigMap": lambda: config_map(
+        "web-config", "shop", {"a.conf": "x=1\n", "empty": ""}, {"blob": b"\x00\xff"}
+    ),
     "ServiceAccount": lambda: service_account("deployer", "shop"),
     "Role": lambda: role("reader", "shop"),
     "RoleBinding": lambda: role_binding("reader", "shop"),

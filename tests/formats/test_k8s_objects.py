@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import random
 
 import pytest
 
-from k3s_backup.formats.k8s_objects import UndecodableError, decode_object, decodable_kinds
+from k3s_backup.formats.k8s_objects import UndecodableError, decodable_kinds, decode_object
 from tests import k8s_encoder as enc
 
 
@@ -20,7 +22,7 @@ def test_each_kind_decodes_to_what_kubectl_shows(kind):
 def test_secret_data_is_every_byte_base64_and_maps_keep_empty_values():
     value, _shown = enc.secret("s", "ns", {"bin": bytes(range(256)), "empty": b""})
     data = decode_object(value)["data"]
-    assert data == {"bin": enc.base64.b64encode(bytes(range(256))).decode(), "empty": ""}
+    assert data == {"bin": base64.b64encode(bytes(range(256))).decode(), "empty": ""}
 
 
 def test_pointer_fields_keep_false_and_zero_and_plain_zero_fields_are_left_out():
@@ -56,7 +58,7 @@ def test_an_unknown_kind_is_named_with_the_kinds_we_read():
 
 
 def test_wrong_wire_types_and_bad_text_are_refused():
-    with pytest.raises(UndecodableError, match="Secret.type"):
+    with pytest.raises(UndecodableError, match=r"Secret\.type"):
         decode_object(enc.wrap("v1", "Secret", enc.m(1, enc.s(1, "x")) + enc.v(3, 7)))
     with pytest.raises(UndecodableError, match="not UTF-8"):
         decode_object(enc.wrap("v1", "Secret", enc.m(1, enc.b(1, b"\xff\xfe"))))
@@ -69,14 +71,10 @@ def test_damaged_values_raise_only_undecodable_error():
     for build in enc.BUILT_INS.values():
         value, _shown = build()
         for cut in range(4, len(value), max(1, len(value) // 60)):
-            try:
+            with contextlib.suppress(UndecodableError):
                 decode_object(value[:cut])
-            except UndecodableError:
-                pass
         for _ in range(150):
             damaged = bytearray(value)
             damaged[rng.randrange(4, len(value))] = rng.randrange(256)
-            try:
+            with contextlib.suppress(UndecodableError):
                 decode_object(bytes(damaged))
-            except UndecodableError:
-                pass
