@@ -5,6 +5,7 @@ resources and CRDs, Secrets encrypted at rest with aescbc, aesgcm and secretbox.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl.secret import SecretBox
 
+from k3s_backup import bundle
 from k3s_backup.manifests import APPLY_ORDER
 from k3s_backup.testbed.etcd import EtcdServer
 from tests import k8s_encoder as enc
@@ -362,6 +364,29 @@ def test_encrypted_values_without_the_right_key_are_named_with_their_key(snaps, 
         " provider's key stays in the KMS, so it cannot be decrypted offline"
     ) in result.stderr
     assert "/registry/secrets/broken/crafted: encrypted at rest with aescbc key" in result.stderr
+
+
+def test_the_encryption_config_is_read_from_a_restore_bundle(snaps, tmp_path):
+    made = bundle.Bundle(
+        snapshot="k3s-lab-20261123-020000-k3s-05-1795399200",
+        node="k3s-05",
+        k3s_version="v1.33.4+k3s1",
+        token="K10abc::server:secret",
+        created="2026-11-23T02:00:00+00:00",
+        config_files={bundle.ENCRYPTION_CONFIG: snaps.config.read_bytes()},
+    )
+    path = tmp_path / "k3s-lab.bundle.tar"
+    bundle.write(made, path)
+    args = ["-n", "vault", "--name", "secretbox", "--encryption-config", str(path), "-o", "json"]
+    [secret] = items(extract(snaps, *args))
+    assert (
+        base64.b64decode(secret["data"]["password"])
+        == (snaps.secrets["/registry/secrets/vault/secretbox"]["password"])
+    )
+    bundle.write(dataclasses.replace(made, config_files={}), path)
+    result = extract(snaps, *args)
+    assert result.code == 1
+    assert f"{path}: this restore bundle holds no encryption-config.json" in result.stderr
 
 
 def test_an_encrypted_secret_without_an_encryption_config_says_how_to_give_one(snaps, tmp_path):

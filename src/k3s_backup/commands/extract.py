@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k3s_backup import manifests
+from k3s_backup import bundle, manifests
 from k3s_backup.commands.open_copy import ConfigLoader, open_copy
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
@@ -121,7 +121,7 @@ class KeyRingLoader:
             data_dir = self._load_config().k3s.data_dir
         except ConfigError as exc:
             raise ConfigError(f"no encryption config: {exc}") from None
-        return encryption_at_rest.k3s_config_path(data_dir)
+        return bundle.encryption_config_path(data_dir)
 
 
 def _decode(value: bytes, key: str) -> dict[str, Any]:

@@ -28,8 +28,7 @@ from nacl.secret import SecretBox
 
 from k3s_backup.errors import BackupError, ConfigError
 
-K3S_CONFIG = Path("server") / "cred" / "encryption-config.json"
-MAX_CONFIG_SIZE = 1 << 20
+MAX_CONFIG_SIZE = 16 << 20  # a config, or a restore bundle holding one
 _PREFIX = re.compile(rb"k8s:enc:([A-Za-z0-9_-]+):(v[0-9]+):([^:]*):")
 DECRYPTABLE = ("aescbc", "aesgcm", "secretbox")
 KEY_SIZES = {"aescbc": (16, 24, 32), "aesgcm": (16, 24, 32), "secretbox": (32,)}
@@ -45,10 +44,6 @@ class KeyRing:
 
     origin: str  # the file they came from, for messages
     keys: dict[tuple[str, str], bytes]
-
-
-def k3s_config_path(data_dir: Path) -> Path:
-    return data_dir / K3S_CONFIG
 
 
 def _keys_of(provider: str, settings: Any, origin: str) -> dict[tuple[str, str], bytes]:
@@ -92,6 +87,7 @@ def parse_config(data: bytes, origin: str) -> KeyRing:
 
 
 def load_config(path: Path) -> KeyRing:
+    """The keys of an encryption config file, or of the one inside a restore bundle."""
     try:
         with path.open("rb") as stream:
             data = stream.read(MAX_CONFIG_SIZE + 1)
@@ -99,7 +95,26 @@ def load_config(path: Path) -> KeyRing:
         raise ConfigError(f"cannot read the encryption config {path}: {exc.strerror}") from None
     if len(data) > MAX_CONFIG_SIZE:
         raise ConfigError(f"{path}: over {MAX_CONFIG_SIZE} bytes: not an encryption config")
+    if _is_tar(data):
+        return _from_bundle(data, path)
     return parse_config(data, str(path))
+
+
+def _is_tar(data: bytes) -> bool:
+    return data[257:262] == b"ustar"
+
+
+def _from_bundle(data: bytes, path: Path) -> KeyRing:
+    from k3s_backup import bundle
+
+    restore_bundle = bundle.from_bytes(data, str(path))
+    config = restore_bundle.config_files.get(bundle.ENCRYPTION_CONFIG)
+    if config is None:
+        raise ConfigError(
+            f"{path}: this restore bundle holds no {bundle.ENCRYPTION_CONFIG} (the node had no"
+            " --secrets-encryption when it was made)"
+        )
+    return parse_config(config, f"{path} ({bundle.ENCRYPTION_CONFIG})")
 
 
 @dataclass(frozen=True)
