@@ -24,6 +24,7 @@ from nacl.secret import SecretBox
 from k3s_backup import bundle
 from k3s_backup.manifests import APPLY_ORDER
 from k3s_backup.testbed.etcd import EtcdServer
+from k3s_backup.testbed.fake_k3s import APPLIED_FILENAME
 from tests import k8s_encoder as enc
 from tests.cli_runner import invoke
 
@@ -178,6 +179,8 @@ def _load_secrets(etcd: EtcdServer, snaps: Snapshots) -> None:
     _put(etcd, snaps, "/registry/secrets/broken/kms", b"k8s:enc:kms:v2:vault-kms:" + b"\x01" * 40)
     crafted = b"k8s:enc:aescbc:v1:aescbckey:" + b"\x00" * 5
     _put(etcd, snaps, "/registry/secrets/broken/crafted", crafted)
+    deep = b'{"apiVersion": "v1", "kind": "Secret", "metadata": {}, "data": ' + b"[" * 100_000
+    _put(etcd, snaps, "/registry/secrets/broken/deep", deep + b"]" * 100_000 + b"}")
 
 
 def _load_odd(etcd: EtcdServer, snaps: Snapshots) -> None:
@@ -364,6 +367,7 @@ def test_encrypted_values_without_the_right_key_are_named_with_their_key(snaps, 
         " provider's key stays in the KMS, so it cannot be decrypted offline"
     ) in result.stderr
     assert "/registry/secrets/broken/crafted: encrypted at rest with aescbc key" in result.stderr
+    assert "/registry/secrets/broken/deep: JSON nested deeper than 200 levels" in result.stderr
 
 
 def test_the_encryption_config_is_read_from_a_restore_bundle(snaps, tmp_path):
@@ -393,10 +397,11 @@ def test_an_encrypted_secret_without_an_encryption_config_says_how_to_give_one(s
     missing = tmp_path / "nope.json"
     result = extract(snaps, "-n", "vault", "--name", "aescbc", "--encryption-config", str(missing))
     assert result.code == 1
-    assert f"cannot read the encryption config {missing}: No such file or directory" in (
-        result.stderr
-    )
-    assert "--encryption-config" in result.stderr
+    assert (
+        "/registry/secrets/vault/aescbc: encrypted at rest with aescbc key 'aescbckey': cannot"
+        f" read the encryption config {missing}: No such file or directory (give the right one"
+        " with --encryption-config)"
+    ) in result.stderr
 
 
 def test_undecodable_kinds_are_named_and_the_rest_written(snaps):
@@ -476,3 +481,79 @@ def test_usage_errors(snaps, tmp_path):
     nothing = extract(snaps, "-n", "no-such-namespace")
     assert nothing.code == 1
     assert f"error: no object in {snaps.path} matches the selection" in nothing.stderr
+
+
+# ---- --apply, through the stand-in `k3s kubectl` ---------------------------------------------
+
+
+def _applied(lab) -> list[dict[str, Any]]:
+    record = lab.bin_dir / APPLIED_FILENAME
+    if not record.exists():
+        return []
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+@pytest.fixture
+def backed_up(lab, tmp_path):
+    """A lab cluster with namespace shop (a Secret, a ConfigMap) backed up by a real `run`;
+    then the Secret deleted live, as by a bad deploy."""
+    for kind in ("Namespace", "Secret", "ConfigMap"):
+        value, _shown = enc.BUILT_INS[kind]()
+        key = {"Namespace": "/registry/namespaces/shop"}.get(
+            kind, f"/registry/{RESOURCE[kind]}/shop/{_shown['metadata']['name']}"
+        )
+        lab.etcd.put(key, value)
+    config = lab.write_config(tmp_path / "config.toml")
+    run = invoke(["--config", str(config), "run"], environ=lab.env())
+    assert run.code == 0, run.stderr
+    lab.etcd.delete("/registry/secrets/shop/db")
+    return config
+
+
+def test_apply_dry_runs_on_the_server_then_applies_and_reports_each_object(lab, backed_up):
+    args = ["--config", str(backed_up), "extract", "latest", "-n", "shop", "--resource"]
+    result = invoke([*args, "secrets", "--apply"], environ=lab.env())
+    assert result.code == 0, result.stderr
+    assert result.lines == ["applied  secret/db created"]
+    dry, real = _applied(lab)
+    assert dry["args"] == ["--dry-run=server", "-f", "-"] and real["args"] == ["-f", "-"]
+    assert dry["stdin"] == real["stdin"]
+    [secret] = list(yaml.safe_load_all(real["stdin"]))
+    assert secret == enc.without_server_fields(enc.BUILT_INS["Secret"]()[1])
+
+
+def test_apply_refuses_objects_that_exist_live_unless_overwrite(lab, backed_up):
+    args = ["--config", str(backed_up), "extract", "latest", "-n", "shop", "--apply"]
+    refused = invoke(args, environ=lab.env())
+    assert refused.code == 1
+    assert "exists live: namespaces shop\n" in refused.stderr
+    assert "exists live: configmaps web-config in shop\n" in refused.stderr
+    assert "error: nothing applied: 2 of the objects exist live; --overwrite replaces" in (
+        refused.stderr
+    )
+    assert _applied(lab) == []
+    overwritten = invoke([*args, "--overwrite"], environ=lab.env())
+    assert overwritten.code == 0, overwritten.stderr
+    assert overwritten.lines == [
+        "applied  namespace/shop configured",
+        "applied  secret/db created",
+        "applied  configmap/web-config configured",
+    ]
+
+
+def test_apply_applies_nothing_when_an_object_could_not_be_extracted(lab, tmp_path):
+    lab.etcd.put("/registry/secrets/shop/sealed", b"k8s:enc:aescbc:v1:aescbckey:" + bytes(32))
+    lab.etcd.put("/registry/configmaps/shop/c", enc.config_map("c", "shop", {"a": "b"})[0])
+    config = lab.write_config(tmp_path / "config.toml")
+    assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 0
+    args = ["--config", str(config), "extract", "latest", "-n", "shop", "--apply"]
+    result = invoke(args, environ=lab.env())
+    assert result.code == 1
+    assert (
+        "not extracted: /registry/secrets/shop/sealed: encrypted at rest with aescbc key"
+        f" 'aescbckey': cannot read the encryption config {lab.data_dir}/server/cred/"
+        "encryption-config.json: No such file or directory (give the right one with"
+        " --encryption-config)"
+    ) in result.stderr
+    assert "nothing applied: not every selected object was extracted" in result.stderr
+    assert _applied(lab) == []

@@ -40,6 +40,7 @@ NOT_EXTRACTED = {
     "controllerrevisions",
 }
 LIVE = "live"
+MAX_JSON_DEPTH = 200  # the deepest CRD schemas nest a few dozen levels; YAML renders 300
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,22 @@ class KeyRingLoader:
         return bundle.encryption_config_path(data_dir)
 
 
+def _depth(document: Any) -> int:
+    """How deeply `document` nests (iteratively: a crafted value must not exhaust the stack
+    of what renders it)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _decode(value: bytes, key: str) -> dict[str, Any]:
     """The object a plain stored value holds; ValueError (a reason) if it cannot be read whole."""
     if value.startswith(k8s_objects.PROTOBUF_MAGIC):
@@ -133,6 +150,10 @@ def _decode(value: bytes, key: str) -> dict[str, Any]:
             document = json.loads(value)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            document = None
+        if document is None or _depth(document) > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
         if (
             isinstance(document, dict)
             and isinstance(document.get("metadata"), dict)
@@ -141,6 +162,20 @@ def _decode(value: bytes, key: str) -> dict[str, Any]:
             return document
         raise ValueError("JSON without apiVersion, kind and metadata: not a Kubernetes object")
     raise ValueError("neither protobuf (k8s\\x00) nor JSON: not a Kubernetes object")
+
+
+def _decrypted(stored: bytes, key: bytes, keys: KeyRingLoader) -> bytes:
+    found = encryption_at_rest.sealed(stored)
+    if found is None:
+        return stored
+    ring = None
+    if found.provider in encryption_at_rest.DECRYPTABLE:
+        try:
+            ring = keys.ring()
+        except DecryptionError as exc:
+            what = f"encrypted at rest with {found.provider} key {found.key_name!r}"
+            raise DecryptionError(f"{what}: {exc}") from None
+    return encryption_at_rest.decrypt(stored, key, ring)
 
 
 def _extract_one(
@@ -155,9 +190,7 @@ def _extract_one(
     shown = key.decode(errors="backslashreplace")
     try:
         stored = db.value_at(live.revision_key).value
-        plain = stored
-        if encryption_at_rest.sealed(stored) is not None:
-            plain = encryption_at_rest.decrypt(stored, key, keys.ring())
+        plain = _decrypted(stored, key, keys)
     except DecryptionError as exc:
         into.refused.append(Refused(shown, str(exc)))
         return
