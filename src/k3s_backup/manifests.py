@@ -57,6 +57,39 @@ APPLY_ORDER = (
     "APIService",
 )
 _RANK = {kind: rank for rank, kind in enumerate(APPLY_ORDER)}
+# The kind of each resource as etcd names it: the order is known before any value is read.
+RESOURCE_KIND = {
+    "namespaces": "Namespace",
+    "customresourcedefinitions.apiextensions.k8s.io": "CustomResourceDefinition",
+    "priorityclasses": "PriorityClass",
+    "networkpolicies": "NetworkPolicy",
+    "resourcequotas": "ResourceQuota",
+    "limitranges": "LimitRange",
+    "poddisruptionbudgets": "PodDisruptionBudget",
+    "serviceaccounts": "ServiceAccount",
+    "secrets": "Secret",
+    "configmaps": "ConfigMap",
+    "storageclasses": "StorageClass",
+    "persistentvolumes": "PersistentVolume",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+    "clusterroles": "ClusterRole",
+    "clusterrolebindings": "ClusterRoleBinding",
+    "roles": "Role",
+    "rolebindings": "RoleBinding",
+    "services/specs": "Service",
+    "daemonsets": "DaemonSet",
+    "pods": "Pod",
+    "controllers": "ReplicationController",
+    "replicasets": "ReplicaSet",
+    "deployments": "Deployment",
+    "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+    "statefulsets": "StatefulSet",
+    "jobs": "Job",
+    "cronjobs": "CronJob",
+    "ingressclasses": "IngressClass",
+    "ingress": "Ingress",
+    "apiservices.apiregistration.k8s.io": "APIService",
+}
 _SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
 
 
@@ -88,14 +121,12 @@ def controller_of(body: dict[str, Any]) -> str | None:
     return None
 
 
-def apply_rank(manifest: Manifest) -> tuple[int, str, str, str]:
-    kind = manifest.body.get("kind")
-    rank = _RANK.get(kind, len(APPLY_ORDER)) if isinstance(kind, str) else len(APPLY_ORDER)
-    return rank, manifest.resource, manifest.namespace or "", manifest.name
-
-
-def in_apply_order(manifests: Iterable[Manifest]) -> list[Manifest]:
-    return sorted(manifests, key=apply_rank)
+def apply_rank(resource: str, namespace: str | None, name: str) -> tuple[int, str, str, str]:
+    """Sort key: Namespaces, CRDs, then Helm's install order; other resources (custom ones)
+    last; then by resource, namespace, name."""
+    kind = RESOURCE_KIND.get(resource)
+    rank = _RANK[kind] if kind else len(APPLY_ORDER)
+    return rank, resource, namespace or "", name
 
 
 def yaml_stream(manifests: Iterable[Manifest]) -> str:
@@ -111,14 +142,20 @@ def yaml_stream(manifests: Iterable[Manifest]) -> str:
     )
 
 
-def json_list(manifests: Iterable[Manifest]) -> str:
-    document = {"apiVersion": "v1", "kind": "List", "items": [m.body for m in manifests]}
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+def json_text(body: dict[str, Any]) -> str:
+    """UTF-8 as kubectl prints it; escaped where the text holds what UTF-8 cannot (a lone
+    surrogate that JSON allowed in)."""
+    text = json.dumps(body, indent=2, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = json.dumps(body, indent=2)
+    return text
 
 
 def render_one(manifest: Manifest, output: str) -> str:
     if output == "json":
-        return json.dumps(manifest.body, indent=2, ensure_ascii=False) + "\n"
+        return json_text(manifest.body) + "\n"
     return yaml_stream([manifest])
 
 

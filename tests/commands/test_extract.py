@@ -223,6 +223,9 @@ def snaps(tmp_path_factory) -> Snapshots:
         _load_secrets(etcd, result)
         _load_odd(etcd, result)
         etcd.put("/registry/events/shop/web.123", enc.wrap("v1", "Event", b""))
+        lone = b'{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "u",'
+        lone += b' "namespace": "text"}, "spec": {"s": "\\ud800 \xc3\xbc"}}'
+        etcd.put("/registry/example.com/widgets/text/u", lone)
         etcd.snapshot_save(result.path)
         for key in DELETED:
             etcd.delete(key)
@@ -473,6 +476,16 @@ def test_deleted_since_gives_what_the_later_snapshot_lacks(snaps):
     assert none.code == 1 and "no object in" in none.stderr
     live = extract(snaps, "--deleted-since", "live")
     assert live.code == 2 and "--deleted-since live is not supported yet" in live.stderr
+
+
+def test_text_utf8_cannot_carry_is_escaped_not_a_crash(snaps):
+    for output in ("json", "yaml"):
+        result = extract(snaps, "-n", "text", "-o", output)
+        assert result.code == 0, result.stderr
+        result.stdout.encode()  # what a UTF-8 terminal or file receives
+        document = json.loads(result.stdout)["items"][0] if output == "json" else None
+        document = document or next(yaml.safe_load_all(result.stdout))
+        assert document["spec"] == {"s": "\ud800 ü"}
 
 
 def test_usage_errors(snaps, tmp_path):

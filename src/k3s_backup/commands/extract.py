@@ -14,7 +14,7 @@ import json
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +84,17 @@ class Refused:
 
     key: str
     reason: str
-    plain: bytes | None = None  # its stored (decrypted) bytes, for --raw
+    undecoded: bool = False  # read, but not decodable: --raw can write its bytes
 
 
 @dataclass
-class Extraction:
-    manifests: list[Manifest] = field(default_factory=list)
+class Outcome:
+    """What one pass wrote and what it could not (kept small: manifests go to the sink)."""
+
+    written: int = 0
     refused: list[Refused] = field(default_factory=list)
-    raw: list[tuple[kubernetes.ObjectKey, bytes]] = field(default_factory=list)
     owned: list[str] = field(default_factory=list)  # skipped: their controller recreates them
+    raw_written: int = 0
 
 
 class KeyRingLoader:
@@ -178,81 +180,138 @@ def _decrypted(stored: bytes, key: bytes, keys: KeyRingLoader) -> bytes:
     return encryption_at_rest.decrypt(stored, key, ring)
 
 
+class Sink:
+    """Where manifests go, one at a time, in apply order (memory stays flat in the snapshot's
+    size): stdout as a YAML stream or a JSON List, files under --out, or a list for --apply.
+    `add` returns why a manifest could not be written (a name that is no file name)."""
+
+    def add(self, manifest: Manifest) -> str | None:
+        raise NotImplementedError
+
+    def add_raw(self, parsed: kubernetes.ObjectKey, plain: bytes) -> str | None:
+        return "stored bytes are written only under --out"
+
+    def close(self) -> None:
+        pass
+
+
+class YamlSink(Sink):
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def add(self, manifest: Manifest) -> str | None:
+        self.env.stdout.write(manifests.yaml_stream([manifest]))
+        return None
+
+
+class JsonListSink(Sink):
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.started = False
+
+    def add(self, manifest: Manifest) -> str | None:
+        out = self.env.stdout
+        out.write(",\n" if self.started else '{"apiVersion": "v1", "kind": "List", "items": [\n')
+        self.started = True
+        out.write(manifests.json_text(manifest.body))
+        return None
+
+    def close(self) -> None:
+        if self.started:
+            self.env.stdout.write("\n]}\n")
+
+
+class TreeSink(Sink):
+    def __init__(self, out_dir: Path, output: str) -> None:
+        self.out_dir = out_dir
+        self.output = output
+
+    def _write(self, manifest: Manifest, suffix: str, data: bytes) -> str | None:
+        try:
+            path = self.out_dir / manifests.relative_path(manifest, suffix)
+        except ValueError as exc:
+            return str(exc)
+        manifests.write_private(path, data)
+        return None
+
+    def add(self, manifest: Manifest) -> str | None:
+        suffix = ".json" if self.output == "json" else ".yaml"
+        return self._write(manifest, suffix, manifests.render_one(manifest, self.output).encode())
+
+    def add_raw(self, parsed: kubernetes.ObjectKey, plain: bytes) -> str | None:
+        stub = Manifest(parsed.resource, parsed.namespace, parsed.name, {})
+        return self._write(stub, ".raw", plain)
+
+
+class ListSink(Sink):
+    def __init__(self) -> None:
+        self.manifests: list[Manifest] = []
+
+    def add(self, manifest: Manifest) -> str | None:
+        self.manifests.append(manifest)
+        return None
+
+
+@dataclass(frozen=True)
+class Planned:
+    key: bytes
+    live: LiveKey
+    parsed: kubernetes.ObjectKey
+
+
+def plan(db: EtcdDb, selection: Selection, absent: set[bytes]) -> list[Planned]:
+    """The selected keys (none of `absent`: --deleted-since), in apply order; values unread."""
+    state = db.live(kubernetes.REGISTRY_PREFIX.encode())
+    planned = []
+    for key, live in state.keys.items():
+        parsed = kubernetes.parse_key(key.decode(errors="backslashreplace"))
+        if parsed is not None and selection.matches(parsed) and key not in absent:
+            planned.append(Planned(key, live, parsed))
+    return sorted(planned, key=lambda p: manifests.apply_rank(*astuple(p.parsed)))
+
+
 def _extract_one(
-    db: EtcdDb,
-    key: bytes,
-    live: LiveKey,
-    parsed: kubernetes.ObjectKey,
-    keys: KeyRingLoader,
-    options: Options,
-    into: Extraction,
+    db: EtcdDb, item: Planned, keys: KeyRingLoader, options: Options, sink: Sink, done: Outcome
 ) -> None:
-    shown = key.decode(errors="backslashreplace")
+    shown = item.key.decode(errors="backslashreplace")
     try:
-        stored = db.value_at(live.revision_key).value
-        plain = _decrypted(stored, key, keys)
+        plain = _decrypted(db.value_at(item.live.revision_key).value, item.key, keys)
     except DecryptionError as exc:
-        into.refused.append(Refused(shown, str(exc)))
+        done.refused.append(Refused(shown, str(exc)))
         return
     try:
         body = _decode(plain, shown)
     except ValueError as exc:
-        into.refused.append(Refused(shown, str(exc), plain))
-        if options.raw:
-            into.raw.append((parsed, plain))
+        done.refused.append(Refused(shown, str(exc), undecoded=True))
+        if options.raw and (problem := sink.add_raw(item.parsed, plain)) is None:
+            done.raw_written += 1
         return
     controller = manifests.controller_of(body)
     if controller and not options.keep_owner_references:
-        into.owned.append(f"{shown} (owned by {controller}, which recreates it)")
+        done.owned.append(f"{shown} (owned by {controller}, which recreates it)")
         return
     body = manifests.strip_server_fields(body, options.keep_owner_references)
-    into.manifests.append(Manifest(parsed.resource, parsed.namespace, parsed.name, body))
+    problem = sink.add(
+        Manifest(item.parsed.resource, item.parsed.namespace, item.parsed.name, body)
+    )
+    if problem is None:
+        done.written += 1
+    else:
+        done.refused.append(Refused(shown, problem))
 
 
-def _selected(db: EtcdDb, selection: Selection) -> Iterator[tuple[bytes, LiveKey, Any]]:
-    state = db.live(kubernetes.REGISTRY_PREFIX.encode())
-    for key, live in sorted(state.keys.items()):
-        parsed = kubernetes.parse_key(key.decode(errors="backslashreplace"))
-        if parsed is not None and selection.matches(parsed):
-            yield key, live, parsed
+def extract_into(
+    db: EtcdDb, planned: list[Planned], options: Options, keys: KeyRingLoader, sink: Sink
+) -> Outcome:
+    done = Outcome()
+    for item in planned:
+        _extract_one(db, item, keys, options, sink, done)
+    sink.close()
+    return done
 
 
 def _live_keys(db: EtcdDb) -> set[bytes]:
     return set(db.live(kubernetes.REGISTRY_PREFIX.encode()).keys)
-
-
-def extract_from(
-    db: EtcdDb, selection: Selection, options: Options, keys: KeyRingLoader, absent: set[bytes]
-) -> Extraction:
-    """The selected objects of `db`, but none whose key is in `absent` (--deleted-since)."""
-    extraction = Extraction()
-    for key, live, parsed in _selected(db, selection):
-        if absent and key in absent:
-            continue
-        _extract_one(db, key, live, parsed, keys, options, extraction)
-    extraction.manifests = manifests.in_apply_order(extraction.manifests)
-    return extraction
-
-
-def _write_tree(extraction: Extraction, out_dir: Path, output: str) -> list[Refused]:
-    suffix = ".json" if output == "json" else ".yaml"
-    unsafe: list[Refused] = []
-    for manifest in extraction.manifests:
-        try:
-            path = out_dir / manifests.relative_path(manifest, suffix)
-        except ValueError as exc:
-            unsafe.append(Refused(f"{manifest.resource}/{manifest.name}", str(exc)))
-            continue
-        manifests.write_private(path, manifests.render_one(manifest, output).encode())
-    for parsed, plain in extraction.raw:
-        stub = Manifest(parsed.resource, parsed.namespace, parsed.name, {})
-        try:
-            path = out_dir / manifests.relative_path(stub, ".raw")
-        except ValueError as exc:
-            unsafe.append(Refused(f"{parsed.resource}/{parsed.name}", str(exc)))
-            continue
-        manifests.write_private(path, plain)
-    return unsafe
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -268,17 +327,28 @@ def _opened(
         yield copy.name, db
 
 
-def _report_refused(refused: list[Refused], env: Environment, options: Options) -> None:
-    for item in refused:
+def _report(done: Outcome, env: Environment, options: Options) -> None:
+    for owned in done.owned:
+        env.stderr.write(f"skipped: {owned}; --keep-owner-references extracts it\n")
+    for item in done.refused:
         env.stderr.write(f"not extracted: {item.key}: {item.reason}\n")
-    if refused and options.raw and options.out_dir is not None:
-        raw = sum(1 for item in refused if item.plain is not None)
-        if raw:
-            env.stderr.write(f"{raw} undecodable values written as stored (*.raw) in --out\n")
-    elif any(item.plain is not None for item in refused):
+    if done.raw_written:
         env.stderr.write(
-            "--raw --out DIR writes the stored bytes of objects that are not decoded\n"
+            f"{done.raw_written} undecodable values written as stored (*.raw) in --out\n"
         )
+    elif any(item.undecoded for item in done.refused) and not options.raw:
+        env.stderr.write("(--raw --out DIR writes the stored bytes of what is not decoded)\n")
+
+
+Runner = Callable[[list[str], str], subprocess.CompletedProcess[str]]
+
+
+def _sink(options: Options, env: Environment) -> Sink:
+    if options.apply:
+        return ListSink()
+    if options.out_dir is not None:
+        return TreeSink(options.out_dir, options.output)
+    return JsonListSink(env) if options.output == "json" else YamlSink(env)
 
 
 def extract(
@@ -288,7 +358,7 @@ def extract(
     load_config: ConfigLoader,
     env: Environment,
     identity: Path | None = None,
-    run_kubectl: Callable[[list[str], str], subprocess.CompletedProcess[str]] | None = None,
+    run_kubectl: Runner | None = None,
 ) -> ExitCode:
     if options.out_dir is not None:
         _check_out_dir(options.out_dir)
@@ -298,52 +368,48 @@ def extract(
             " give its name"
         )
     keys = KeyRingLoader(options.encryption_config, load_config)
+    sink = _sink(options, env)
     with ExitStack() as stack:
         absent: set[bytes] = set()
         if options.deleted_since is not None:
-            _other_name, other = stack.enter_context(
+            _other, other = stack.enter_context(
                 _opened(options.deleted_since, load_config, env, identity)
             )
             absent = _live_keys(other)
             if not absent:
                 raise BackupError(f"{options.deleted_since} holds no Kubernetes objects")
         shown, db = stack.enter_context(_opened(snapshot, load_config, env, identity))
-        extraction = extract_from(db, selection, options, keys, absent)
-    return _finish(shown, extraction, options, load_config, env, run_kubectl)
+        planned = plan(db, selection, absent)
+        if not planned:
+            env.stderr.write(f"error: no object in {shown} matches the selection\n")
+            return ExitCode.FAILED
+        done = extract_into(db, planned, options, keys, sink)
+    _report(done, env, options)
+    if isinstance(sink, ListSink):
+        return _apply(sink.manifests, done, options, load_config, env, run_kubectl)
+    if options.out_dir is not None:
+        env.stderr.write(f"{done.written} objects written under {options.out_dir}\n")
+    if not done.refused and done.written:
+        return ExitCode.OK
+    if not done.written and not done.refused:
+        env.stderr.write(f"error: nothing extracted from {shown}: every selected object skipped\n")
+    return ExitCode.PARTIAL if done.written else ExitCode.FAILED
 
 
-def _finish(
-    shown: str,
-    extraction: Extraction,
+def _apply(
+    items: list[Manifest],
+    done: Outcome,
     options: Options,
     load_config: ConfigLoader,
     env: Environment,
-    run_kubectl: Callable[[list[str], str], subprocess.CompletedProcess[str]] | None,
+    run_kubectl: Runner | None,
 ) -> ExitCode:
-    refused = list(extraction.refused)
-    for owned in extraction.owned:
-        env.stderr.write(f"skipped: {owned}; --keep-owner-references extracts it\n")
-    if not extraction.manifests and not refused:
-        env.stderr.write(f"error: no object in {shown} matches the selection\n")
+    if done.refused:
+        env.stderr.write("error: nothing applied: not every selected object was extracted\n")
         return ExitCode.FAILED
-    if options.apply:
-        _report_refused(refused, env, options)
-        if refused:
-            env.stderr.write("error: nothing applied: not every selected object was extracted\n")
-            return ExitCode.FAILED
-        from k3s_backup.kubectl_apply import apply_manifests
+    if not items:
+        env.stderr.write("error: nothing to apply: every selected object skipped\n")
+        return ExitCode.FAILED
+    from k3s_backup.kubectl_apply import apply_manifests
 
-        return apply_manifests(
-            extraction.manifests, options.overwrite, load_config, env, run_kubectl
-        )
-    if options.out_dir is not None:
-        refused += _write_tree(extraction, options.out_dir, options.output)
-        env.stderr.write(f"{len(extraction.manifests)} objects written under {options.out_dir}\n")
-    elif options.output == "json":
-        env.stdout.write(manifests.json_list(extraction.manifests))
-    elif extraction.manifests:
-        env.stdout.write(manifests.yaml_stream(extraction.manifests))
-    _report_refused(refused, env, options)
-    if not refused:
-        return ExitCode.OK
-    return ExitCode.PARTIAL if extraction.manifests else ExitCode.FAILED
+    return apply_manifests(items, options.overwrite, load_config, env, run_kubectl)
