@@ -184,10 +184,15 @@ def relative_path(manifest: Manifest, suffix: str) -> Path:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """A new 0600 file (never over an existing one), in 0700 directories."""
+    """A new 0600 file (never over an existing one), in 0700 directories; OSError leaves no
+    file behind."""
     missing = [folder for folder in path.parents if not folder.exists()]
     for folder in reversed(missing):
         folder.mkdir(mode=0o700)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(data)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+    except OSError:
+        path.unlink(missing_ok=True)  # never half a manifest
+        raise

@@ -27,6 +27,7 @@ from k3s_backup.testbed.etcd import EtcdServer
 from k3s_backup.testbed.fake_k3s import APPLIED_FILENAME
 from tests import k8s_encoder as enc
 from tests.cli_runner import invoke
+from tests.faults.support import small_tmpfs
 
 KEYS = {"aescbc": ("aescbckey", os.urandom(32)), "aesgcm": ("gcmkey", os.urandom(32))}
 KEYS["secretbox"] = ("boxkey", os.urandom(32))
@@ -570,3 +571,19 @@ def test_apply_applies_nothing_when_an_object_could_not_be_extracted(lab, tmp_pa
     ) in result.stderr
     assert "nothing applied: not every selected object was extracted" in result.stderr
     assert _applied(lab) == []
+
+
+def test_a_full_disk_under_out_leaves_only_whole_files_and_names_the_rest(snaps, tmp_path):
+    out = tmp_path / "out"
+    with small_tmpfs(out, "24k"):
+        result = extract(snaps, "--namespace", "bulk", "--out", str(out))
+        files = [p for p in out.rglob("*") if p.is_file()]
+        whole = [yaml.safe_load(p.read_text()) for p in files]
+    assert result.code == 3
+    assert "No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert 0 < len(files) < 50
+    expected = {canonical(enc.without_server_fields(snaps.written[k])) for k in snaps.bulk}
+    assert all(canonical(doc) in expected for doc in whole)  # each file whole, none half
+    refused = [line for line in result.stderr.splitlines() if line.startswith("not extracted:")]
+    assert len(refused) + len(files) == 50

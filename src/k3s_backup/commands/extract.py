@@ -231,7 +231,10 @@ class TreeSink(Sink):
             path = self.out_dir / manifests.relative_path(manifest, suffix)
         except ValueError as exc:
             return str(exc)
-        manifests.write_private(path, data)
+        try:
+            manifests.write_private(path, data)
+        except OSError as exc:
+            return f"cannot write {path}: {exc.strerror}"
         return None
 
     def add(self, manifest: Manifest) -> str | None:
