@@ -73,6 +73,8 @@ def parse_config(data: bytes, origin: str) -> KeyRing:
         document = json.loads(data) if data.lstrip()[:1] == b"{" else yaml.safe_load(data)
     except (ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"{origin}: not an EncryptionConfiguration: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: not an EncryptionConfiguration (nested too deeply)") from None
     if not isinstance(document, dict) or document.get("kind") != "EncryptionConfiguration":
         raise ConfigError(f"{origin}: not an EncryptionConfiguration")
     keys: dict[tuple[str, str], bytes] = {}
