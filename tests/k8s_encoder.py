@@ -599,6 +599,112 @@ def ingress(name: str, ns: str) -> tuple[bytes, dict[str, Any]]:
     }
 
 
+def scheduled_pod(name: str, ns: str) -> tuple[bytes, dict[str, Any]]:
+    """A Pod as admission leaves it: a projected service-account token volume, a downward API
+    volume, topology spread, DNS config, host aliases, readiness gates, a preStop hook."""
+    meta, shown = object_meta(name, ns)
+    token = m(4, s(1, ""), v(2, 3607), s(3, "token"))
+    root_ca = m(3, m(1, s(1, "kube-root-ca.crt")), m(2, s(1, "ca.crt"), s(2, "ca.crt")))
+    field_ref = m(2, s(1, "v1"), s(2, "metadata.namespace"))
+    projected = m(
+        26, m(1, token), m(1, root_ca), m(1, m(2, m(1, s(1, "namespace"), field_ref))), v(2, 420)
+    )
+    downward = m(16, m(1, s(1, "labels"), m(2, s(1, "v1"), s(2, "metadata.labels"))))
+    container = (
+        s(1, "app")
+        + s(2, "busybox")
+        + m(12, m(2, m(1, s(1, "/bin/sh"), s(1, "-c"), s(1, "sleep 5"))))
+    )
+    spread = m(
+        33,
+        v(1, 1),
+        s(2, "kubernetes.io/hostname"),
+        s(3, "DoNotSchedule"),
+        m(4, string_map(1, {"app": name})),
+    )
+    spec = (
+        m(1, s(1, "kube-api-access"), m(2, projected))
+        + m(1, s(1, "podinfo"), m(2, downward))
+        + m(2, container)
+        + m(23, s(1, "10.0.0.5"), s(2, "db.local"))
+        + m(26, s(1, "1.1.1.1"), s(2, "svc.local"), m(3, s(1, "ndots"), s(2, "2")))
+        + m(28, s(1, "example.com/ready"))
+        + spread
+    )
+    raw = m(1, meta) + m(2, spec) + m(3, s(1, "Running"))
+    return wrap("v1", "Pod", raw), {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": shown,
+        "spec": {
+            "volumes": [
+                {
+                    "name": "kube-api-access",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {
+                                "configMap": {
+                                    "name": "kube-root-ca.crt",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                            {
+                                "downwardAPI": {
+                                    "items": [
+                                        {
+                                            "path": "namespace",
+                                            "fieldRef": {
+                                                "apiVersion": "v1",
+                                                "fieldPath": "metadata.namespace",
+                                            },
+                                        }
+                                    ]
+                                }
+                            },
+                        ],
+                        "defaultMode": 420,
+                    },
+                },
+                {
+                    "name": "podinfo",
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "labels",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels"},
+                            }
+                        ]
+                    },
+                },
+            ],
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "busybox",
+                    "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}},
+                }
+            ],
+            "hostAliases": [{"ip": "10.0.0.5", "hostnames": ["db.local"]}],
+            "dnsConfig": {
+                "nameservers": ["1.1.1.1"],
+                "searches": ["svc.local"],
+                "options": [{"name": "ndots", "value": "2"}],
+            },
+            "readinessGates": [{"conditionType": "example.com/ready"}],
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": {"app": name}},
+                }
+            ],
+        },
+        "status": {"phase": "Running"},
+    }
+
+
 def with_affinity(name: str, ns: str) -> bytes:
     """A Deployment whose pod template sets affinity (PodSpec field 18): not decoded."""
     meta, _shown = object_meta(name, ns)
@@ -635,4 +741,5 @@ BUILT_INS = {
     "Job": lambda: job("migrate", "shop"),
     "CronJob": lambda: cron_job("report", "shop"),
     "Ingress": lambda: ingress("web", "shop"),
+    "Pod": lambda: scheduled_pod("standalone", "shop"),
 }

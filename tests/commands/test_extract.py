@@ -49,6 +49,7 @@ RESOURCE = {
     "Job": "jobs",
     "CronJob": "cronjobs",
     "Ingress": "ingress",
+    "Pod": "pods",
 }
 
 
