@@ -66,6 +66,30 @@ def test_collect_write_read_round_trip(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["x.bundle.tar"]  # no temporary left
 
 
+def test_the_encryption_config_travels_in_the_bundle_when_the_node_has_one(
+    tmp_path: Path,
+) -> None:
+    plain = collect(tmp_path / "plain", str(tmp_path / "no-such-k3s"))
+    assert bundle.ENCRYPTION_CONFIG not in plain.config_files
+    data_dir, config_dir = node(tmp_path / "encrypting")
+    config = b'{"kind": "EncryptionConfiguration"}'
+    bundle.encryption_config_path(data_dir).parent.mkdir(parents=True)
+    bundle.encryption_config_path(data_dir).write_bytes(config)
+    made = bundle.collect(
+        "x",
+        "k3s-05",
+        "2026-11-23T02:00:00+00:00",
+        data_dir,
+        config_dir,
+        str(tmp_path / "no-such-k3s"),
+        {},
+    )
+    assert made.config_files[bundle.ENCRYPTION_CONFIG] == config
+    path = tmp_path / "x.bundle.tar"
+    bundle.write(made, path)
+    assert bundle.read(path).config_files[bundle.ENCRYPTION_CONFIG] == config
+
+
 def test_an_unanswering_k3s_leaves_the_version_unknown(tmp_path: Path) -> None:
     assert collect(tmp_path, str(tmp_path / "no-such-k3s")).k3s_version is None
 

@@ -2,8 +2,10 @@
 
 K3s encrypts its bootstrap data with the server token, so a rebuilt node cannot use a snapshot
 without it; the K3s config and version explain how the node ran. The bundle is a small tar
-(stdlib tarfile): `bundle.json` (snapshot, node, K3s version, created), `token`, `config.yaml`
-and `config.yaml.d/*`. It holds a secret: mode 0600 everywhere, never logged.
+(stdlib tarfile): `bundle.json` (snapshot, node, K3s version, created), `token`, `config.yaml`,
+`config.yaml.d/*` and, with `--secrets-encryption`, `encryption-config.json` (the keys `extract`
+needs to read Secrets encrypted at rest on another node). It holds secrets: mode 0600
+everywhere, never logged.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ META = "bundle.json"
 TOKEN = "token"
 CONFIG = "config.yaml"
 CONFIG_D = "config.yaml.d"
+ENCRYPTION_CONFIG = "encryption-config.json"
 MAX_MEMBER = 4 << 20  # a token and a few YAML files; anything bigger is not a bundle of ours
 MAX_BUNDLE = 8 << 20  # the whole bundle as stored (tar, maybe age-encrypted), read into memory
 VERSION_TIMEOUT = 30
@@ -78,8 +81,15 @@ def k3s_version(k3s_bin: str, environ: Mapping[str, str]) -> str | None:
     return match.group(1) if result.returncode == 0 and match else None
 
 
-def _config_files(config_dir: Path) -> dict[str, bytes]:
+def encryption_config_path(data_dir: Path) -> Path:
+    return data_dir / "server" / "cred" / ENCRYPTION_CONFIG
+
+
+def _config_files(config_dir: Path, data_dir: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
+    encryption = encryption_config_path(data_dir)
+    if encryption.is_file():
+        files[ENCRYPTION_CONFIG] = encryption.read_bytes()
     config = config_dir / CONFIG
     if config.is_file():
         files[CONFIG] = config.read_bytes()
@@ -104,7 +114,7 @@ def collect(
     path = token_path(data_dir)
     try:
         token = path.read_text(encoding="utf-8").strip()
-        files = _config_files(config_dir)
+        files = _config_files(config_dir, data_dir)
     except OSError as exc:
         raise BundleError(f"cannot read {exc.filename}: {exc.strerror}") from None
     if not token:
@@ -144,7 +154,7 @@ def to_bytes(bundle: Bundle) -> bytes:
 
 
 def _allowed(name: str) -> bool:
-    if name in (META, TOKEN, CONFIG):
+    if name in (META, TOKEN, CONFIG, ENCRYPTION_CONFIG):
         return True
     folder, _, leaf = name.partition("/")
     return folder == CONFIG_D and bool(_CONFIG_D_NAME.fullmatch(leaf)) and leaf not in (".", "..")

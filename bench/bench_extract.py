@@ -1,0 +1,118 @@
+"""Peak memory of `k3s-backup extract` on large snapshots: it should stay flat in their size.
+
+Loads a throwaway etcd on loopback with ConfigMaps and Secrets stored as the API server stores
+them (`k8s\\x00` + runtime.Unknown, encoded here from the field numbers), at two sizes (a
+quarter and the whole of --size-mb), snapshots each, then runs `extract SNAPSHOT -o yaml`
+(stdout to a file) as a child process and reports wall time and peak RSS (getrusage of that
+child) against the file size.
+
+    python bench/bench_extract.py --size-mb 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench_inspect import IN_FLIGHT, TXN_OPS, _b64, _txn, measure
+
+from k3s_backup.formats.protowire import encode_bytes
+from k3s_backup.testbed.etcd import EtcdServer
+
+NAMESPACES = ("default", "web", "db", "monitoring")
+
+
+def _object(kind: str, name: str, namespace: str, data: dict[str, bytes]) -> bytes:
+    meta = encode_bytes(1, name.encode()) + encode_bytes(3, namespace.encode())
+    meta += encode_bytes(5, f"uid-{name}".encode())
+    entries = b"".join(
+        encode_bytes(2, encode_bytes(1, key.encode()) + encode_bytes(2, value))
+        for key, value in data.items()
+    )
+    raw = encode_bytes(1, meta) + entries
+    type_meta = encode_bytes(1, b"v1") + encode_bytes(2, kind.encode())
+    return b"k8s\x00" + encode_bytes(1, type_meta) + encode_bytes(2, raw)
+
+
+def _value(rng: random.Random, index: int) -> tuple[bytes, bytes]:
+    namespace = NAMESPACES[index % len(NAMESPACES)]
+    size = rng.choice((600, 1200, 2500, 4000, 16000))
+    if index % 3:
+        text = base64.b64encode(rng.randbytes(size * 3 // 4))  # incompressible, valid UTF-8
+        key = f"/registry/configmaps/{namespace}/cm-{index:08}"
+        return key.encode(), _object("ConfigMap", f"cm-{index:08}", namespace, {"data": text})
+    key = f"/registry/secrets/{namespace}/secret-{index:08}"
+    secret = _object("Secret", f"secret-{index:08}", namespace, {"key": rng.randbytes(size)})
+    return key.encode(), secret
+
+
+def load(endpoint: str, size_mb: int, seed: int = 19) -> int:
+    rng = random.Random(seed)
+    written = index = 0
+    batches: list[list[dict[str, Any]]] = []
+    while written < size_mb << 20:
+        ops = []
+        for _ in range(TXN_OPS):
+            key, value = _value(rng, index)
+            ops.append({"requestPut": {"key": _b64(key), "value": _b64(value)}})
+            written += len(value)
+            index += 1
+        batches.append(ops)
+    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        list(pool.map(lambda ops: _txn(endpoint, ops), batches))
+    return index
+
+
+def run_once(root: Path, size_mb: int) -> tuple[int, int, float, int]:
+    """(objects, file size, seconds, peak RSS) of one extract of a snapshot of `size_mb`."""
+    snapshot = root / f"bench-{size_mb}.db"
+    with EtcdServer(root / f"etcd-{size_mb}") as etcd:
+        objects = load(etcd.endpoint, size_mb)
+        etcd.snapshot_save(snapshot)
+    cli = "from k3s_backup.cli import main; raise SystemExit(main())"
+    seconds, rss, out = measure([sys.executable, "-c", cli, "extract", str(snapshot)])
+    if out.count(b"\n---\n") + 1 != objects:
+        raise SystemExit(f"extract wrote {out.count(b'---')} documents, expected {objects}")
+    return objects, snapshot.stat().st_size, seconds, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=256, help="MiB of values, larger run")
+    parser.add_argument("--workdir", type=Path, help="keep etcd and the snapshots here")
+    args = parser.parse_args()
+    mib = 1 << 20
+    results = []
+    with tempfile.TemporaryDirectory() as temp:
+        root = args.workdir or Path(temp)
+        root.mkdir(parents=True, exist_ok=True)
+        for size_mb in (max(args.size_mb // 4, 1), args.size_mb):
+            started = time.monotonic()
+            objects, size, seconds, rss = run_once(root, size_mb)
+            results.append((size, rss))
+            print(
+                f"snapshot {size / mib:7.0f} MiB  {objects:7d} objects  extract {seconds:6.1f} s"
+                f"  peak RSS {rss / mib:6.1f} MiB ({rss / size:.2f}x the file;"
+                f" {time.monotonic() - started:.0f} s with loading)"
+            )
+    (small_size, small_rss), (large_size, large_rss) = results
+    print(
+        json.dumps(
+            {
+                "size_ratio": round(large_size / small_size, 2),
+                "rss_ratio": round(large_rss / small_rss, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,434 @@
+"""`k3s-backup extract`: objects of a snapshot as manifests for `kubectl apply -f`, without
+rolling the cluster back.
+
+The snapshot is resolved and verified as for inspect (commands/open_copy.py) and read at its
+latest revision; values encrypted at rest are decrypted with K3s's encryption config
+(formats/encryption_at_rest.py); JSON values are taken as stored, protobuf ones decoded from the
+API's field numbers (formats/k8s_objects.py); manifests.py strips what the server sets, orders
+and renders them. An object that cannot be read completely is named, never half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from k3s_backup import bundle, manifests
+from k3s_backup.commands.open_copy import ConfigLoader, open_copy
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ConfigError, ExitCode
+from k3s_backup.formats import encryption_at_rest, k8s_objects, kubernetes
+from k3s_backup.formats.encryption_at_rest import DecryptionError, KeyRing
+from k3s_backup.formats.etcd_db import EtcdDb, LiveKey
+from k3s_backup.manifests import Manifest
+
+# Not objects one applies back: the server recreates them, or they are not objects at all.
+NOT_EXTRACTED = {
+    "events",
+    "events.events.k8s.io",
+    "masterleases",
+    "ranges",
+    "minions",
+    "leases",
+    "endpointslices.discovery.k8s.io",
+    "services/endpoints",
+    "controllerrevisions",
+}
+LIVE = "live"
+MAX_JSON_DEPTH = 200  # the deepest CRD schemas nest a few dozen levels; YAML renders 300
+
+
+@dataclass(frozen=True)
+class Selection:
+    namespace: str | None = None
+    resource: str | None = None
+    name: str | None = None
+
+    def matches(self, key: kubernetes.ObjectKey) -> bool:
+        if self.resource is None and key.resource in NOT_EXTRACTED:
+            return False
+        if self.resource is not None and key.resource != self.resource:
+            return False
+        if self.name is not None and key.name != self.name:
+            return False
+        if self.namespace is None:
+            return True
+        is_its_namespace = (key.resource, key.namespace, key.name) == (
+            "namespaces",
+            None,
+            self.namespace,
+        )
+        return key.namespace == self.namespace or is_its_namespace
+
+
+@dataclass(frozen=True)
+class Options:
+    output: str = "yaml"  # yaml | json
+    out_dir: Path | None = None
+    keep_owner_references: bool = False
+    raw: bool = False
+    encryption_config: Path | None = None
+    deleted_since: str | None = None
+    apply: bool = False
+    overwrite: bool = False
+    allow_unauthenticated: bool = False  # copies on a target whose manifest has no MAC
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An object that could not be extracted, and why."""
+
+    key: str
+    reason: str
+    undecoded: bool = False  # read, but not decodable: --raw can write its bytes
+
+
+@dataclass
+class Outcome:
+    """What one pass wrote and what it could not (kept small: manifests go to the sink)."""
+
+    written: int = 0
+    refused: list[Refused] = field(default_factory=list)
+    owned: list[str] = field(default_factory=list)  # skipped: their controller recreates them
+    raw_written: int = 0
+
+
+class KeyRingLoader:
+    """The encryption keys, read the first time an encrypted value needs them."""
+
+    def __init__(self, explicit: Path | None, load_config: ConfigLoader) -> None:
+        self._explicit = explicit
+        self._load_config = load_config
+        self._ring: KeyRing | None = None
+        self._problem: str | None = None
+
+    def ring(self) -> KeyRing:
+        if self._ring is not None:
+            return self._ring
+        if self._problem is None:
+            try:
+                self._ring = encryption_at_rest.load_config(self._path())
+                return self._ring
+            except ConfigError as exc:
+                self._problem = str(exc)
+        raise DecryptionError(f"{self._problem} (give the right one with --encryption-config)")
+
+    def _path(self) -> Path:
+        if self._explicit is not None:
+            return self._explicit
+        try:
+            data_dir = self._load_config().k3s.data_dir
+        except ConfigError as exc:
+            raise ConfigError(f"no encryption config: {exc}") from None
+        return bundle.encryption_config_path(data_dir)
+
+
+def _depth(document: Any) -> int:
+    """How deeply `document` nests (iteratively: a crafted value must not exhaust the stack
+    of what renders it)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _decode(value: bytes, key: str) -> dict[str, Any]:
+    """The object a plain stored value holds; ValueError (a reason) if it cannot be read whole."""
+    if value.startswith(k8s_objects.PROTOBUF_MAGIC):
+        return k8s_objects.decode_object(value)
+    if value.lstrip()[:1] == b"{":
+        try:
+            document = json.loads(value)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            document = None
+        if document is None or _depth(document) > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if (
+            isinstance(document, dict)
+            and isinstance(document.get("metadata"), dict)
+            and {"kind", "apiVersion"} <= set(document)
+        ):
+            return document
+        raise ValueError("JSON without apiVersion, kind and metadata: not a Kubernetes object")
+    raise ValueError("neither protobuf (k8s\\x00) nor JSON: not a Kubernetes object")
+
+
+def _decrypted(stored: bytes, key: bytes, keys: KeyRingLoader) -> bytes:
+    found = encryption_at_rest.sealed(stored)
+    if found is None:
+        return stored
+    ring = None
+    if found.provider in encryption_at_rest.DECRYPTABLE:
+        try:
+            ring = keys.ring()
+        except DecryptionError as exc:
+            what = f"encrypted at rest with {found.provider} key {found.key_name!r}"
+            raise DecryptionError(f"{what}: {exc}") from None
+    return encryption_at_rest.decrypt(stored, key, ring)
+
+
+class Sink:
+    """Where manifests go, one at a time, in apply order (memory stays flat in the snapshot's
+    size): stdout as a YAML stream or a JSON List, files under --out, or a list for --apply.
+    `add` returns why a manifest could not be written (a name that is no file name)."""
+
+    def add(self, manifest: Manifest) -> str | None:
+        raise NotImplementedError
+
+    def add_raw(self, parsed: kubernetes.ObjectKey, plain: bytes) -> str | None:
+        return "stored bytes are written only under --out"
+
+    def close(self) -> None:
+        pass
+
+
+class YamlSink(Sink):
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def add(self, manifest: Manifest) -> str | None:
+        self.env.stdout.write(manifests.yaml_stream([manifest]))
+        return None
+
+
+class JsonListSink(Sink):
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.started = False
+
+    def add(self, manifest: Manifest) -> str | None:
+        out = self.env.stdout
+        out.write(",\n" if self.started else '{"apiVersion": "v1", "kind": "List", "items": [\n')
+        self.started = True
+        out.write(manifests.json_text(manifest.body))
+        return None
+
+    def close(self) -> None:
+        if self.started:
+            self.env.stdout.write("\n]}\n")
+
+
+class TreeSink(Sink):
+    def __init__(self, out_dir: Path, output: str) -> None:
+        self.out_dir = out_dir
+        self.output = output
+
+    def _write(self, manifest: Manifest, suffix: str, data: bytes) -> str | None:
+        try:
+            path = self.out_dir / manifests.relative_path(manifest, suffix)
+        except ValueError as exc:
+            return str(exc)
+        try:
+            manifests.write_private(path, data)
+        except OSError as exc:
+            return f"cannot write {path}: {exc.strerror}"
+        return None
+
+    def add(self, manifest: Manifest) -> str | None:
+        suffix = ".json" if self.output == "json" else ".yaml"
+        return self._write(manifest, suffix, manifests.render_one(manifest, self.output).encode())
+
+    def add_raw(self, parsed: kubernetes.ObjectKey, plain: bytes) -> str | None:
+        stub = Manifest(parsed.resource, parsed.namespace, parsed.name, {})
+        return self._write(stub, ".raw", plain)
+
+
+class ListSink(Sink):
+    def __init__(self) -> None:
+        self.manifests: list[Manifest] = []
+
+    def add(self, manifest: Manifest) -> str | None:
+        self.manifests.append(manifest)
+        return None
+
+
+@dataclass(frozen=True)
+class Planned:
+    key: bytes
+    live: LiveKey
+    parsed: kubernetes.ObjectKey
+
+
+def plan(db: EtcdDb, selection: Selection, absent: set[bytes]) -> list[Planned]:
+    """The selected keys (none of `absent`: --deleted-since), in apply order; values unread."""
+    state = db.live(kubernetes.REGISTRY_PREFIX.encode())
+    planned = []
+    for key, live in state.keys.items():
+        parsed = kubernetes.parse_key(key.decode(errors="backslashreplace"))
+        if parsed is not None and selection.matches(parsed) and key not in absent:
+            planned.append(Planned(key, live, parsed))
+    return sorted(planned, key=lambda p: manifests.apply_rank(*astuple(p.parsed)))
+
+
+def _extract_one(
+    db: EtcdDb, item: Planned, keys: KeyRingLoader, options: Options, sink: Sink, done: Outcome
+) -> None:
+    shown = item.key.decode(errors="backslashreplace")
+    try:
+        plain = _decrypted(db.value_at(item.live.revision_key).value, item.key, keys)
+    except DecryptionError as exc:
+        done.refused.append(Refused(shown, str(exc)))
+        return
+    try:
+        body = _decode(plain, shown)
+    except ValueError as exc:
+        done.refused.append(Refused(shown, str(exc), undecoded=True))
+        if options.raw and (problem := sink.add_raw(item.parsed, plain)) is None:
+            done.raw_written += 1
+        return
+    controller = manifests.controller_of(body)
+    if controller and not options.keep_owner_references:
+        done.owned.append(f"{shown} (owned by {controller}, which recreates it)")
+        return
+    body = manifests.strip_server_fields(body, options.keep_owner_references)
+    problem = sink.add(
+        Manifest(item.parsed.resource, item.parsed.namespace, item.parsed.name, body)
+    )
+    if problem is None:
+        done.written += 1
+    else:
+        done.refused.append(Refused(shown, problem))
+
+
+def extract_into(
+    db: EtcdDb, planned: list[Planned], options: Options, keys: KeyRingLoader, sink: Sink
+) -> Outcome:
+    done = Outcome()
+    for item in planned:
+        _extract_one(db, item, keys, options, sink, done)
+    sink.close()
+    return done
+
+
+def _live_keys(db: EtcdDb) -> set[bytes]:
+    return set(db.live(kubernetes.REGISTRY_PREFIX.encode()).keys)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(f"--out {out_dir}: not an empty directory; give a new one")
+
+
+@contextmanager
+def _opened(
+    name: str,
+    load_config: ConfigLoader,
+    env: Environment,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+) -> Iterator[tuple[str, EtcdDb]]:
+    with (
+        open_copy(name, load_config, env, identity, allow_unauthenticated) as copy,
+        EtcdDb(copy.path) as db,
+    ):
+        yield copy.name, db
+
+
+def _report(done: Outcome, env: Environment, options: Options) -> None:
+    for owned in done.owned:
+        env.stderr.write(f"skipped: {owned}; --keep-owner-references extracts it\n")
+    for item in done.refused:
+        env.stderr.write(f"not extracted: {item.key}: {item.reason}\n")
+    if done.raw_written:
+        env.stderr.write(
+            f"{done.raw_written} undecodable values written as stored (*.raw) in --out\n"
+        )
+    elif any(item.undecoded for item in done.refused) and not options.raw:
+        env.stderr.write("(--raw --out DIR writes the stored bytes of what is not decoded)\n")
+
+
+Runner = Callable[[list[str], str], subprocess.CompletedProcess[str]]
+
+
+def _sink(options: Options, env: Environment) -> Sink:
+    if options.apply:
+        return ListSink()
+    if options.out_dir is not None:
+        return TreeSink(options.out_dir, options.output)
+    return JsonListSink(env) if options.output == "json" else YamlSink(env)
+
+
+def extract(
+    snapshot: str,
+    selection: Selection,
+    options: Options,
+    load_config: ConfigLoader,
+    env: Environment,
+    identity: Path | None = None,
+    run_kubectl: Runner | None = None,
+) -> ExitCode:
+    if options.out_dir is not None:
+        _check_out_dir(options.out_dir)
+    if options.deleted_since == LIVE:
+        raise ConfigError(
+            "--deleted-since live is not supported yet: take a snapshot (k3s-backup run) and"
+            " give its name"
+        )
+    keys = KeyRingLoader(options.encryption_config, load_config)
+    sink = _sink(options, env)
+    with ExitStack() as stack:
+        absent: set[bytes] = set()
+        if options.deleted_since is not None:
+            _other, other = stack.enter_context(
+                _opened(
+                    options.deleted_since,
+                    load_config,
+                    env,
+                    identity,
+                    options.allow_unauthenticated,
+                )
+            )
+            absent = _live_keys(other)
+            if not absent:
+                raise BackupError(f"{options.deleted_since} holds no Kubernetes objects")
+        shown, db = stack.enter_context(
+            _opened(snapshot, load_config, env, identity, options.allow_unauthenticated)
+        )
+        planned = plan(db, selection, absent)
+        if not planned:
+            env.stderr.write(f"error: no object in {shown} matches the selection\n")
+            return ExitCode.FAILED
+        done = extract_into(db, planned, options, keys, sink)
+    _report(done, env, options)
+    if isinstance(sink, ListSink):
+        return _apply(sink.manifests, done, options, load_config, env, run_kubectl)
+    if options.out_dir is not None:
+        env.stderr.write(f"{done.written} objects written under {options.out_dir}\n")
+    if not done.refused and done.written:
+        return ExitCode.OK
+    if not done.written and not done.refused:
+        env.stderr.write(f"error: nothing extracted from {shown}: every selected object skipped\n")
+    return ExitCode.PARTIAL if done.written else ExitCode.FAILED
+
+
+def _apply(
+    items: list[Manifest],
+    done: Outcome,
+    options: Options,
+    load_config: ConfigLoader,
+    env: Environment,
+    run_kubectl: Runner | None,
+) -> ExitCode:
+    if done.refused:
+        env.stderr.write("error: nothing applied: not every selected object was extracted\n")
+        return ExitCode.FAILED
+    if not items:
+        env.stderr.write("error: nothing to apply: every selected object skipped\n")
+        return ExitCode.FAILED
+    from k3s_backup.kubectl_apply import apply_manifests
+
+    return apply_manifests(items, options.overwrite, load_config, env, run_kubectl)
