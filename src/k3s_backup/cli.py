@@ -26,7 +26,7 @@ Exit codes:
   0  every copy made and verified
   1  failed (for run: nothing shipped)
   2  configuration or usage error
-  3  partial: snapshot made, at least one target failed
+  3  partial: snapshot made, a target (or local rotation) failed
   4  another run holds the lock"""
 
 

@@ -291,12 +291,28 @@ class Run:
                 self.env.sleep(delay)
             except BackupError as exc:
                 return self._target_failed(name, exc, attempt)
+            except Exception as exc:  # a bug or an unforeseen fault: this target alone fails
+                return self._target_failed(name, unexpected(exc), attempt)
         raise AssertionError("unreachable: the last attempt returns")
 
     def _target_failed(self, name: str, exc: BackupError, attempts: int) -> TargetResult:
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
         self.report.error(f"target {name} failed{tried}: {exc}")
         return TargetResult(ok=False, error=str(exc), attempts=attempts)
+
+    def rotate_local_safely(self, newest: naming.SnapshotName) -> str | None:
+        """Local rotation, whose failure must not cost the run its report and state record;
+        what went wrong, or None."""
+        try:
+            self.rotate_local(newest)
+        except BackupError as exc:
+            problem = f"local rotation failed: {exc}"
+        except Exception as exc:  # a bug or an unforeseen fault: reported, never a traceback
+            problem = f"local rotation failed: {unexpected(exc)}"
+        else:
+            return None
+        self.report.error(problem)
+        return problem
 
     def rotate_local(self, newest: naming.SnapshotName) -> None:
         with self.phases.timed("rotate"):
@@ -330,6 +346,14 @@ class Run:
                 )
             else:
                 self.report.info(f"Target {name}: FAILED ({result.error})")
+
+
+def unexpected(exc: Exception) -> BackupError:
+    """An exception nothing foresaw, as a message that names it (never a traceback)."""
+    detail: object = exc
+    if isinstance(exc, OSError) and exc.strerror:
+        detail = f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    return BackupError(f"unexpected {type(exc).__name__}: {detail}")
 
 
 def run_backup(config: Config, env: Environment, json_out: TextIO | None = None) -> ExitCode:
@@ -388,15 +412,16 @@ def _locked_run(
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
     record["snapshot"] = {"name": snapshot.name.filename, "size": snapshot.check.size}
     results = run.ship_everywhere(snapshot.name)
-    run.rotate_local(snapshot.name)
+    rotation_problem = run.rotate_local_safely(snapshot.name)
     record["local"] = run.local_summary()
     run.summarize(results, record["local"])
     record["targets"] = {name: asdict(r) for name, r in results.items()}
     failed = [name for name, r in results.items() if not r.ok]
-    if failed:
+    if failed or rotation_problem:
+        what = [f"{', '.join(failed)} failed"] if failed else []
+        what += [rotation_problem] if rotation_problem else []
         record["error"] = (
-            f"backup PARTIAL: snapshot {snapshot.name.filename} kept locally, but"
-            f" {', '.join(failed)} failed"
+            f"backup PARTIAL: snapshot {snapshot.name.filename} kept locally, but {'; '.join(what)}"
         )
         reporter.error(record["error"])
         return _finish(config, env, record, clock, run.phases, ExitCode.PARTIAL, reporter)
