@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from k3s_backup.commands.inspect import read_snapshot
-from k3s_backup.commands.open_copy import LATEST, open_copy
+from k3s_backup.commands.open_copy import LATEST, damage_named, open_copy
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -198,7 +198,7 @@ def _rehearse(
     """Fill `record` as the drill goes; raise DrillError (or another BackupError) on failure."""
     with open_copy(name, lambda: config, env, identity) as copy:
         record.update(name=copy.name, location=copy.location)
-        with EtcdDb(copy.path) as db:
+        with damage_named(copy), EtcdDb(copy.path) as db:
             reading = read_snapshot(copy, db)
         env.stdout.write(
             f"drill      {copy.name} ({copy.location}; {copy.verified})\n"

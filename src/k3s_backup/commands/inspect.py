@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, open_copy
+from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, damage_named, open_copy
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
@@ -214,7 +214,7 @@ def _write_object(kv: KeyValue, env: Environment) -> None:
 
 
 def _get(copy: OpenedCopy, key: str, as_json: bool, env: Environment) -> ExitCode:
-    with EtcdDb(copy.path) as db:
+    with damage_named(copy), EtcdDb(copy.path) as db:
         found = db.latest(key.encode(errors="surrogateescape"))
     if found is None:
         env.stderr.write(f"error: {key} is not in {copy.name}\n")
@@ -243,7 +243,7 @@ def inspect(
         if get_key is not None:
             return _get(copy, get_key, as_json, env)
         prefix = keys_prefix.encode(errors="surrogateescape") if keys_prefix else b""
-        with EtcdDb(copy.path) as db:
+        with damage_named(copy), EtcdDb(copy.path) as db:
             reading = read_snapshot(copy, db, prefix)
     if keys_prefix is not None:
         _list_keys(reading, as_json, env)

@@ -20,7 +20,8 @@ from k3s_backup.commands import fetch
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import SnapshotError
-from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, check_file
+from k3s_backup.formats.bbolt import BoltError
+from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, ZIP_ERRORS, check_file
 from k3s_backup.inventory import LOCAL
 from k3s_backup.manifest import Manifest
 from k3s_backup.policy import naming
@@ -145,7 +146,18 @@ def open_copy(
             if stored.name.endswith(".zip"):
                 try:
                     stored = _unzip(stored, workdir)
-                except (zipfile.BadZipFile, ValueError, OSError) as exc:
+                except (*ZIP_ERRORS, OSError) as exc:
                     raise SnapshotError(f"{stored}: cannot unzip: {exc}") from exc
         _refuse_sqlite(stored)
         yield OpenedCopy(shown, location, stored, size, verified)
+
+
+@contextmanager
+def damage_named(copy: OpenedCopy) -> Iterator[None]:
+    """Damage found while reading the database of `copy`, reported with the copy's name."""
+    try:
+        yield
+    except BoltError as exc:
+        if copy.name in str(exc):
+            raise
+        raise BoltError(f"{copy.name} ({copy.location}): {exc}") from None
