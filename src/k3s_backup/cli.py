@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from k3s_backup import __version__
+from k3s_backup.deadline import DRILL_TIMEOUT, INSPECT_TIMEOUT
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 
@@ -155,6 +156,24 @@ FROM_OPTION = click.option(
     metavar="local|TARGET",
     help="Take the copy from this node or from one target [default: newest, this node first].",
 )
+INSPECT_TIMEOUT_OPTION = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=INSPECT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up after this long, with exit 1 (0: no limit).",
+)
+DRILL_TIMEOUT_OPTION = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DRILL_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up after this long, with exit 1 and the drill recorded as failed (0: no limit).",
+)
+
+
 AGE_IDENTITY_OPTION = click.option(
     "--identity",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -296,6 +315,7 @@ def demo(ctx: Context, workdir: Path | None) -> int:
 @click.option("--keys", "keys_prefix", metavar="PREFIX", help="List the live keys under PREFIX.")
 @click.option("--get", "get_key", metavar="KEY", help="Print one object, decoded.")
 @AGE_IDENTITY_OPTION
+@INSPECT_TIMEOUT_OPTION
 @pass_context
 def inspect(
     ctx: Context,
@@ -304,6 +324,7 @@ def inspect(
     keys_prefix: str | None,
     get_key: str | None,
     identity: Path | None,
+    timeout: float,
 ) -> int:
     """What a snapshot holds: revision, keys, Kubernetes objects (no etcd needed).
 
@@ -314,7 +335,9 @@ def inspect(
         raise click.UsageError("--keys and --get cannot be combined")
     from k3s_backup.commands.inspect import inspect as inspect_snapshot
 
-    return inspect_snapshot(snapshot, ctx.config, ctx.env, as_json, keys_prefix, get_key, identity)
+    return inspect_snapshot(
+        snapshot, ctx.config, ctx.env, as_json, keys_prefix, get_key, identity, timeout
+    )
 
 
 @cli.command()
@@ -322,23 +345,30 @@ def inspect(
 @click.argument("new")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 @AGE_IDENTITY_OPTION
+@INSPECT_TIMEOUT_OPTION
 @pass_context
-def diff(ctx: Context, old: str, new: str, as_json: bool, identity: Path | None) -> int:
+def diff(
+    ctx: Context, old: str, new: str, as_json: bool, identity: Path | None, timeout: float
+) -> int:
     """Objects added, removed and changed from snapshot OLD to NEW."""
     from k3s_backup.commands.diff import diff as diff_snapshots
 
-    return diff_snapshots(old, new, ctx.config, ctx.env, as_json, identity)
+    return diff_snapshots(old, new, ctx.config, ctx.env, as_json, identity, timeout)
 
 
 @cli.command()
 @click.argument("snapshot", required=False)
 @AGE_IDENTITY_OPTION
+@DRILL_TIMEOUT_OPTION
 @pass_context
-def drill(ctx: Context, snapshot: str | None, identity: Path | None) -> int:
-    """Restore a copy into a throwaway etcd on loopback and check it (default: latest)."""
+def drill(ctx: Context, snapshot: str | None, identity: Path | None, timeout: float) -> int:
+    """Restore a copy into a throwaway etcd on loopback and check it (default: latest).
+
+    It takes the run lock (exit 4 while a backup runs) and records its outcome in the state.
+    """
     from k3s_backup.commands.drill import drill as run_drill
 
-    return run_drill(snapshot, ctx.config(), ctx.env, identity)
+    return run_drill(snapshot, ctx.config(), ctx.env, identity, timeout)
 
 
 ROOT_OPTION = click.option(

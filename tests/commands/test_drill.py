@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from k3s_backup.lock import exclusive_run
 from k3s_backup.policy import naming
 from tests.cli_runner import invoke
 from tests.json_schema import validate
@@ -82,3 +83,22 @@ def test_drill_without_etcd_says_what_is_missing(lab, tmp_path):
     assert result.code == 2
     assert "drill needs etcd and etcdctl on PATH" in result.stderr
     assert "apt-get install etcd-server etcd-client" in result.stderr
+
+
+def test_drill_waits_for_no_backup_it_refuses_while_one_runs(lab, tmp_path):
+    config, _name, _stored = _backup(lab, tmp_path)
+    before = (lab.root / "state" / "state.json").read_bytes()
+    with exclusive_run(lab.root / "state"):  # a backup run holds the lock
+        result = invoke(["--config", str(config), "drill"], environ=lab.env())
+    assert result.code == 4, result.stderr
+    assert "another k3s-backup run holds the lock" in result.stderr
+    assert (lab.root / "state" / "state.json").read_bytes() == before  # nothing recorded
+
+
+def test_a_drill_past_its_timeout_fails_and_is_recorded(lab, tmp_path):
+    config, _name, _stored = _backup(lab, tmp_path)
+    result = invoke(["--config", str(config), "drill", "--timeout", "0.0001"], environ=lab.env())
+    assert result.code == 1, result.stderr
+    assert "did not finish within 0.0001 s (--timeout)" in result.stderr
+    drill = _state(lab)["last_drill"]
+    assert drill["ok"] is False and "--timeout" in drill["problem"]

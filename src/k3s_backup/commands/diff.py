@@ -12,6 +12,7 @@ from typing import Any
 
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
 from k3s_backup.commands.open_copy import ConfigLoader, damage_named, open_copy
+from k3s_backup.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
@@ -96,8 +97,10 @@ def diff(
     env: Environment,
     as_json: bool,
     identity: Path | None = None,
+    timeout: float = INSPECT_TIMEOUT,
 ) -> ExitCode:
     with (
+        time_limit(timeout, f"diff of {first} and {second}"),
         open_copy(first, load_config, env, identity) as old_copy,
         open_copy(second, load_config, env, identity) as new_copy,
         ExitStack() as databases,

@@ -18,9 +18,11 @@ from typing import Any
 from k3s_backup.commands.inspect import read_snapshot
 from k3s_backup.commands.open_copy import LATEST, damage_named, open_copy
 from k3s_backup.config import Config
+from k3s_backup.deadline import DRILL_TIMEOUT, shielded, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.lock import exclusive_run
 from k3s_backup.loopback import free_ports, log_tail, spawn_logged, stop_child
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.report import Reporter
@@ -176,14 +178,19 @@ def _restore_and_start(
     for attempt in range(START_ATTEMPTS):
         member = ThrowawayEtcd(tools, workdir, env.environ)
         member.restore(snapshot)
-        member.start()
         try:
+            member.start()
             member.wait_ready()
             return member
         except DrillError as exc:
-            member.stop()
+            with shielded():
+                member.stop()
             if "address already in use" not in str(exc) or attempt + 1 == START_ATTEMPTS:
                 raise
+        except BaseException:  # --timeout or Ctrl-C while it starts: never leave it running
+            with shielded():
+                member.stop()
+            raise
     raise AssertionError("unreachable")
 
 
@@ -209,7 +216,8 @@ def _rehearse(
             try:
                 revision, keys = member.revision_and_keys()
             finally:
-                member.stop()
+                with shielded():
+                    member.stop()
     env.stdout.write(f"restored   revision {revision}, {keys} keys (etcd on {member.endpoint})\n")
     record.update(revision=revision, keys=keys)
     if (revision, keys) != (reading.revision, len(reading.state.keys)):
@@ -220,7 +228,20 @@ def _rehearse(
 
 
 def drill(
-    name: str | None, config: Config, env: Environment, identity: Path | None = None
+    name: str | None,
+    config: Config,
+    env: Environment,
+    identity: Path | None = None,
+    timeout: float = DRILL_TIMEOUT,
+) -> ExitCode:
+    """The rehearsal under the run lock, so it never reads or records beside a running backup
+    (state.json is rewritten by both)."""
+    with exclusive_run(config.state_dir):
+        return _locked_drill(name, config, env, identity, timeout)
+
+
+def _locked_drill(
+    name: str | None, config: Config, env: Environment, identity: Path | None, timeout: float
 ) -> ExitCode:
     wanted = name or LATEST
     record: dict[str, Any] = {
@@ -238,7 +259,8 @@ def drill(
         record["problem"], code = tools, ExitCode.USAGE
     else:
         try:
-            _rehearse(tools, wanted, config, env, record, identity)
+            with time_limit(timeout, f"drill of {wanted}"):
+                _rehearse(tools, wanted, config, env, record, identity)
             record["ok"] = True
         except (BackupError, OSError, subprocess.TimeoutExpired) as exc:
             record["problem"] = str(exc)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, damage_named, open_copy
+from k3s_backup.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
@@ -238,8 +239,12 @@ def inspect(
     keys_prefix: str | None,
     get_key: str | None,
     identity: Path | None = None,
+    timeout: float = INSPECT_TIMEOUT,
 ) -> ExitCode:
-    with open_copy(name, load_config, env, identity) as copy:
+    with (
+        time_limit(timeout, f"inspect of {name}"),
+        open_copy(name, load_config, env, identity) as copy,
+    ):
         if get_key is not None:
             return _get(copy, get_key, as_json, env)
         prefix = keys_prefix.encode(errors="surrogateescape") if keys_prefix else b""
