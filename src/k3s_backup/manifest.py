@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 from datetime import UTC, datetime
 
 from k3s_backup import __version__
 from k3s_backup.policy.naming import SnapshotName
 
 FORMAT_VERSION = 1
+_FIELD_TYPES: dict[str, type] = {"str": str, "int": int}
+
+
+class ManifestError(ValueError):
+    """Bytes that are not a manifest of ours (a ValueError, as json's own errors are)."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,25 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
-        raw = json.loads(data)
-        fields = {key: raw[key] for key in cls.__dataclass_fields__ if key in raw}
-        return cls(**fields)
+        """The manifest in `data`; ValueError (ManifestError, or json's) if it is not one:
+        read from targets others can write, so every field is checked for its type."""
+        try:
+            raw = json.loads(data)
+        except RecursionError:
+            raise ManifestError("not a manifest: JSON nested too deeply") from None
+        if not isinstance(raw, dict):
+            raise ManifestError(f"not a manifest: a JSON {type(raw).__name__}, not an object")
+        fields: dict[str, object] = {}
+        for key, field in cls.__dataclass_fields__.items():
+            if key not in raw:
+                if field.default is MISSING:
+                    raise ManifestError(f"not a manifest: no {key!r}")
+                continue
+            value, wanted = raw[key], _FIELD_TYPES[str(field.type)]
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                raise ManifestError(f"{key!r} must be a JSON {wanted.__name__}, not {value!r:.40}")
+            fields[key] = value
+        return cls(**fields)  # type: ignore[arg-type]
 
 
 def created_iso(unix: int) -> str:
