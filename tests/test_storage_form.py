@@ -147,3 +147,29 @@ def test_identity_file_must_hold_a_secret_key(tmp_path):
     path.write_text("age1notasecret\n")
     with pytest.raises(DecodeError, match="no AGE-SECRET-KEY line"):
         read_identities(path)
+
+
+def test_a_damaged_age_payload_is_a_decode_error(tmp_path, plain, identity):
+    # Found by fuzzing (tests/fuzz/test_storage_form.py): pyrage's streaming decrypt reports a
+    # damaged payload as a bare OSError, not as its DecryptError.
+    key_file, recipient = identity
+    stored = encode(
+        plain, StoredForm(recipients=(recipient,)), "", SNAPSHOT, workdir(tmp_path, "enc")
+    )
+    damaged = bytearray(stored.read_bytes())
+    damaged[-100] ^= 0x01
+    stored.write_bytes(bytes(damaged))
+    with pytest.raises(DecodeError, match=r"cannot decrypt \(age\): damaged or truncated"):
+        decode(stored, "none", "age", read_identities(key_file), workdir(tmp_path, "dec"))
+
+
+def test_a_damaged_deflate_stream_in_a_zip_copy_is_a_decode_error(tmp_path, plain):
+    # Found by fuzzing (tests/fuzz/test_storage_form.py): zlib.error is no BadZipFile.
+    stored = encode(plain, StoredForm("zip"), "", SNAPSHOT, workdir(tmp_path, "enc"))
+    damaged = bytearray(stored.read_bytes())
+    start = damaged.index(SNAPSHOT.encode()) + len(SNAPSHOT)  # the entry's data follows
+    damaged[start : start + 64] = bytes(64)
+    damaged[start] = 0x05  # a dynamic-Huffman block with impossible code lengths
+    stored.write_bytes(bytes(damaged))
+    with pytest.raises(DecodeError, match=r"cannot decompress \(zip\)"):
+        decode(stored, "zip", "none", [], workdir(tmp_path, "dec"))

@@ -20,6 +20,7 @@ import pyrage
 import zstandard
 
 from k3s_backup.errors import BackupError, ConfigError
+from k3s_backup.formats.etcd_snapshot import ZIP_ERRORS
 from k3s_backup.streams import CHUNK_SIZE, Readable, copy_stream, produced
 
 Compression = Literal["none", "zstd", "zip"]
@@ -199,7 +200,7 @@ def _decompress(stored: Path, compression: str, out: Path) -> None:
                     copy_stream(source, dest)
         else:
             raise DecodeError(f"unknown compression {compression!r} in the manifest")
-    except (zstandard.ZstdError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zstandard.ZstdError, *ZIP_ERRORS) as exc:  # zlib.error and others: fuzzing
         raise DecodeError(f"cannot decompress ({compression}): {exc}") from None
 
 
@@ -240,7 +241,10 @@ def decode(
             current.open("rb") as source,
             _private_file(decrypted) as dest,
         ):
-            pyrage.decrypt_io(source, dest, identities)
+            try:
+                pyrage.decrypt_io(source, dest, identities)
+            except OSError as exc:  # pyrage's streaming word for a damaged payload too
+                raise DecodeError(f"cannot decrypt (age): damaged or truncated ({exc})") from None
         current = decrypted
     if compression != "none":
         plain = workdir / "plain"

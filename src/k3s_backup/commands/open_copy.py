@@ -146,7 +146,7 @@ def open_copy(
             if stored.name.endswith(".zip"):
                 try:
                     stored = _unzip(stored, workdir)
-                except (*ZIP_ERRORS, OSError) as exc:
+                except ZIP_ERRORS as exc:
                     raise SnapshotError(f"{stored}: cannot unzip: {exc}") from exc
         _refuse_sqlite(stored)
         yield OpenedCopy(shown, location, stored, size, verified)

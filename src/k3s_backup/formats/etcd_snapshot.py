@@ -22,8 +22,10 @@ _PAGE_HEADER = 16
 _META = struct.Struct("<IIII QQ QQQ Q")  # magic version pageSize flags root seq freelist hwm txid
 _CHUNK = 1 << 20
 # What zipfile raises on a damaged or crafted archive (NotImplementedError: an unknown
-# compression method; RuntimeError: an encrypted entry; ValueError: a bad header field).
+# compression method; RuntimeError: an encrypted entry; ValueError: a bad header field;
+# OSError: an offset before the file's start, found by fuzzing).
 ZIP_ERRORS = (
+    OSError,
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
     EOFError,

@@ -148,9 +148,8 @@ def _decode_json(data: bytes) -> StoredObject:
 def decode_value(data: bytes) -> StoredObject:
     """Identify a stored value: encrypted values are named, not guessed at."""
     if match := _ENCRYPTED.match(data):
-        return StoredObject(
-            encoding=ENCRYPTED, provider=match[1].decode(), key_name=match[3].decode()
-        )
+        key_name = match[3].decode(errors="backslashreplace")  # any bytes but ':'
+        return StoredObject(encoding=ENCRYPTED, provider=match[1].decode(), key_name=key_name)
     if data.startswith(PROTOBUF_MAGIC):
         try:
             return _decode_protobuf(data)
