@@ -1,0 +1,46 @@
+"""Fuzz: decoding a stored copy (storage_form.decode): zstd, zip and age, as `fetch`, `restore`,
+`inspect` and `drill` do before checking the snapshot."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from k3s_backup.errors import SnapshotError
+from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.storage_form import DecodeError, decode, read_identities
+from tests.fuzz.harness import CORPUS, fuzz_target, mutated, seed
+
+IDENTITIES = read_identities(CORPUS / "age-identity.txt")
+FORMS = {  # seed -> (compression, encryption)
+    "etcd.snapshot.zst": ("zstd", "none"),
+    "etcd.snapshot.zip": ("zip", "none"),
+    "etcd.snapshot.zst.age": ("zstd", "age"),
+    "etcd.snapshot.zip.age": ("zip", "age"),
+}
+_WORKDIR = Path(tempfile.mkdtemp(prefix="k3s-backup-fuzz-"))
+
+
+@st.composite
+def stored_copies(draw: st.DrawFn) -> tuple[str, bytes]:
+    name = draw(st.sampled_from(sorted(FORMS)))
+    return name, draw(mutated([seed(name)], page=256))
+
+
+@fuzz_target(stored_copies(), examples=300)
+def test_decode(stored: tuple[str, bytes]) -> None:
+    name, data = stored
+    compression, encryption = FORMS[name]
+    workdir = _WORKDIR / "work"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir()
+    copy = workdir / name
+    copy.write_bytes(data)
+    try:
+        plain = decode(copy, compression, encryption, IDENTITIES, workdir)
+        check_file(plain)  # what fetch does next: the snapshot must verify
+    except (DecodeError, SnapshotError):
+        pass
