@@ -2,19 +2,21 @@
 # Run the fuzz targets of tests/fuzz/ for as long as asked, each in its own pytest process.
 #   bash bench/fuzz.sh [--minutes N] [--jobs J] [--report FILE] [TARGET...]
 # N minutes per target (default 10); J targets at a time (default 2: this is a 2-core machine);
-# TARGET: pytest node ids (default: every target). The report (JSON, default
+# TARGET: pytest node ids (default: every target). Each target runs under a 4 GiB address-space
+# limit (--memory-mib), so an unbounded allocation shows as a MemoryError, a finding. The report (JSON, default
 # bench/fuzz-report.json) gets each target's executions and seconds; a finding fails its
 # target, prints the shrunk input and how to reproduce it, and the script exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-minutes=10 jobs=2 report=bench/fuzz-report.json targets=()
+minutes=10 jobs=2 report=bench/fuzz-report.json memory_mib=4096 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) minutes="$2"; shift 2 ;;
         --jobs) jobs="$2"; shift 2 ;;
         --report) report="$2"; shift 2 ;;
-        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+        --memory-mib) memory_mib="$2"; shift 2 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
         *) targets+=("$1"); shift ;;
     esac
 done
@@ -30,6 +32,7 @@ run_one() {
     local target="$1" log
     log="$1"; log="$logs/${log//[^A-Za-z0-9_]/_}.log"
     # One report per target (they run in parallel); merged at the end.
+    ulimit -v "$((memory_mib * 1024))"  # this target's subshell only
     if K3S_BACKUP_FUZZ_REPORT="$log.json" .venv/bin/pytest -q -p no:cacheprovider "$target" \
         >"$log" 2>&1; then
         echo "ok    $target"
@@ -39,7 +42,7 @@ run_one() {
     fi
 }
 export -f run_one
-export logs
+export logs memory_mib
 status=0
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one "$@"' _ {} || status=1
 .venv/bin/python - "$report" "$logs" <<'PY'
