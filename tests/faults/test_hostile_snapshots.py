@@ -109,3 +109,12 @@ def test_a_zip_snapshot_zipfile_cannot_open_exits_1(tmp_path, method, flags, pro
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert str(path) in done.stderr and problem in done.stderr
+
+
+def test_a_file_that_cannot_be_read_exits_1_naming_it(tmp_path):
+    path = tmp_path / "snapshot.db"
+    path.symlink_to("/proc/self/mem")  # a regular file to stat, EIO to read
+    done = k3s_backup("inspect", str(path))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{path}: cannot read it: Input/output error" in done.stderr

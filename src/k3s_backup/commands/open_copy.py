@@ -140,15 +140,18 @@ def open_copy(
         workdir = Path(temp)
         stored, location, shown, verified = _resolve(name, load_config, env, identity, workdir)
         size = stored.stat().st_size
-        if verified != FETCHED:
-            checked = _check(stored)
-            verified = f"{verified}, {checked}" if verified else checked
-            if stored.name.endswith(".zip"):
-                try:
-                    stored = _unzip(stored, workdir)
-                except ZIP_ERRORS as exc:
-                    raise SnapshotError(f"{stored}: cannot unzip: {exc}") from exc
-        _refuse_sqlite(stored)
+        try:
+            if verified != FETCHED:
+                checked = _check(stored)
+                verified = f"{verified}, {checked}" if verified else checked
+                if stored.name.endswith(".zip"):
+                    try:
+                        stored = _unzip(stored, workdir)
+                    except ZIP_ERRORS as exc:
+                        raise SnapshotError(f"{stored}: cannot unzip: {exc}") from exc
+            _refuse_sqlite(stored)
+        except OSError as exc:  # a failing disk, or a file that is no file (/proc, a device)
+            raise SnapshotError(f"{stored}: cannot read it: {exc.strerror or exc}") from None
         yield OpenedCopy(shown, location, stored, size, verified)
 
 
