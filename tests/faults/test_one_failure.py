@@ -71,3 +71,19 @@ def test_a_failing_local_rotation_is_reported_and_the_run_recorded(
     assert last_run["exit_code"] == 3
     assert last_run["snapshot"]["name"] == newest
     assert "local rotation failed" in last_run["error"]
+
+
+def test_a_snapshot_whose_record_cannot_be_written_fails_the_run_with_a_message(
+    lab: Lab, tmp_path: Path
+) -> None:
+    config = lab.write_config(tmp_path / "c.toml")
+    (lab.root / "state").mkdir(parents=True)
+    (lab.root / "state" / "manifests").write_bytes(b"not a directory")
+    result = cli(lab, config, Clock(), "run")
+    assert result.code == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "snapshot failed, nothing shipped: unexpected FileExistsError" in result.stderr
+    last_run = _state(lab)["last_run"]
+    assert isinstance(last_run, dict)
+    assert last_run["exit_code"] == 1 and "FileExistsError" in last_run["error"]
+    assert (lab.root / "state" / "manifests").read_bytes() == b"not a directory"

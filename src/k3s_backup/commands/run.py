@@ -406,8 +406,9 @@ def _locked_run(
     try:
         with run.phases.timed("snapshot"):
             snapshot = run.take_snapshot()
-    except SnapshotError as exc:
-        record["error"] = f"snapshot failed, nothing shipped: {exc}"
+    except (SnapshotError, OSError) as exc:  # OSError: its manifest could not be recorded
+        reason = unexpected(exc) if isinstance(exc, OSError) else exc
+        record["error"] = f"snapshot failed, nothing shipped: {reason}"
         reporter.error(record["error"])
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
     record["snapshot"] = {"name": snapshot.name.filename, "size": snapshot.check.size}
