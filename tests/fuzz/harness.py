@@ -14,11 +14,14 @@ executions and seconds.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import shutil
 import signal
 import struct
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +48,13 @@ T = TypeVar("T")
 
 class Hang(AssertionError):
     """One input kept a reader busy past HANG_SECONDS: a hang is a finding, like a crash."""
+
+
+def workdir() -> Path:
+    """A private directory for one target's files, removed when the process ends."""
+    path = Path(tempfile.mkdtemp(prefix="k3s-backup-fuzz-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def seed(name: str) -> bytes:

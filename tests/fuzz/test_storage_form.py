@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
-from pathlib import Path
 
 from hypothesis import strategies as st
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.etcd_snapshot import check_file
 from k3s_backup.storage_form import DecodeError, decode, read_identities
-from tests.fuzz.harness import CORPUS, fuzz_target, mutated, seed
+from tests.fuzz.harness import CORPUS, fuzz_target, mutated, seed, workdir
 
 IDENTITIES = read_identities(CORPUS / "age-identity.txt")
 FORMS = {  # seed -> (compression, encryption)
@@ -21,7 +19,7 @@ FORMS = {  # seed -> (compression, encryption)
     "etcd.snapshot.zst.age": ("zstd", "age"),
     "etcd.snapshot.zip.age": ("zip", "age"),
 }
-_WORKDIR = Path(tempfile.mkdtemp(prefix="k3s-backup-fuzz-"))
+_WORKDIR = workdir()
 
 
 @st.composite

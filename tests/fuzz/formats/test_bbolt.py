@@ -4,16 +4,15 @@ way `inspect`, `diff` and `drill` read a snapshot."""
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats import kubernetes
 from k3s_backup.formats.etcd_db import EtcdDb
-from tests.fuzz.harness import fix_snapshot, fuzz_target, mutated, seed
+from tests.fuzz.harness import fix_snapshot, fuzz_target, mutated, seed, workdir
 
 SNAPSHOT = seed("etcd.snapshot")
-_WORKDIR = Path(tempfile.mkdtemp(prefix="k3s-backup-fuzz-"))
+_WORKDIR = workdir()
 
 
 def read_all(path: Path) -> None:

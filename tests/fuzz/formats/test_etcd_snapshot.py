@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
-from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.etcd_snapshot import check_file, check_stream
-from tests.fuzz.harness import fix_snapshot, fuzz_target, mutated, seed
+from tests.fuzz.harness import fix_snapshot, fuzz_target, mutated, seed, workdir
 
-_WORKDIR = Path(tempfile.mkdtemp(prefix="k3s-backup-fuzz-"))
+_WORKDIR = workdir()
 ZIP_NAME = "k3s-lab-20261123-020000-k3s-05-1795399200.zip"
 
 

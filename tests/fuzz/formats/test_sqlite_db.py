@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
-from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.sqlite_db import check_sqlite
-from tests.fuzz.harness import fuzz_target, mutated, seed
+from tests.fuzz.harness import fuzz_target, mutated, seed, workdir
 
-_WORKDIR = Path(tempfile.mkdtemp(prefix="k3s-backup-fuzz-"))
+_WORKDIR = workdir()
 
 
 @fuzz_target(mutated([seed("kine.db")]), examples=200)
