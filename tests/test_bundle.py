@@ -179,3 +179,66 @@ def test_a_target_missing_a_bundle_gets_it_on_the_next_run(lab: Lab, tmp_path: P
     first.unlink()
     assert invoke(["--config", str(config), "run"], environ=lab.env(), now=clock).code == 0
     assert first.exists()
+
+
+def _octal(number: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, number)
+
+
+def sparse_member(name: str, claimed: int) -> bytes:
+    """A GNU sparse tar header claiming `claimed` bytes of zeros, with no data block at all."""
+    header = bytearray(512)
+    header[0 : len(name)] = name.encode()
+    header[100:108] = _octal(0o600, 8)
+    header[108:116] = header[116:124] = _octal(0, 8)
+    header[124:136] = header[136:148] = _octal(0, 12)
+    header[156:157] = b"S"
+    header[257:265] = b"ustar  \0"
+    header[386:398], header[398:410] = _octal(claimed, 12), _octal(0, 12)
+    header[483:495] = _octal(claimed, 12)
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def test_a_bundle_of_sparse_members_is_refused_before_it_fills_the_memory():
+    # 26 KiB of headers claiming 50 x 4 MiB: read, they would take 200 MiB.
+    data = b"".join(sparse_member(f"config.yaml.d/m{i}", 4 << 20) for i in range(50))
+    with pytest.raises(bundle.BundleError, match=r"unexpected member 'config\.yaml\.d/m0'"):
+        bundle.from_bytes(data + b"\0" * 1024, "planted")
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("meta", "problem"),
+    [
+        (b"[" * 100_000, "nested too deeply"),
+        (b"[1, 2]", "is not a JSON object"),
+        (b'"snapshot"', "is not a JSON object"),
+    ],
+)
+def test_a_bundle_whose_meta_is_no_json_object_is_damaged(meta, problem):
+    data = _tar({"bundle.json": meta, "token": b"K10x\n"})
+    with pytest.raises(bundle.BundleError, match=problem):
+        bundle.from_bytes(data, "planted")
+
+
+def test_a_bundle_naming_one_member_twice_is_refused():
+    single = _tar({"token": b"K10a\n"})[:1024]  # its header and data block, no end marker
+    with pytest.raises(bundle.BundleError, match="unexpected member 'token'"):
+        bundle.from_bytes(single + _tar({"token": b"K10b\n"}), "planted")
+
+
+def test_a_k3s_version_that_is_no_string_is_shown_as_text():
+    meta = b'{"snapshot": "s", "node": "n", "created": "c", "k3s_version": 133}'
+    parsed = bundle.from_bytes(_tar({"bundle.json": meta, "token": b"K10x\n"}), "planted")
+    assert parsed.k3s_version == "133"

@@ -231,3 +231,31 @@ def test_plain_bytes_other_than_the_checked_ones_fail_the_stream(
         stored_stream(source, size, form, "", SNAPSHOT, real) as stream,
     ):
         assert copy_stream(stream, io.BytesIO()) > 0
+
+
+def test_a_damaged_age_payload_is_a_decode_error(tmp_path, plain, identity):
+    # Found by fuzzing (tests/fuzz/test_storage_form.py): pyrage's streaming decrypt reports a
+    # damaged payload as a bare OSError, not as its DecryptError.
+    key_file, recipient = identity
+    stored = encode(
+        plain, StoredForm(recipients=(recipient,)), "", SNAPSHOT, workdir(tmp_path, "enc")
+    )
+    damaged = bytearray(stored.read_bytes())
+    damaged[-100] ^= 0x01
+    stored.write_bytes(bytes(damaged))
+    with pytest.raises(DecodeError, match=r"cannot decrypt \(age\): damaged or truncated"):
+        decode(
+            stored, "none", "age", read_identities(key_file), workdir(tmp_path, "dec"), 1 << 20, "c"
+        )
+
+
+def test_a_damaged_deflate_stream_in_a_zip_copy_is_a_decode_error(tmp_path, plain):
+    # Found by fuzzing (tests/fuzz/test_storage_form.py): zlib.error is no BadZipFile.
+    stored = encode(plain, StoredForm("zip"), "", SNAPSHOT, workdir(tmp_path, "enc"))
+    damaged = bytearray(stored.read_bytes())
+    start = damaged.index(SNAPSHOT.encode()) + len(SNAPSHOT)  # the entry's data follows
+    damaged[start : start + 64] = bytes(64)
+    damaged[start] = 0x05  # a dynamic-Huffman block with impossible code lengths
+    stored.write_bytes(bytes(damaged))
+    with pytest.raises(DecodeError, match=r"cannot decompress \(zip\)"):
+        decode(stored, "zip", "none", [], workdir(tmp_path, "dec"), 1 << 20, "c")

@@ -30,6 +30,7 @@ CONFIG_D = "config.yaml.d"
 ENCRYPTION_CONFIG = "encryption-config.json"
 MAX_MEMBER = 4 << 20  # a token and a few YAML files; anything bigger is not a bundle of ours
 MAX_BUNDLE = 8 << 20  # the whole bundle as stored (tar, maybe age-encrypted), read into memory
+MAX_TOTAL = 8 << 20  # all members together: a tar's headers alone can claim far more
 VERSION_TIMEOUT = 30
 _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+]k3s(\d+))?")
 _CONFIG_D_NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -161,10 +162,21 @@ def _allowed(name: str) -> bool:
 
 
 def _members(data: bytes, origin: str) -> dict[str, bytes]:
+    """Only what we write: plain files of our names, once each. A sparse member is refused: its
+    header alone claims megabytes of zeros, so a few KiB of tar could fill the memory."""
     members: dict[str, bytes] = {}
+    total = 0
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
         for info in archive:
-            if not info.isfile() or not _allowed(info.name) or info.size > MAX_MEMBER:
+            total += info.size
+            if (
+                not info.isfile()
+                or info.issparse()
+                or not _allowed(info.name)
+                or info.name in members
+                or info.size > MAX_MEMBER
+                or total > MAX_TOTAL
+            ):
                 raise BundleError(f"{origin}: unexpected member {info.name!r}: not our bundle")
             stream = archive.extractfile(info)
             if stream is None:
@@ -178,15 +190,20 @@ def from_bytes(data: bytes, origin: str) -> Bundle:
     try:
         members = _members(data, origin)
         meta = json.loads(members[META])
+        if not isinstance(meta, dict):
+            raise ValueError(f"{META} is not a JSON object")
         token = members[TOKEN].decode("utf-8").strip()
+        version = meta.get("k3s_version")
         return Bundle(
             snapshot=str(meta["snapshot"]),
             node=str(meta["node"]),
-            k3s_version=meta.get("k3s_version"),
+            k3s_version=None if version is None else str(version),
             token=token,
             created=str(meta["created"]),
             config_files={k: v for k, v in members.items() if k not in (META, TOKEN)},
         )
+    except RecursionError:
+        raise BundleError(f"{origin}: damaged restore bundle ({META} nested too deeply)") from None
     except (tarfile.TarError, KeyError, ValueError, UnicodeDecodeError, TypeError) as exc:
         raise BundleError(f"{origin}: damaged restore bundle ({exc})") from None
 

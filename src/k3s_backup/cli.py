@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from k3s_backup import __version__
+from k3s_backup.deadline import DRILL_TIMEOUT, INSPECT_TIMEOUT
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, Interrupted
 
@@ -26,7 +27,7 @@ Exit codes:
   0  every copy made and verified
   1  failed (for run: nothing shipped)
   2  configuration or usage error
-  3  partial: snapshot made, at least one target failed
+  3  partial: snapshot made, a target (or local rotation) failed
   4  another run holds the lock
   130  interrupted by Ctrl-C (SIGINT); 143: by SIGTERM"""
 
@@ -175,6 +176,24 @@ FROM_OPTION = click.option(
     metavar="local|TARGET",
     help="Take the copy from this node or from one target [default: newest, this node first].",
 )
+INSPECT_TIMEOUT_OPTION = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=INSPECT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up after this long, with exit 1 (0: no limit).",
+)
+DRILL_TIMEOUT_OPTION = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DRILL_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up after this long, with exit 1 and the drill recorded as failed (0: no limit).",
+)
+
+
 AGE_IDENTITY_OPTION = click.option(
     "--identity",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -348,6 +367,7 @@ def demo(ctx: Context, workdir: Path | None) -> int:
 @click.option("--get", "get_key", metavar="KEY", help="Print one object, decoded.")
 @AGE_IDENTITY_OPTION
 @ALLOW_UNAUTHENTICATED_OPTION
+@INSPECT_TIMEOUT_OPTION
 @pass_context
 def inspect(
     ctx: Context,
@@ -357,6 +377,7 @@ def inspect(
     get_key: str | None,
     identity: Path | None,
     allow_unauthenticated: bool,
+    timeout: float,
 ) -> int:
     """What a snapshot holds: revision, keys, Kubernetes objects (no etcd needed).
 
@@ -376,6 +397,7 @@ def inspect(
         get_key,
         identity,
         allow_unauthenticated,
+        timeout,
     )
 
 
@@ -385,6 +407,7 @@ def inspect(
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 @AGE_IDENTITY_OPTION
 @ALLOW_UNAUTHENTICATED_OPTION
+@INSPECT_TIMEOUT_OPTION
 @pass_context
 def diff(
     ctx: Context,
@@ -393,11 +416,14 @@ def diff(
     as_json: bool,
     identity: Path | None,
     allow_unauthenticated: bool,
+    timeout: float,
 ) -> int:
     """Objects added, removed and changed from snapshot OLD to NEW."""
     from k3s_backup.commands.diff import diff as diff_snapshots
 
-    return diff_snapshots(old, new, ctx.config, ctx.env, as_json, identity, allow_unauthenticated)
+    return diff_snapshots(
+        old, new, ctx.config, ctx.env, as_json, identity, allow_unauthenticated, timeout
+    )
 
 
 EXTRACT_EXIT_CODES = """\b
@@ -507,14 +533,22 @@ def extract(
 @click.argument("snapshot", required=False)
 @AGE_IDENTITY_OPTION
 @ALLOW_UNAUTHENTICATED_OPTION
+@DRILL_TIMEOUT_OPTION
 @pass_context
 def drill(
-    ctx: Context, snapshot: str | None, identity: Path | None, allow_unauthenticated: bool
+    ctx: Context,
+    snapshot: str | None,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+    timeout: float,
 ) -> int:
-    """Restore a copy into a throwaway etcd on loopback and check it (default: latest)."""
+    """Restore a copy into a throwaway etcd on loopback and check it (default: latest).
+
+    It takes the run lock (exit 4 while a backup runs) and records its outcome in the state.
+    """
     from k3s_backup.commands.drill import drill as run_drill
 
-    return run_drill(snapshot, ctx.config(), ctx.env, identity, allow_unauthenticated)
+    return run_drill(snapshot, ctx.config(), ctx.env, identity, allow_unauthenticated, timeout)
 
 
 @cli.group("recovery-key")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from k3s_backup import __version__
@@ -12,6 +12,15 @@ from k3s_backup.policy.naming import SnapshotName
 
 FORMAT_VERSION = 1
 MAX_MANIFEST = 64 << 10  # ours are ~600 bytes: anything bigger is not a manifest of ours
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "str | None": (str, type(None)),
+}
+
+
+class ManifestError(ValueError):
+    """Bytes that are not a manifest of ours (a ValueError, as json's own errors are)."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +82,26 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
-        raw = json.loads(data)
-        fields = {key: raw[key] for key in cls.__dataclass_fields__ if key in raw}
-        return cls(**fields)
+        """The manifest in `data`; ValueError (ManifestError, or json's) if it is not one:
+        read from targets others can write, so every field is checked for its type."""
+        try:
+            raw = json.loads(data)
+        except RecursionError:
+            raise ManifestError("not a manifest: JSON nested too deeply") from None
+        if not isinstance(raw, dict):
+            raise ManifestError(f"not a manifest: a JSON {type(raw).__name__}, not an object")
+        fields: dict[str, object] = {}
+        for key, field in cls.__dataclass_fields__.items():
+            if key not in raw:
+                if field.default is MISSING:
+                    raise ManifestError(f"not a manifest: no {key!r}")
+                continue
+            value, wanted = raw[key], _FIELD_TYPES[str(field.type)]
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in wanted)
+                raise ManifestError(f"{key!r} must be a JSON {names}, not {value!r:.40}")
+            fields[key] = value
+        return cls(**fields)  # type: ignore[arg-type]
 
 
 def created_iso(unix: int) -> str:

@@ -20,6 +20,7 @@ import pyrage
 import zstandard
 
 from k3s_backup.errors import BackupError, ConfigError
+from k3s_backup.formats.etcd_snapshot import ZIP_ERRORS
 from k3s_backup.streams import (
     CHUNK_SIZE,
     CappedWriter,
@@ -249,7 +250,7 @@ def _decompress(stored: Path, compression: str, out: Path, plain_size: int, what
                     copy_capped(entry, dest, plain_size, what, PLAIN_LIMIT)
         else:
             raise DecodeError(f"unknown compression {compression!r} in the manifest")
-    except (zstandard.ZstdError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zstandard.ZstdError, *ZIP_ERRORS, EOFError, ValueError) as exc:  # zlib.error too
         raise DecodeError(f"cannot decompress ({compression}): {exc}") from None
 
 
@@ -287,9 +288,11 @@ def _decrypt(
             pyrage.decrypt_io(source, capped, identities)
         except RefusedInput:
             raise
-        except Exception:
+        except Exception as exc:
             if capped.refused is not None:  # pyrage may wrap what our writer raised
                 raise capped.refused from None
+            if isinstance(exc, OSError):  # pyrage's streaming word for a damaged payload too
+                raise DecodeError(f"cannot decrypt (age): damaged or truncated ({exc})") from None
             raise
 
 

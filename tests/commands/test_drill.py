@@ -20,6 +20,7 @@ from k3s_backup.commands.inspect import read_snapshot
 from k3s_backup.commands.open_copy import OpenedCopy
 from k3s_backup.environment import Environment
 from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.lock import exclusive_run
 from k3s_backup.policy import naming
 from tests.cli_runner import invoke
 from tests.json_schema import validate
@@ -151,3 +152,22 @@ def test_a_copy_without_its_restore_bundle_fails_the_drill(lab, tmp_path):
     assert result.code == 1
     assert f"no readable restore bundle beside {name} on backup-host" in result.stderr
     assert _state(lab)["last_drill"]["ok"] is False
+
+
+def test_drill_waits_for_no_backup_it_refuses_while_one_runs(lab, tmp_path):
+    config, _name, _stored = _backup(lab, tmp_path)
+    before = (lab.root / "state" / "state.json").read_bytes()
+    with exclusive_run(lab.root / "state"):  # a backup run holds the lock
+        result = invoke(["--config", str(config), "drill"], environ=lab.env())
+    assert result.code == 4, result.stderr
+    assert "another k3s-backup run holds the lock" in result.stderr
+    assert (lab.root / "state" / "state.json").read_bytes() == before  # nothing recorded
+
+
+def test_a_drill_past_its_timeout_fails_and_is_recorded(lab, tmp_path):
+    config, _name, _stored = _backup(lab, tmp_path)
+    result = invoke(["--config", str(config), "drill", "--timeout", "0.0001"], environ=lab.env())
+    assert result.code == 1, result.stderr
+    assert "did not finish within 0.0001 s (--timeout)" in result.stderr
+    drill = _state(lab)["last_drill"]
+    assert drill["ok"] is False and "--timeout" in drill["problem"]

@@ -147,3 +147,13 @@ def test_a_zip_copy_is_decoded_before_reading(taken, tmp_path):
     report = json.loads(result.stdout)
     assert (report["revision"], report["keys"]) == (taken.revision, len(taken.keys))
     assert report["file_size"] == archive.stat().st_size
+
+
+@pytest.mark.parametrize("command", [["inspect", "{0}"], ["diff", "{0}", "{0}"]])
+def test_a_read_past_its_timeout_ends_with_exit_1(taken, command):
+    args = [part.format(taken.path) for part in command]
+    result = invoke([*args, "--timeout", "0.0001"])
+    assert result.code == 1, result.stderr
+    assert "did not finish within 0.0001 s (--timeout)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert invoke([*args, "--timeout", "0"]).code == 0  # no limit

@@ -75,3 +75,43 @@ def test_hostile_names_are_left_alone_by_every_command(lab: Lab, tmp_path: Path)
         untouched(directory)
     assert len(ours(lab.snapshot_dir)) == 2
     assert snapshots(lab.remote_dir) == ours(lab.snapshot_dir)
+
+
+def _digits(ascii_digits: str, zero: int) -> str:
+    """The same number in another script's digits (Python's `\\d` matches them all)."""
+    return "".join(chr(zero + int(c)) if c.isdigit() else c for c in ascii_digits)
+
+
+FULLWIDTH, ARABIC_INDIC = 0xFF10, 0x0660
+
+
+# Names of our exact shape but for their digits or their date: not ours, so never touched.
+NOT_A_TIME = [
+    f"k3s-lab-{_digits('20260101-000000', FULLWIDTH)}-x-{_digits('4102444800', ARABIC_INDIC)}",
+    "k3s-lab-20261399-256199-k3s-05-1577836800",
+    "k3s-lab-20260230-020000-k3s-05-1577836800.zip",
+]
+
+
+def test_names_with_unicode_digits_or_impossible_dates_do_not_stop_a_run(
+    lab: Lab, tmp_path: Path
+) -> None:
+    config = lab.write_config(tmp_path / "c.toml", keep_local=2, targets=[lab.ssh_target(keep=2)])
+    for directory in (lab.snapshot_dir, lab.remote_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in NOT_A_TIME:
+            (directory / name).write_bytes(b"not ours: " + name.encode())
+    clock = Clock()
+    for _ in range(3):  # past both keeps: local and remote rotation run
+        result = cli(lab, config, clock, "run")
+        assert result.code == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    local = [name for name in ours(lab.snapshot_dir) if name not in NOT_A_TIME]
+    assert len(local) == 2
+    assert [n for n in snapshots(lab.remote_dir) if n not in NOT_A_TIME] == local
+    state = json.loads((lab.root / "state" / "state.json").read_text())
+    assert state["last_run"]["exit_code"] == 0
+    assert state["last_run"]["snapshot"]["name"] == local[-1]
+    for directory in (lab.snapshot_dir, lab.remote_dir):
+        for name in NOT_A_TIME:
+            assert (directory / name).read_bytes() == b"not ours: " + name.encode(), repr(name)

@@ -87,3 +87,15 @@ def test_garbage_and_empty_files_are_refused(tmp_path):
     for data in (b"", b"hello", bytes(8192 + 32)):
         with pytest.raises(SnapshotError):
             check_file(write(tmp_path, data))
+
+
+def test_a_zip_whose_offsets_point_before_its_start_is_damaged(snapshot, tmp_path):
+    # Found by fuzzing (tests/fuzz/formats/test_etcd_snapshot.py): one byte less at the start
+    # moves every offset, and zipfile seeks before the file (OSError, not BadZipFile).
+    name = "k3s-lab-20261123-020000-k3s-05-1795399200.zip"
+    archive = tmp_path / name
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.write(snapshot, name.removesuffix(".zip"))
+    archive.write_bytes(archive.read_bytes()[1:])
+    with pytest.raises(SnapshotError, match="zip snapshot is damaged"):
+        check_file(archive)

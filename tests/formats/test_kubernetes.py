@@ -68,3 +68,10 @@ def test_encrypted_values_are_named_not_guessed():
 def test_a_damaged_envelope_says_so():
     obj = decode_value(b"k8s\x00\x0a\x7f")
     assert obj.encoding == "protobuf" and obj.problem and "undecodable" in obj.problem
+
+
+def test_an_encrypted_value_whose_key_name_is_not_utf8_is_still_named():
+    # Found by fuzzing (tests/fuzz/formats/test_kubernetes.py): a crash of every inspect.
+    decoded = decode_value(b"k8s:enc:aescbc:v1:ae\x80key:" + bytes(range(32)))
+    assert (decoded.encoding, decoded.provider) == ("encrypted", "aescbc")
+    assert decoded.key_name == "ae\\x80key"

@@ -96,3 +96,29 @@ def test_cluster_name_problem(cluster, problem):
         assert found is None
     else:
         assert found is not None and problem in found
+
+
+def fullwidth(ascii_digits: str) -> str:
+    return "".join(chr(0xFF10 + int(c)) if c.isdigit() else c for c in ascii_digits)
+
+
+def arabic_indic(ascii_digits: str) -> str:
+    return "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in ascii_digits)
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        # Unicode digits match `\d`: these must not be ours (strptime and int() choke on them).
+        f"k3s-homelab-{fullwidth('20260101-000000')}-x-{arabic_indic('4102444800')}",
+        f"k3s-homelab-20261123-020000-k3s-05-{arabic_indic('1795399200')}",
+        f"k3s-homelab-{arabic_indic('20261123')}-020000-k3s-05-1795399200",
+        # ASCII digits, but no such date or time.
+        "k3s-homelab-20261399-256199-x-1795399200",
+        "k3s-homelab-20260230-020000-x-1795399200",
+        "k3s-homelab-00000000-000000-x-0",
+    ],
+)
+def test_names_that_do_not_parse_as_times_are_not_ours(filename):
+    assert naming.parse(CLUSTER, filename) is None
+    assert naming.ours(CLUSTER, [filename]) == []

@@ -1,7 +1,7 @@
 import pytest
 
-from k3s_backup.policy.naming import parse
-from k3s_backup.policy.retention import plan_keep_last
+from k3s_backup.policy.naming import SnapshotName, parse
+from k3s_backup.policy.retention import GfsRules, plan_gfs, plan_keep_last
 
 
 def snaps(*unix_times: int):
@@ -44,3 +44,12 @@ def test_ten_runs_leave_exactly_keep(keep):
     plan = plan_keep_last(snaps(*range(10)), keep=keep)
     assert filenames(plan.keep) == filenames(snaps(*range(10 - keep, 10)))
     assert len(plan.remove) == 10 - keep
+
+
+def test_a_name_built_with_an_impossible_stamp_is_kept_by_count_alone():
+    # parse() never yields one, but the plan stays total for any SnapshotName it is given.
+    [good] = snaps(2)
+    odd = SnapshotName(1, "20261399-256199", "n", "c", "", "c-20261399-256199-n-1")
+    plan = plan_gfs([good, odd], GfsRules(last=1, daily=7, weekly=4, monthly=12))
+    assert filenames(plan.keep) == [good.filename]
+    assert filenames(plan.remove) == [odd.filename]

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
-from k3s_backup.commands.open_copy import ConfigLoader, open_copy
+from k3s_backup.commands.open_copy import ConfigLoader, damage_named, open_copy
+from k3s_backup.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
@@ -96,15 +98,22 @@ def diff(
     as_json: bool,
     identity: Path | None = None,
     allow_unauthenticated: bool = False,
+    timeout: float = INSPECT_TIMEOUT,
 ) -> ExitCode:
     with (
+        time_limit(timeout, f"diff of {first} and {second}"),
         open_copy(first, load_config, env, identity, allow_unauthenticated) as old_copy,
         open_copy(second, load_config, env, identity, allow_unauthenticated) as new_copy,
-        EtcdDb(old_copy.path) as old_db,
-        EtcdDb(new_copy.path) as new_db,
+        ExitStack() as databases,
     ):
-        old, new = read_snapshot(old_copy, old_db), read_snapshot(new_copy, new_db)
-        found = changes(old, new, old_db, new_db)
+        with damage_named(old_copy):
+            old_db = databases.enter_context(EtcdDb(old_copy.path))
+            old = read_snapshot(old_copy, old_db)
+        with damage_named(new_copy):
+            new_db = databases.enter_context(EtcdDb(new_copy.path))
+            new = read_snapshot(new_copy, new_db)
+        with damage_named(old_copy), damage_named(new_copy):  # the lookups read both
+            found = changes(old, new, old_db, new_db)
     result = {
         "from": _side(old),
         "to": _side(new),

@@ -22,13 +22,15 @@ from typing import Any
 from k3s_backup.clusters import current_identity
 from k3s_backup.commands.fetch import copies_of, fetch_bundle, find_candidates, load_identities
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
-from k3s_backup.commands.open_copy import LATEST, OpenedCopy, open_copy
+from k3s_backup.commands.open_copy import LATEST, OpenedCopy, damage_named, open_copy
 from k3s_backup.config import Config
+from k3s_backup.deadline import DRILL_TIMEOUT, shielded, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.etcd_db import EtcdDb
 from k3s_backup.inventory import LocalManifests
+from k3s_backup.lock import exclusive_run
 from k3s_backup.loopback import free_ports, log_tail, spawn_logged, stop_child
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.policy.identity import ClusterIdentity, describe, same_cluster
@@ -224,14 +226,19 @@ def _restore_and_start(
     for attempt in range(START_ATTEMPTS):
         member = ThrowawayEtcd(tools, workdir, env.environ)
         member.restore(snapshot)
-        member.start()
         try:
+            member.start()
             member.wait_ready()
             return member
         except DrillError as exc:
-            member.stop()
+            with shielded():
+                member.stop()
             if "address already in use" not in str(exc) or attempt + 1 == START_ATTEMPTS:
                 raise
+        except BaseException:  # --timeout or Ctrl-C while it starts: never leave it running
+            with shielded():
+                member.stop()
+            raise
     raise AssertionError("unreachable")
 
 
@@ -318,7 +325,7 @@ def _rehearse(
         found = _check_identity(config, copy.path, env)
         record["cluster_uid"] = found.uid if found else None
         record["bundle"] = _check_bundle(config, copy, env, identity, trust)
-        with EtcdDb(copy.path) as db:
+        with damage_named(copy), EtcdDb(copy.path) as db:
             reading = read_snapshot(copy, db)
             env.stdout.write(
                 f"inspect    revision {reading.revision}, {len(reading.state.keys)} keys\n"
@@ -344,7 +351,8 @@ def _rehearse(
                         )
                     compared = compare_contents(member, db, reading)
                 finally:
-                    member.stop()
+                    with shielded():
+                        member.stop()
     env.stdout.write(f"contents   {compared} keys: every value and mod revision equal\n")
 
 
@@ -354,6 +362,21 @@ def drill(
     env: Environment,
     identity: Path | None = None,
     allow_unauthenticated: bool = False,
+    timeout: float = DRILL_TIMEOUT,
+) -> ExitCode:
+    """The rehearsal under the run lock, so it never reads or records beside a running backup
+    (state.json is rewritten by both)."""
+    with exclusive_run(config.state_dir):
+        return _locked_drill(name, config, env, identity, allow_unauthenticated, timeout)
+
+
+def _locked_drill(
+    name: str | None,
+    config: Config,
+    env: Environment,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+    timeout: float,
 ) -> ExitCode:
     wanted = name or LATEST
     record: dict[str, Any] = {
@@ -374,7 +397,8 @@ def drill(
         record["problem"], code = tools, ExitCode.USAGE
     else:
         try:
-            _rehearse(tools, wanted, config, env, record, identity, allow_unauthenticated)
+            with time_limit(timeout, f"drill of {wanted}"):
+                _rehearse(tools, wanted, config, env, record, identity, allow_unauthenticated)
             record["ok"] = True
         except (BackupError, OSError, subprocess.TimeoutExpired) as exc:
             record["problem"] = str(exc)

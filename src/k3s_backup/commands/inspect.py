@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, open_copy
+from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, damage_named, open_copy
+from k3s_backup.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
@@ -214,7 +215,7 @@ def _write_object(kv: KeyValue, env: Environment) -> None:
 
 
 def _get(copy: OpenedCopy, key: str, as_json: bool, env: Environment) -> ExitCode:
-    with EtcdDb(copy.path) as db:
+    with damage_named(copy), EtcdDb(copy.path) as db:
         found = db.latest(key.encode(errors="surrogateescape"))
     if found is None:
         env.stderr.write(f"error: {key} is not in {copy.name}\n")
@@ -239,12 +240,16 @@ def inspect(
     get_key: str | None,
     identity: Path | None = None,
     allow_unauthenticated: bool = False,
+    timeout: float = INSPECT_TIMEOUT,
 ) -> ExitCode:
-    with open_copy(name, load_config, env, identity, allow_unauthenticated) as copy:
+    with (
+        time_limit(timeout, f"inspect of {name}"),
+        open_copy(name, load_config, env, identity, allow_unauthenticated) as copy,
+    ):
         if get_key is not None:
             return _get(copy, get_key, as_json, env)
         prefix = keys_prefix.encode(errors="surrogateescape") if keys_prefix else b""
-        with EtcdDb(copy.path) as db:
+        with damage_named(copy), EtcdDb(copy.path) as db:
             reading = read_snapshot(copy, db, prefix)
     if keys_prefix is not None:
         _list_keys(reading, as_json, env)

@@ -20,7 +20,8 @@ from k3s_backup.commands import fetch
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, SnapshotError
-from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, check_file
+from k3s_backup.formats.bbolt import BoltError
+from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, ZIP_ERRORS, check_file
 from k3s_backup.inventory import LOCAL
 from k3s_backup.manifest import MAX_MANIFEST, Manifest
 from k3s_backup.policy import naming
@@ -171,13 +172,27 @@ def open_copy(
             name, load_config, env, identity, workdir, allow_unauthenticated
         )
         size = stored.stat().st_size
-        if verified != FETCHED:
-            checked = _check(stored)
-            verified = f"{verified}, {checked}" if verified else checked
-            if stored.name.endswith(".zip"):
-                try:
-                    stored = _unzip(stored, workdir)
-                except (zipfile.BadZipFile, ValueError, OSError) as exc:
-                    raise SnapshotError(f"{stored}: cannot unzip: {exc}") from exc
-        _refuse_sqlite(stored)
+        try:
+            if verified != FETCHED:
+                checked = _check(stored)
+                verified = f"{verified}, {checked}" if verified else checked
+                if stored.name.endswith(".zip"):
+                    try:
+                        stored = _unzip(stored, workdir)
+                    except ZIP_ERRORS as exc:
+                        raise SnapshotError(f"{stored}: cannot unzip: {exc}") from exc
+            _refuse_sqlite(stored)
+        except OSError as exc:  # a failing disk, or a file that is no file (/proc, a device)
+            raise SnapshotError(f"{stored}: cannot read it: {exc.strerror or exc}") from None
         yield OpenedCopy(shown, location, stored, size, verified)
+
+
+@contextmanager
+def damage_named(copy: OpenedCopy) -> Iterator[None]:
+    """Damage found while reading the database of `copy`, reported with the copy's name."""
+    try:
+        yield
+    except BoltError as exc:
+        if copy.name in str(exc):
+            raise
+        raise BoltError(f"{copy.name} ({copy.location}): {exc}") from None

@@ -467,6 +467,8 @@ class Run:
                 self.env.sleep(delay)
             except BackupError as exc:
                 return self._target_failed(name, exc, attempt)
+            except Exception as exc:  # a bug or an unforeseen fault: this target alone fails
+                return self._target_failed(name, unexpected(exc), attempt)
         raise AssertionError("unreachable: the last attempt returns")
 
     def _target_failed(self, name: str, exc: BackupError, attempts: int) -> TargetResult:
@@ -512,6 +514,22 @@ class Run:
             )
         return decision.keep
 
+    def rotate_local_safely(
+        self, newest: naming.SnapshotName, results: dict[str, TargetResult]
+    ) -> str | None:
+        """Local rotation (keeping what a target still lacks), whose failure must not cost the
+        run its report and state record; what went wrong, or None."""
+        try:
+            self.rotate_local(newest, self.keep_unshipped(results, newest))
+        except BackupError as exc:
+            problem = f"local rotation failed: {exc}"
+        except Exception as exc:  # a bug or an unforeseen fault: reported, never a traceback
+            problem = f"local rotation failed: {unexpected(exc)}"
+        else:
+            return None
+        self.report.error(problem)
+        return problem
+
     def rotate_local(
         self, newest: naming.SnapshotName, protect: frozenset[str] = frozenset()
     ) -> None:
@@ -548,6 +566,14 @@ class Run:
                 )
             else:
                 self.report.info(f"Target {name}: FAILED (the error above)")  # said once
+
+
+def unexpected(exc: Exception) -> BackupError:
+    """An exception nothing foresaw, as a message that names it (never a traceback)."""
+    detail: object = exc
+    if isinstance(exc, OSError) and exc.strerror:
+        detail = f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    return BackupError(f"unexpected {type(exc).__name__}: {detail}")
 
 
 def run_backup(
@@ -603,8 +629,9 @@ def _locked_run(
     try:
         with run.phases.timed("snapshot"):
             snapshot = run.take_snapshot()
-    except SnapshotError as exc:
-        record["error"] = f"snapshot failed, nothing shipped: {exc}"
+    except (SnapshotError, OSError) as exc:  # OSError: its manifest could not be recorded
+        reason = unexpected(exc) if isinstance(exc, OSError) else exc
+        record["error"] = f"snapshot failed, nothing shipped: {reason}"
         reporter.error(record["error"])
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
     except Interrupted as stop:
@@ -618,7 +645,7 @@ def _locked_run(
     try:
         results = run.ship_everywhere(snapshot.name)
         run.doing = "local rotation"
-        run.rotate_local(snapshot.name, run.keep_unshipped(results, snapshot.name))
+        rotation_problem = run.rotate_local_safely(snapshot.name, results)
     except NewChainRefused as exc:
         record["snapshot"], record["error"] = None, str(exc)
         reporter.error(record["error"])
@@ -629,10 +656,11 @@ def _locked_run(
     run.summarize(results, record["local"])
     record["targets"] = {name: asdict(r) for name, r in results.items()}
     failed = [name for name, r in results.items() if not r.ok]
-    if failed:
+    if failed or rotation_problem:
+        what = [f"{', '.join(failed)} failed"] if failed else []
+        what += [rotation_problem] if rotation_problem else []
         record["error"] = (
-            f"backup PARTIAL: snapshot {snapshot.name.filename} kept locally, but"
-            f" {', '.join(failed)} failed"
+            f"backup PARTIAL: snapshot {snapshot.name.filename} kept locally, but {'; '.join(what)}"
         )
         reporter.error(record["error"])
         return _finish(config, env, record, clock, run.phases, ExitCode.PARTIAL, reporter)

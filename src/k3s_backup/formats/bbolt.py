@@ -4,6 +4,11 @@ PyPI's `boltdb` opens files read-write and creates a database on a wrong path: u
 backups. This reader maps the file with ACCESS_READ, so it cannot write, and walks the B+tree
 page by page: memory stays far below the file size (pages already read are dropped from the
 mapping every few MiB, so even the resident set stays small).
+
+It reads files others wrote, so it is total: every offset is checked before it is read, a walk
+refuses a branch page it has already entered (a cycle) and a tree deeper than MAX_DEPTH, and the
+bytes of pages one walk visits are bounded by the database size (a tree visits each page once),
+so any damaged or crafted file ends in a BoltError, quickly.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ _BRANCH_ELEMENT = struct.Struct("<IIQ")  # pos, ksize, pgid
 _LEAF_ELEMENT = struct.Struct("<IIII")  # flags, pos, ksize, vsize
 _BUCKET_HEADER = struct.Struct("<QQ")  # root pgid, sequence
 _DROP_EVERY = 8 << 20  # release mapped pages after this many bytes of pages visited
+# bbolt splits a page in two when it fills, so a tree of 2^64 pages is at most 64 levels deep.
+MAX_DEPTH = 64
+MIN_PAGE_SIZE, MAX_PAGE_SIZE = 512, 1 << 20
 
 
 class BoltError(SnapshotError):
@@ -69,6 +77,8 @@ def _parse_meta(buffer: mmap.mmap, offset: int) -> Meta | None:
     magic, version, page_size, _flags, root, _seq, freelist, hwm, txid, checksum = fields
     if magic != MAGIC or version != VERSION:
         return None
+    if not MIN_PAGE_SIZE <= page_size <= MAX_PAGE_SIZE or page_size & (page_size - 1):
+        return None
     if _fnv1a64(buffer[offset + PAGE_HEADER_SIZE : end - 8]) != checksum:
         return None
     return Meta(page_size, root, freelist, hwm, txid)
@@ -96,6 +106,8 @@ class BoltDB(Closable):
             if self.file_size < 2 * PAGE_HEADER_SIZE + _META.size:
                 raise BoltError(f"not a bbolt database: {path} is only {self.file_size} bytes")
             self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:  # not a regular file (a directory, a device)
+            raise BoltError(f"cannot map {path}: {exc}") from None
         finally:
             os.close(fd)
         self._visited = 0
@@ -132,6 +144,8 @@ class BoltDB(Closable):
     def _page(self, offset: int, limit: int | None) -> tuple[int, int, int]:
         """(flags, element count, end offset) of the page at `offset`, bounds-checked.
         `limit` is the end of an inline page's value; None for a real page."""
+        if offset + PAGE_HEADER_SIZE > (self.meta.database_size if limit is None else limit):
+            raise BoltError(f"damaged: the page at byte {offset} runs past its end")
         _pgid, flags, count, overflow = _PAGE_HEADER.unpack_from(self._map, offset)
         if limit is None:
             limit = offset + (overflow + 1) * self.meta.page_size
@@ -151,12 +165,14 @@ class BoltDB(Closable):
         if hasattr(mmap, "MADV_DONTNEED"):
             self._map.madvise(mmap.MADV_DONTNEED)
 
-    def _children(self, offset: int, count: int) -> list[tuple[bytes, int]]:
+    def _children(self, offset: int, count: int, end: int) -> list[tuple[bytes, int]]:
         """(first key, page offset) of every child of the branch page at `offset`."""
         children = []
         for index in range(count):
             element = offset + PAGE_HEADER_SIZE + index * ELEMENT_SIZE
             pos, ksize, pgid = _BRANCH_ELEMENT.unpack_from(self._map, element)
+            if element + pos + ksize > end:
+                raise BoltError(f"damaged: a key of the branch page at byte {offset} overflows it")
             key = self._map[element + pos : element + pos + ksize]
             children.append((key, self._page_offset(pgid)))
         return children
@@ -164,18 +180,35 @@ class BoltDB(Closable):
     def _leaf_pages(self, offset: int, limit: int | None) -> Iterator[tuple[int, int, int]]:
         """(offset, element count, end) of every leaf page under the page at `offset`, in key
         order. An explicit stack: depth-first, no recursion through generators."""
-        stack: list[tuple[int, int | None]] = [(offset, limit)]
+        stack: list[tuple[int, int | None, int]] = [(offset, limit, 0)]
+        entered: set[int] = set()  # branch pages: few, and a cycle must pass through one
+        budget = self.meta.database_size  # a tree visits each of its pages once
         while stack:
-            current, current_limit = stack.pop()
+            current, current_limit, depth = stack.pop()
             flags, count, end = self._page(current, current_limit)
+            budget -= end - current
+            if budget < 0:
+                raise BoltError(
+                    f"damaged: the tree under byte {offset} visits more pages than the"
+                    " database holds (pages shared by several parents)"
+                )
             if flags & LEAF_PAGE:
                 yield current, count, end
             elif flags & BRANCH_PAGE:
-                stack.extend(
-                    (child, None) for _key, child in reversed(self._children(current, count))
-                )
+                self._enter(current, depth, entered)
+                children = self._children(current, count, end)
+                stack.extend((child, None, depth + 1) for _key, child in reversed(children))
             else:
                 raise BoltError(f"damaged: page at byte {current} is neither branch nor leaf")
+
+    @staticmethod
+    def _enter(branch: int, depth: int, entered: set[int]) -> None:
+        """Refuse a branch page already entered in this walk (a cycle) or one too deep."""
+        if branch in entered:
+            raise BoltError(f"damaged: the branch page at byte {branch} is its own descendant")
+        if depth >= MAX_DEPTH:
+            raise BoltError(f"damaged: the tree is deeper than {MAX_DEPTH} levels")
+        entered.add(branch)
 
     def _leaf_elements(
         self, page: int, count: int, end: int
@@ -198,18 +231,21 @@ class BoltDB(Closable):
 
     def _seek_leaf(self, offset: int, limit: int | None, key: bytes) -> tuple[int, int, int]:
         """The leaf page that would hold `key`: descend through branch pages by first keys."""
-        while True:
+        entered: set[int] = set()
+        for depth in range(MAX_DEPTH + 1):
             flags, count, end = self._page(offset, limit)
             if flags & LEAF_PAGE:
                 return offset, count, end
             if not flags & BRANCH_PAGE or count == 0:
                 raise BoltError(f"damaged: page at byte {offset} is neither branch nor leaf")
-            children = self._children(offset, count)
+            self._enter(offset, depth, entered)
+            children = self._children(offset, count, end)
             offset, limit = children[0][1], None
             for first_key, child in children[1:]:
                 if first_key > key:
                     break
                 offset = child
+        raise AssertionError("unreachable: _enter refuses a tree deeper than MAX_DEPTH")
 
     def _value(self, start: int, end: int) -> bytes:
         return self._map[start:end]

@@ -67,6 +67,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         if byte < 0x80:
             return result, pos
         shift += 7
+        if shift > 63:  # else a run of 0x80 bytes grows one integer without end: quadratic
+            raise ProtoError("varint too long")
 
 
 def scan_key_value(data: bytes) -> tuple[bytes, int, int, int, int, int]:
@@ -112,6 +114,13 @@ def key_of(data: bytes) -> bytes:
         if key and len(key) == length:
             return key
     return scan_key_value(data)[0]
+
+
+def _decoded(revision_key: bytes, raw: bytes) -> KeyValue:
+    try:
+        return decode_key_value(raw)
+    except ProtoError as exc:
+        raise BoltError(f"damaged KeyValue at revision key {revision_key.hex()}: {exc}") from None
 
 
 @dataclass(frozen=True, order=True)
@@ -230,7 +239,7 @@ class EtcdDb(Closable):
         raw = self._keys.get(revision_key)
         if raw is None:
             raise BoltError(f"no revision {revision_key.hex()} in the key bucket")
-        return decode_key_value(raw)
+        return _decoded(revision_key, raw)
 
     def latest(self, key: bytes) -> tuple[Revision, KeyValue] | None:
         """The newest stored revision of `key` (possibly a tombstone), or None. Other keys'
@@ -245,7 +254,7 @@ class EtcdDb(Closable):
                 found = (raw_key, raw_value)
         if found is None:
             return None
-        return parse_revision_key(found[0]), decode_key_value(found[1])
+        return parse_revision_key(found[0]), _decoded(found[0], found[1])
 
     def get(self, key: bytes) -> KeyValue | None:
         """`key` at the latest revision, or None if absent or deleted."""

@@ -21,6 +21,19 @@ BOLT_MAGIC = 0xED0CDAED
 _PAGE_HEADER = 16
 _META = struct.Struct("<IIII QQ QQQ Q")  # magic version pageSize flags root seq freelist hwm txid
 _CHUNK = 1 << 20
+# What zipfile raises on a damaged or crafted archive (NotImplementedError: an unknown
+# compression method; RuntimeError: an encrypted entry; ValueError: a bad header field;
+# OSError: an offset before the file's start, found by fuzzing).
+ZIP_ERRORS = (
+    OSError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,7 @@ def check_zip(path: Path) -> SnapshotCheck:
                 raise SnapshotError(f"zip snapshot must hold exactly {expected!r}, found {names}")
             with archive.open(infos[0]) as member:
                 return check_stream(member, infos[0].file_size)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
+    except ZIP_ERRORS as exc:
         raise SnapshotError(f"zip snapshot is damaged: {exc}") from exc
 
 

@@ -121,6 +121,11 @@ def _decode_protobuf(data: bytes) -> StoredObject:
     )
 
 
+def _string(value: object) -> str | None:
+    """A JSON field that should be a string; anything else is shown as JSON text."""
+    return value if isinstance(value, str) or value is None else json.dumps(value)
+
+
 def _decode_json(data: bytes) -> StoredObject:
     document = json.loads(data)
     if not isinstance(document, dict):
@@ -130,12 +135,12 @@ def _decode_json(data: bytes) -> StoredObject:
     labels = meta.get("labels")
     return StoredObject(
         encoding=JSON,
-        api_version=document.get("apiVersion"),
-        kind=document.get("kind"),
-        name=meta.get("name"),
-        namespace=meta.get("namespace"),
-        uid=meta.get("uid"),
-        creation_timestamp=meta.get("creationTimestamp"),
+        api_version=_string(document.get("apiVersion")),
+        kind=_string(document.get("kind")),
+        name=_string(meta.get("name")),
+        namespace=_string(meta.get("namespace")),
+        uid=_string(meta.get("uid")),
+        creation_timestamp=_string(meta.get("creationTimestamp")),
         labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
     )
 
@@ -143,17 +148,19 @@ def _decode_json(data: bytes) -> StoredObject:
 def decode_value(data: bytes) -> StoredObject:
     """Identify a stored value: encrypted values are named, not guessed at."""
     if match := _ENCRYPTED.match(data):
-        return StoredObject(
-            encoding=ENCRYPTED, provider=match[1].decode(), key_name=match[3].decode()
-        )
+        key_name = match[3].decode(errors="backslashreplace")  # any bytes but ':'
+        return StoredObject(encoding=ENCRYPTED, provider=match[1].decode(), key_name=key_name)
     if data.startswith(PROTOBUF_MAGIC):
         try:
             return _decode_protobuf(data)
-        except (ProtoError, ValueError, OverflowError) as exc:
+        # OverflowError, OSError: a creation time past what the platform's time_t can hold
+        except (ProtoError, ValueError, OverflowError, OSError) as exc:
             return StoredObject(encoding=PROTOBUF, problem=f"undecodable protobuf: {exc}")
     if data.lstrip()[:1] == b"{":
         try:
             return _decode_json(data)
+        except RecursionError:
+            return StoredObject(encoding=RAW, problem="not valid JSON: nested too deeply")
         except (ValueError, UnicodeDecodeError) as exc:
             return StoredObject(encoding=RAW, problem=f"not valid JSON: {exc}")
     return StoredObject(encoding=RAW)

@@ -45,12 +45,12 @@ def fields(data: bytes | memoryview) -> Iterator[tuple[int, int, int | bytes]]:
                 raise ProtoError("truncated length-delimited field")
             yield number, wire, bytes(data[pos : pos + size])
             pos += size
-        elif wire == FIXED64:
-            yield number, wire, int.from_bytes(data[pos : pos + 8], "little")
-            pos += 8
-        elif wire == FIXED32:
-            yield number, wire, int.from_bytes(data[pos : pos + 4], "little")
-            pos += 4
+        elif wire in (FIXED64, FIXED32):
+            width = 8 if wire == FIXED64 else 4
+            if pos + width > len(data):
+                raise ProtoError("truncated fixed-width field")
+            yield number, wire, int.from_bytes(data[pos : pos + width], "little")
+            pos += width
         else:
             raise ProtoError(f"unsupported wire type {wire}")
 

@@ -3,7 +3,8 @@
 `k3s etcd-snapshot save --name <cluster>-<YYYYmmdd-HHMMSS>` makes
 `<cluster>-<YYYYmmdd-HHMMSS>-<node>-<unix>` (+ `.zip` when compressed). The node name may hold
 `-` and `.`, so only the last `-` field is reliably the unix time. A file that does not match this
-exact shape for our cluster is not ours and is never touched.
+exact shape for our cluster is not ours and is never touched: ASCII digits only (`\\d` would
+accept any Unicode digit), and a stamp that is no real date and time is not ours either.
 """
 
 from __future__ import annotations
@@ -46,15 +47,24 @@ def snapshot_prefix(cluster: str, when: datetime) -> str:
 
 def _pattern(cluster: str) -> re.Pattern[str]:
     return re.compile(
-        rf"^{re.escape(cluster)}-(?P<stamp>\d{{8}}-\d{{6}})-(?P<node>[A-Za-z0-9._-]+?)"
-        rf"-(?P<unix>\d{{1,12}})(?P<suffix>{_STORED_SUFFIX})"
+        rf"^{re.escape(cluster)}-(?P<stamp>[0-9]{{8}}-[0-9]{{6}})-(?P<node>[A-Za-z0-9._-]+?)"
+        rf"-(?P<unix>[0-9]{{1,12}})(?P<suffix>{_STORED_SUFFIX})",
+        re.ASCII,
     )
+
+
+def stamp_time(stamp: str) -> datetime | None:
+    """The local time a name's stamp says, or None if it is no real date and time."""
+    try:
+        return datetime.strptime(stamp, STAMP_FORMAT)
+    except ValueError:
+        return None
 
 
 def parse(cluster: str, filename: str) -> SnapshotName | None:
     """The parsed name if `filename` is one of our snapshots for `cluster`, else None."""
     match = _pattern(cluster).fullmatch(filename)
-    if match is None:
+    if match is None or stamp_time(match["stamp"]) is None:
         return None
     return SnapshotName(
         unix=int(match["unix"]),

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from k3s_backup.policy.naming import STAMP_FORMAT, SnapshotName
+from k3s_backup.policy.naming import SnapshotName, stamp_time
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,12 @@ class GfsPlan:
     reasons: dict[str, list[str]]  # filename -> the rules that keep it
 
 
-def _bucket(rule: str, name: SnapshotName) -> tuple[int, ...]:
-    """The period a copy falls in, by the local time stamped in its name (as restic does)."""
-    when = datetime.strptime(name.stamp, STAMP_FORMAT)
+def _bucket(rule: str, name: SnapshotName) -> tuple[int, ...] | None:
+    """The period a copy falls in, by the local time stamped in its name (as restic does);
+    None for a stamp that is no real time (`naming.parse` yields none, but stay total)."""
+    when = stamp_time(name.stamp)
+    if when is None:
+        return None
     if rule == "daily":
         return (when.year, when.month, when.day)
     if rule == "weekly":
@@ -72,7 +74,7 @@ def plan_gfs(
         seen: list[tuple[int, ...]] = []
         for snapshot in newest_first:
             bucket = _bucket(rule, snapshot)
-            if bucket in seen:
+            if bucket is None or bucket in seen:
                 continue
             if len(seen) == count:
                 break
