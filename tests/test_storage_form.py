@@ -245,7 +245,13 @@ def test_a_damaged_age_payload_is_a_decode_error(tmp_path, plain, identity):
     stored.write_bytes(bytes(damaged))
     with pytest.raises(DecodeError, match=r"cannot decrypt \(age\): damaged or truncated"):
         decode(
-            stored, "none", "age", read_identities(key_file), workdir(tmp_path, "dec"), 1 << 20, "c"
+            stored,
+            "none",
+            "age",
+            read_identities(key_file),
+            workdir(tmp_path, "dec"),
+            plain.stat().st_size,
+            "c",
         )
 
 
@@ -258,4 +264,4 @@ def test_a_damaged_deflate_stream_in_a_zip_copy_is_a_decode_error(tmp_path, plai
     damaged[start] = 0x05  # a dynamic-Huffman block with impossible code lengths
     stored.write_bytes(bytes(damaged))
     with pytest.raises(DecodeError, match=r"cannot decompress \(zip\)"):
-        decode(stored, "zip", "none", [], workdir(tmp_path, "dec"), 1 << 20, "c")
+        decode(stored, "zip", "none", [], workdir(tmp_path, "dec"), plain.stat().st_size, "c")

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from k3s_backup.errors import TargetError
+from k3s_backup.errors import BackupError, TargetError
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.manifest import MAX_MANIFEST, Manifest, for_snapshot
 from k3s_backup.policy import naming
@@ -144,8 +144,12 @@ class LocalManifests:
 
     def identity(self, name: naming.SnapshotName) -> ClusterIdentity | None:
         """The identity of a local snapshot: recorded in its manifest, else read from the file
-        once (a manifest of an older version) and recorded."""
-        manifest = self.get(name)
+        once (a manifest of an older version) and recorded. A record we refuse to read (a
+        planted symlink or directory) costs the run nothing: the file itself decides."""
+        try:
+            manifest = self.get(name)
+        except BackupError:
+            return read_identity(self.snapshot_dir / name.filename, self.state_dir)
         if manifest.cluster_uid is not None:
             return manifest.identity
         identity = read_identity(self.snapshot_dir / name.filename, self.state_dir)

@@ -6,7 +6,7 @@ import json
 
 from hypothesis import strategies as st
 
-from k3s_backup.manifest import Manifest
+from k3s_backup.manifest import _FIELD_TYPES, Manifest
 from tests.fuzz.harness import fuzz_target, mutated, seed
 
 SEED = seed("manifest.json")
@@ -39,4 +39,4 @@ def test_manifest(data: bytes) -> None:
         return
     for name, field in Manifest.__dataclass_fields__.items():
         value = getattr(manifest, name)
-        assert isinstance(value, str if field.type == "str" else int), (name, value)
+        assert isinstance(value, _FIELD_TYPES[str(field.type)]), (name, value)
