@@ -21,12 +21,14 @@ def check_sqlite(path: Path) -> SnapshotCheck:
         digest = sha256_stream(stream)
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        # what integrity_check reports quotes names from the file itself: any bytes
+        connection.text_factory = lambda data: data.decode(errors="replace")
         try:
             result = [row[0] for row in connection.execute("PRAGMA integrity_check")]
             page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
         finally:
             connection.close()
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # its message quotes the file
         raise SnapshotError(f"{path}: SQLite cannot read it: {exc}") from None
     if result != ["ok"]:
         raise SnapshotError(f"{path}: integrity_check failed: {'; '.join(result[:5])}")
