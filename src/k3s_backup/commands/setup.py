@@ -21,10 +21,10 @@ import tomli_w
 
 from k3s_backup import recovery_key, scheduling, sshkeys
 from k3s_backup.clusters import current_identity, new_chain_message, survey
-from k3s_backup.config import Config, SshTargetConfig, parse_config, redacted
+from k3s_backup.config import Config, SshTargetConfig, TargetConfig, parse_config, redacted
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
-from k3s_backup.inventory import LOCAL, Copy, LocalManifests, local_copies, read_target_manifest
+from k3s_backup.inventory import LocalManifests, local_copies, read_target_manifest, target_copies
 from k3s_backup.keyfile import KeyFileError
 from k3s_backup.policy.identity import chain_conflict
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
@@ -561,12 +561,7 @@ class Setup:
         if recovery_key.load(path) is not None:
             self.result(f"recovery key {path}: unchanged")
             return
-        manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
-        signed = [
-            location
-            for location, copies in survey(config, manifests, self.result).items()
-            if location != LOCAL and any(_has_mac(config, location, c) for c in copies)
-        ]
+        signed = [t.name for t in config.targets if _holds_signed_copies(config, t)]
         if signed:
             raise SetupStop(
                 f"{', '.join(signed)} holds copies of {config.cluster_name} authenticated with"
@@ -602,13 +597,16 @@ class Setup:
         )
 
 
-def _has_mac(config: Config, location: str, copy: Copy) -> bool:
-    """Whether a copy's manifest on a target carries a MAC (made with a recovery key)."""
-    if not copy.has_manifest:
-        return False
+def _holds_signed_copies(config: Config, target_config: TargetConfig) -> bool:
+    """Whether a target holds a copy of this cluster name whose manifest carries a MAC (made
+    with a recovery key): one connection, manifests read until one does."""
     try:
-        with open_target(config.target(location), config.cluster_name) as target:
-            return bool(read_target_manifest(target, copy.name.filename).mac)
+        with open_target(target_config, config.cluster_name) as target:
+            return any(
+                read_target_manifest(target, copy.name.filename).mac
+                for copy in target_copies(target, config.cluster_name)
+                if copy.has_manifest
+            )
     except BackupError:
         return False
 
