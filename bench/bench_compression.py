@@ -18,9 +18,9 @@ import urllib.request
 from base64 import b64encode
 from pathlib import Path
 
-from k3s_backup.storage_form import StoredForm, stored_stream
-from k3s_backup.streams import copy_stream
-from k3s_backup.testbed.etcd import EtcdServer
+from k3s_backup.catalogue.storage_form import StoredForm, stored_stream
+from k3s_backup.lab.etcd import EtcdServer
+from k3s_backup.plumbing.streams import copy_stream
 
 
 def put_batch(endpoint: str, items: list[tuple[str, bytes]]) -> None:

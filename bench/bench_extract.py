@@ -25,7 +25,7 @@ from typing import Any
 from bench_inspect import IN_FLIGHT, TXN_OPS, _b64, _txn, measure
 
 from k3s_backup.formats.protowire import encode_bytes
-from k3s_backup.testbed.etcd import EtcdServer
+from k3s_backup.lab.etcd import EtcdServer
 
 NAMESPACES = ("default", "web", "db", "monitoring")
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from k3s_backup.testbed.etcd import EtcdServer
+from k3s_backup.lab.etcd import EtcdServer
 
 TXN_OPS = 128  # etcd's default --max-txn-ops
 IN_FLIGHT = 8

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from k3s_backup.lab.lab import Lab
 from k3s_backup.state import read_state
-from k3s_backup.testbed.lab import Lab
 
 BENCH = Path(__file__).resolve().parent
 SCRIPT = Path(sys.executable).with_name("k3s-backup")

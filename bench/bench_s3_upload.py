@@ -22,8 +22,8 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 
+from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from k3s_backup.targets import s3
-from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 
 BUCKET = "bench-upload"
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: `lab`, a fresh etcd + fake k3s + sshd per test (k3s_backup.testbed.lab)."""
+"""Shared fixtures: `lab`, a fresh etcd + fake k3s + sshd per test (k3s_backup.lab.lab)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.testbed.lab import Lab
-from k3s_backup.testbed.s3 import S3Server
-from k3s_backup.testbed.sshd import SSHD
+from k3s_backup.lab.lab import Lab
+from k3s_backup.lab.s3 import S3Server
+from k3s_backup.lab.sshd import SSHD
 
 NEEDED = ("etcd", "etcdctl", "ssh-keygen")
 

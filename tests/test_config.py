@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runner import invoke
+from tests.support.cli_runner import invoke
 
 VALID_TARGET = """
 [[targets]]

@@ -1,7 +1,7 @@
 """`k3s-backup metrics` before any run (the alert rules: monitoring/test_alert_rules.py)."""
 
 from k3s_backup import __version__
-from tests.cli_runner import invoke
+from tests.support.cli_runner import invoke
 
 
 def test_metrics_before_any_run_has_only_the_info(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli_runner import invoke
-from tests.json_schema import validate
+from tests.support.cli_runner import invoke
+from tests.support.json_schema import validate
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from k3s_backup import __version__
-from k3s_backup.deadline import DRILL_TIMEOUT, INSPECT_TIMEOUT
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, Interrupted
+from k3s_backup.plumbing.deadline import DRILL_TIMEOUT, INSPECT_TIMEOUT
 
 if TYPE_CHECKING:
     from k3s_backup.config import Config

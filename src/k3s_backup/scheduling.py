@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from k3s_backup.atomic import write_atomic
 from k3s_backup.config import CONFIG_ENV_VAR
 from k3s_backup.errors import ConfigError
+from k3s_backup.plumbing.atomic import write_atomic
 from k3s_backup.policy.schedule import Schedule, ScheduleError, on_calendar, parse
 
 MARKER = "# Installed by `k3s-backup setup`; removed by `k3s-backup uninstall`."

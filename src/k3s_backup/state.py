@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from k3s_backup.atomic import write_atomic
+from k3s_backup.plumbing.atomic import write_atomic
 
 STATE_NAME = "state.json"
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.bad_keys import KINDS, bad_key
-from tests.cli_runner import invoke
+from tests.support.bad_keys import KINDS, bad_key
+from tests.support.cli_runner import invoke
 
 SAID = {
     "passphrase": "is protected by a passphrase",

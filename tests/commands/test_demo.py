@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli_runner import invoke
+from tests.support.cli_runner import invoke
 
 
 def test_demo_backs_up_and_restores_every_key(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from k3s_backup.testbed.etcd import EtcdServer
-from tests.cli_runner import invoke
-from tests.k8s_data import custom_resource, k8s_protobuf, load_cluster
+from k3s_backup.lab.etcd import EtcdServer
+from tests.support.cli_runner import invoke
+from tests.support.k8s_data import custom_resource, k8s_protobuf, load_cluster
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from k3s_backup.lab.fake_k3s import FakeK3sState
+from k3s_backup.lab.fake_systemctl import set_unit_active
 from k3s_backup.policy.schedule import parse
 from k3s_backup.scheduling import SystemPaths, cron_file, program_path, write_file
-from k3s_backup.testbed.fake_k3s import FakeK3sState
-from k3s_backup.testbed.fake_systemctl import set_unit_active
-from tests.cli_runner import invoke
-from tests.filesystem import unwritable
+from tests.support.cli_runner import invoke
+from tests.support.filesystem import unwritable
 
 ALL_CHECKS = [
     "config",

@@ -20,11 +20,11 @@ from k3s_backup.commands.inspect import read_snapshot
 from k3s_backup.commands.open_copy import OpenedCopy
 from k3s_backup.environment import Environment
 from k3s_backup.formats.etcd_db import EtcdDb
-from k3s_backup.lock import exclusive_run
+from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.policy import naming
-from tests.cli_runner import invoke
-from tests.json_schema import validate
-from tests.k8s_data import k8s_protobuf, live_revision_and_keys, load_cluster
+from tests.support.cli_runner import invoke
+from tests.support.json_schema import validate
+from tests.support.k8s_data import k8s_protobuf, live_revision_and_keys, load_cluster
 
 
 def _state(lab) -> dict[str, Any]:

@@ -21,13 +21,13 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl.secret import SecretBox
 
-from k3s_backup import bundle
-from k3s_backup.manifests import APPLY_ORDER
-from k3s_backup.testbed.etcd import EtcdServer
-from k3s_backup.testbed.fake_k3s import APPLIED_FILENAME
-from tests import k8s_encoder as enc
-from tests.cli_runner import invoke
-from tests.faults.support import small_tmpfs
+from k3s_backup.catalogue import bundle
+from k3s_backup.kube.manifests import APPLY_ORDER
+from k3s_backup.lab.etcd import EtcdServer
+from k3s_backup.lab.fake_k3s import APPLIED_FILENAME
+from tests.support import k8s_encoder as enc
+from tests.support.cli_runner import invoke
+from tests.support.faults import small_tmpfs
 
 KEYS = {"aescbc": ("aescbckey", os.urandom(32)), "aesgcm": ("gcmkey", os.urandom(32))}
 KEYS["secretbox"] = ("boxkey", os.urandom(32))

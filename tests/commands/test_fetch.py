@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.formats.etcd_snapshot import check_file
-from k3s_backup.testbed.etcd import restore_snapshot
-from k3s_backup.testbed.lab import Lab
-from tests.cli_runner import Result, invoke
+from k3s_backup.lab.etcd import restore_snapshot
+from k3s_backup.lab.lab import Lab
 from tests.commands.test_restore import OUR_NAME, Cli, Clock, set_state, write_config
+from tests.support.cli_runner import Result, invoke
 
 
 @pytest.fixture

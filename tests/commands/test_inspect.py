@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.formats.kubernetes import parse_key
-from k3s_backup.testbed.etcd import EtcdServer
-from tests.cli_runner import invoke
-from tests.k8s_data import live_revision_and_keys, load_cluster
+from k3s_backup.lab.etcd import EtcdServer
+from tests.support.cli_runner import invoke
+from tests.support.k8s_data import live_revision_and_keys, load_cluster
 
 
 @dataclass(frozen=True)

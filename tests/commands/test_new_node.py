@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.testbed.fake_k3s import FakeK3sState, bootstrap_key, install_fake_k3s, new_token
-from k3s_backup.testbed.lab import Lab
-from tests.cli_runner import Result, invoke
+from k3s_backup.lab.fake_k3s import FakeK3sState, bootstrap_key, install_fake_k3s, new_token
+from k3s_backup.lab.lab import Lab
 from tests.commands.test_restore import Clock
 from tests.commands.test_setup import host_fingerprint, setup_args
-from tests.k8s_data import namespace
+from tests.support.cli_runner import Result, invoke
+from tests.support.k8s_data import namespace
 
 OLD_UID = "5b0c1a2e-0000-4000-8000-00000000a11c"
 NEW_UID = "9f3e7d10-0000-4000-8000-0000000000be"

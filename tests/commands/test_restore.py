@@ -16,9 +16,9 @@ import pyrage
 import pytest
 
 from k3s_backup.config import NodeConfig
-from k3s_backup.testbed.fake_k3s import FakeK3sState, new_token
-from k3s_backup.testbed.lab import Lab
-from tests.cli_runner import Result, invoke
+from k3s_backup.lab.fake_k3s import FakeK3sState, new_token
+from k3s_backup.lab.lab import Lab
+from tests.support.cli_runner import Result, invoke
 
 # A local snapshot (`.zip` when K3s compressed it) or a target's stored form (`.zst`, `.age`).
 OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip|\.zst)?(\.age)?$")
@@ -377,7 +377,7 @@ def test_plan_names_the_other_servers_and_agents(lab: Lab, tmp_path: Path) -> No
 
 
 def test_moving_a_peers_database_aside_over_ssh(lab: Lab, tmp_path: Path) -> None:
-    from k3s_backup.remote_nodes import RemoteNode
+    from k3s_backup.restore.peers import RemoteNode
 
     peer_db = tmp_path / "peer dir" / "server" / "db"  # a space: the argument must be quoted
     (peer_db / "etcd").mkdir(parents=True)

@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from k3s_backup.testbed.lab import Lab
-from tests.cli_runner import invoke
+from k3s_backup.lab.lab import Lab
 from tests.commands.test_restore import (
     assert_untouched,
     change_keys,
@@ -16,6 +15,7 @@ from tests.commands.test_restore import (
     write_config,
     write_keys,
 )
+from tests.support.cli_runner import invoke
 
 
 def test_restore_with_stdin_at_its_end_exits_2_and_says_yes(lab: Lab, tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.testbed.etcd import snapshot_status
-from k3s_backup.testbed.fake_k3s import FakeK3sState
-from k3s_backup.testbed.tcp_proxy import CuttingProxy
-from tests.cli_runner import Result, clock_at, invoke
+from k3s_backup.lab.etcd import snapshot_status
+from k3s_backup.lab.fake_k3s import FakeK3sState
+from k3s_backup.lab.tcp_proxy import CuttingProxy
+from tests.support.cli_runner import Result, clock_at, invoke
 
 OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip)?(\.zst)?(\.age)?$")
 STORAGE_SUFFIX = re.compile(r"(\.zst)?(\.age)?$")

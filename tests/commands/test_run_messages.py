@@ -3,7 +3,7 @@ in plain words rather than paramiko's ("Error reading SSH protocol banner")."""
 
 from __future__ import annotations
 
-from tests.cli_runner import invoke
+from tests.support.cli_runner import invoke
 
 
 def run(lab, config):

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.cli_runner import invoke
+from tests.support.cli_runner import invoke
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pyrage
 import pytest
 import zstandard
 
-from k3s_backup.testbed.etcd import snapshot_status
-from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY
-from tests.cli_runner import clock_at, invoke
+from k3s_backup.lab.etcd import snapshot_status
+from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY
+from tests.support.cli_runner import clock_at, invoke
 
 
 class Clock:

@@ -7,10 +7,10 @@ import os
 import shutil
 from datetime import datetime, timedelta
 
-from k3s_backup.testbed.lab import Lab
-from tests.cli_runner import Result, invoke
-from tests.faults.support import ours, small_tmpfs, snapshots
-from tests.json_schema import validate
+from k3s_backup.lab.lab import Lab
+from tests.support.cli_runner import Result, invoke
+from tests.support.faults import ours, small_tmpfs, snapshots
+from tests.support.json_schema import validate
 
 
 class Nightly:

@@ -13,8 +13,8 @@ import pytest
 import zstandard
 
 from k3s_backup.targets.ssh import fingerprint
-from tests.cli_runner import Result, invoke
-from tests.filesystem import unwritable
+from tests.support.cli_runner import Result, invoke
+from tests.support.filesystem import unwritable
 
 FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
@@ -160,7 +160,7 @@ def test_yes_never_accepts_an_unknown_host_key(lab, root):
 
 
 def test_interactive_yes_trusts_and_anything_else_does_not(lab, root, monkeypatch):
-    monkeypatch.setattr("tests.cli_runner._Tty.isatty", lambda self: True)
+    monkeypatch.setattr("tests.support.cli_runner._Tty.isatty", lambda self: True)
     known_hosts = root / "root" / ".ssh" / "known_hosts"
     refused = setup(lab, root, "--yes", stdin="y\n")
     assert refused.code == 1 and "not trusted" in refused.stderr

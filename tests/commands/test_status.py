@@ -10,7 +10,7 @@ import pytest
 
 from k3s_backup.policy.schedule import parse
 from k3s_backup.scheduling import SystemPaths, cron_file, program_path, write_file
-from tests.cli_runner import Result, invoke
+from tests.support.cli_runner import Result, invoke
 
 
 def later(hours: float):

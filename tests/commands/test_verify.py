@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from k3s_backup.testbed.lab import Lab
-from tests.faults.support import Clock, cli
+from k3s_backup.lab.lab import Lab
+from tests.support.faults import Clock, cli
 
 
 def test_a_local_snapshot_replaced_by_another_valid_one_fails_against_its_manifest(

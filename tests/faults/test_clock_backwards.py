@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from k3s_backup.testbed.lab import Lab
-from tests.cli_runner import clock_at
-from tests.faults.support import cli, ours, set_state, snapshots
+from k3s_backup.lab.lab import Lab
+from tests.support.cli_runner import clock_at
+from tests.support.faults import cli, ours, set_state, snapshots
 
 DAY = 86400
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from k3s_backup.loopback import wait_for
-from k3s_backup.testbed.lab import Lab
-from k3s_backup.testbed.tcp_proxy import CuttingProxy
-from tests.cli_runner import Result, invoke
-from tests.faults.support import (
+from k3s_backup.lab.lab import Lab
+from k3s_backup.lab.tcp_proxy import CuttingProxy
+from k3s_backup.plumbing.loopback import wait_for
+from tests.support.cli_runner import Result, invoke
+from tests.support.faults import (
     Clock,
     assert_final_names_whole,
     cli,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.testbed.fake_k3s import FakeK3sState
-from k3s_backup.testbed.lab import Lab
-from tests.faults.support import Clock, cli, ours
+from k3s_backup.lab.fake_k3s import FakeK3sState
+from k3s_backup.lab.lab import Lab
+from tests.support.faults import Clock, cli, ours
 
 
 def damage(lab: Lab, how: str) -> str:

@@ -13,8 +13,8 @@ import pyrage
 import pytest
 import zstandard
 
-from k3s_backup.testbed.lab import Lab
-from tests.faults.support import (
+from k3s_backup.lab.lab import Lab
+from tests.support.faults import (
     Clock,
     assert_final_names_whole,
     cli,

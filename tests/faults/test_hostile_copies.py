@@ -26,12 +26,12 @@ import boto3
 import pytest
 import zstandard
 
-from k3s_backup.manifest import MAX_MANIFEST
+from k3s_backup.catalogue.manifest import MAX_MANIFEST
+from k3s_backup.lab.lab import Lab
+from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from k3s_backup.policy import naming
-from k3s_backup.testbed.lab import Lab
-from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY, S3Server
-from tests.cli_runner import Result
-from tests.faults.support import Clock, cli, small_tmpfs
+from tests.support.cli_runner import Result
+from tests.support.faults import Clock, cli, small_tmpfs
 
 BOMB_SIZE = 64 << 20  # what the bombs expand to, four times the small disk below
 STORED = {"ssh": "backup-host", "local": "usb", "s3": "objects"}

@@ -13,10 +13,10 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from k3s_backup.testbed.fake_k3s import FakeK3sState, new_token
-from k3s_backup.testbed.lab import Lab
-from tests.faults.support import Clock, cli, ours
+from k3s_backup.lab.fake_k3s import FakeK3sState, new_token
+from k3s_backup.lab.lab import Lab
 from tests.faults.test_hostile_copies import backed_up, plant, stored_copy
+from tests.support.faults import Clock, cli, ours
 
 EVIL = "k3s-lab-20991231-235959-evil-4102444799"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from k3s_backup.testbed.lab import Lab
-from tests.faults.support import Clock, cli, ours, snapshots, temporaries
+from k3s_backup.lab.lab import Lab
+from tests.support.faults import Clock, cli, ours, snapshots, temporaries
 
 STAMPED = "k3s-lab-20200101-000000-k3s-05-1577836800"
 HOSTILE = [

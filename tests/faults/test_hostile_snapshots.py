@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import bolt_files
+from tests.support import bolt_files
 
 WAIT = 60.0  # far more than any of these needs; a hang fails here instead of blocking
 DEEP_JSON = b'{"a":' * 2000 + b"1" + b"}" * 2000

@@ -2,7 +2,7 @@
 naming the signal and the phase, the same line in the log and the state file, the temporary on
 the backup host removed, exit 130 and 143; the next run catches up.
 
-The run is a real process; the signal is sent once the testbed proxy in front of sshd has
+The run is a real process; the signal is sent once the lab proxy in front of sshd has
 carried the first megabytes of the copy and its temporary exists on the backup host (the copy
 is ~30 MB of random bytes, so the upload is still going)."""
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.loopback import wait_for
-from k3s_backup.testbed.lab import Lab
-from k3s_backup.testbed.tcp_proxy import CuttingProxy
-from tests.faults.support import WAIT, Clock, cli, ours, snapshots, spawn_run, temporaries
+from k3s_backup.lab.lab import Lab
+from k3s_backup.lab.tcp_proxy import CuttingProxy
+from k3s_backup.plumbing.loopback import wait_for
+from tests.support.faults import WAIT, Clock, cli, ours, snapshots, spawn_run, temporaries
 
 UPLOADING = 2_000_000  # bytes through the proxy: well past the handshake, well before the end
 

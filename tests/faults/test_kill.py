@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.testbed.lab import Lab
-from k3s_backup.testbed.tcp_proxy import CuttingProxy
-from tests.faults.support import (
+from k3s_backup.lab.lab import Lab
+from k3s_backup.lab.tcp_proxy import CuttingProxy
+from tests.support.faults import (
     Clock,
     assert_final_names_whole,
     cli,

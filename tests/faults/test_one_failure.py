@@ -8,8 +8,8 @@ import json
 import os
 from pathlib import Path
 
-from k3s_backup.testbed.lab import Lab
-from tests.faults.support import Clock, cli, ours, snapshots
+from k3s_backup.lab.lab import Lab
+from tests.support.faults import Clock, cli, ours, snapshots
 
 
 def _state(lab: Lab) -> dict[str, object]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from k3s_backup.testbed.lab import Lab
-from tests.faults.support import (
+from k3s_backup.lab.lab import Lab
+from tests.support.faults import (
     WAIT,
     Clock,
     assert_final_names_whole,

@@ -3,7 +3,7 @@ terminal sends it) or SIGTERM at a step leaves this node in the state the messag
 with the commands to go on or back, and the verified file kept.
 
 The restore runs as a real process; the stand-in `systemctl` or `k3s` holds at a named point
-(testbed.hold) so the signal arrives while that step runs."""
+(lab.hold) so the signal arrives while that step runs."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.loopback import stat_fields, stop_pid
-from k3s_backup.testbed.etcd import EtcdServer
-from k3s_backup.testbed.fake_k3s import FakeK3sState
-from k3s_backup.testbed.fake_systemctl import install_fake_systemctl
-from k3s_backup.testbed.hold import Hold
-from k3s_backup.testbed.lab import Lab
+from k3s_backup.lab.etcd import EtcdServer
+from k3s_backup.lab.fake_k3s import FakeK3sState
+from k3s_backup.lab.fake_systemctl import install_fake_systemctl
+from k3s_backup.lab.hold import Hold
+from k3s_backup.lab.lab import Lab
+from k3s_backup.plumbing.loopback import stat_fields, stop_pid
 from tests.commands.test_restore import (
     change_keys,
     db_dir,
@@ -32,7 +32,7 @@ from tests.commands.test_restore import (
     write_config,
     write_keys,
 )
-from tests.faults.support import WAIT, Clock, cli, spawn_cli
+from tests.support.faults import WAIT, Clock, cli, spawn_cli
 
 
 @pytest.fixture

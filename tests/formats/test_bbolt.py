@@ -17,8 +17,8 @@ from k3s_backup.formats.bbolt import (
     BoltDB,
     BoltError,
 )
-from k3s_backup.testbed.etcd import EtcdServer, snapshot_status
-from tests import bolt_files
+from k3s_backup.lab.etcd import EtcdServer, snapshot_status
+from tests.support import bolt_files
 
 ETCD_BUCKETS = {b"key", b"meta", b"lease", b"members", b"cluster", b"alarm", b"auth"}
 BIG = bytes(range(256)) * 400  # 100 KiB: spans overflow pages

@@ -8,9 +8,9 @@ import zipfile
 from pathlib import Path
 
 from k3s_backup.formats.cluster_identity import read_identity
+from k3s_backup.lab.lab import Lab
 from k3s_backup.policy.identity import NO_KUBERNETES, ClusterIdentity
-from k3s_backup.testbed.lab import Lab
-from tests.k8s_data import namespace
+from tests.support.k8s_data import namespace
 
 UID = "0d1e2f30-aaaa-4bbb-8ccc-000000000001"
 CREATED = 1767225600  # 2026-01-01T00:00:00Z

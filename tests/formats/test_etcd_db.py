@@ -10,8 +10,8 @@ import pytest
 
 from k3s_backup.formats.etcd_db import EtcdDb, decode_key_value, key_of
 from k3s_backup.formats.protowire import encode_bytes, encode_varint
-from k3s_backup.testbed.etcd import EtcdServer
-from tests.k8s_data import ENCRYPTED_SECRET, live_revision_and_keys, load_cluster
+from k3s_backup.lab.etcd import EtcdServer
+from tests.support.k8s_data import ENCRYPTED_SECRET, live_revision_and_keys, load_cluster
 
 
 @dataclass(frozen=True)

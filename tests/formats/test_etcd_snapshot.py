@@ -9,7 +9,7 @@ import pytest
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.etcd_snapshot import check_file
-from k3s_backup.testbed.etcd import EtcdServer
+from k3s_backup.lab.etcd import EtcdServer
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from k3s_backup.formats.k8s_objects import UndecodableError, decodable_kinds, decode_object
-from tests import k8s_encoder as enc
+from tests.support import k8s_encoder as enc
 
 
 @pytest.mark.parametrize("kind", sorted(enc.BUILT_INS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from k3s_backup.formats.kubernetes import ObjectKey, decode_value, parse_key
-from tests.k8s_data import ENCRYPTED_SECRET, custom_resource, k8s_protobuf
+from tests.support.k8s_data import ENCRYPTED_SECRET, custom_resource, k8s_protobuf
 
 
 @pytest.mark.parametrize(

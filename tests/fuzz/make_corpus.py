@@ -18,13 +18,13 @@ from pathlib import Path
 import pyrage
 import zstandard
 
-from k3s_backup import bundle
+from k3s_backup.catalogue import bundle
+from k3s_backup.catalogue.manifest import for_snapshot
+from k3s_backup.catalogue.storage_form import StoredForm, stored_stream
 from k3s_backup.formats.protowire import encode_bytes, encode_varint
-from k3s_backup.manifest import for_snapshot
+from k3s_backup.lab.etcd import EtcdServer
 from k3s_backup.policy import naming
-from k3s_backup.storage_form import StoredForm, stored_stream
-from k3s_backup.testbed.etcd import EtcdServer
-from tests.k8s_data import load_cluster
+from tests.support.k8s_data import load_cluster
 
 CORPUS = Path(__file__).with_name("corpus")
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from k3s_backup import bundle
+from k3s_backup.catalogue import bundle
 from tests.fuzz.harness import fuzz_target, mutated, seed
 
 

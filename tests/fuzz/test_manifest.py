@@ -6,7 +6,7 @@ import json
 
 from hypothesis import strategies as st
 
-from k3s_backup.manifest import _FIELD_TYPES, Manifest
+from k3s_backup.catalogue.manifest import _FIELD_TYPES, Manifest
 from tests.fuzz.harness import fuzz_target, mutated, seed
 
 SEED = seed("manifest.json")

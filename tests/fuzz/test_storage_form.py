@@ -7,10 +7,10 @@ import shutil
 
 from hypothesis import strategies as st
 
+from k3s_backup.catalogue.storage_form import DecodeError, decode, read_identities
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.etcd_snapshot import check_file
-from k3s_backup.storage_form import DecodeError, decode, read_identities
-from k3s_backup.streams import RefusedInput
+from k3s_backup.plumbing.streams import RefusedInput
 from tests.fuzz.harness import CORPUS, fuzz_target, mutated, seed, workdir
 
 IDENTITIES = read_identities(CORPUS / "age-identity.txt")

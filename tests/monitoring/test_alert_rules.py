@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli_runner import invoke
+from tests.support.cli_runner import invoke
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "k3s-backup-rules.yml"
 INSTANCE = "k3s-05:9100"  # what a scrape of node_exporter adds to every series

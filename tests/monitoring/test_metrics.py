@@ -16,9 +16,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from k3s_backup.lab.fake_k3s import FakeK3sState
 from k3s_backup.state import record_drill
-from k3s_backup.testbed.fake_k3s import FakeK3sState
-from tests.cli_runner import invoke
+from tests.support.cli_runner import invoke
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC_NAME = re.compile(r"\bk3s_backup_[a-z_]+\b")

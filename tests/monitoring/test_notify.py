@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.loopback import free_port
+from k3s_backup.lab.fake_k3s import FakeK3sState
+from k3s_backup.lab.http_recorder import RecordingServer
 from k3s_backup.monitoring.http import DeliveryError, post
-from k3s_backup.testbed.fake_k3s import FakeK3sState
-from k3s_backup.testbed.http_recorder import RecordingServer
-from tests.cli_runner import Result, invoke
+from k3s_backup.plumbing.loopback import free_port
+from tests.support.cli_runner import Result, invoke
 
 CHECK = "/ping/0f6e2a4c"  # stands for a healthchecks.io check's secret UUID
 HOOK = "/hooks/T000/s3cr3t"

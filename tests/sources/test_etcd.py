@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.loopback import free_port
-from k3s_backup.testbed.etcd import EtcdServer, restore_snapshot, snapshot_status
-from k3s_backup.testbed.etcd_tls import CertificateAuthority, TlsEtcdServer
-from tests.cli_runner import invoke
-from tests.keys import recovery_key_file
+from k3s_backup.lab.etcd import EtcdServer, restore_snapshot, snapshot_status
+from k3s_backup.lab.etcd_tls import CertificateAuthority, TlsEtcdServer
+from k3s_backup.plumbing.loopback import free_port
+from tests.support.cli_runner import invoke
+from tests.support.keys import recovery_key_file
 
 
 @pytest.fixture

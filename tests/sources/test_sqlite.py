@@ -11,8 +11,8 @@ import pytest
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.sources.sqlite import SqliteSource
-from tests.cli_runner import invoke
-from tests.keys import recovery_key_file
+from tests.support.cli_runner import invoke
+from tests.support.keys import recovery_key_file
 
 # A kine-like table; the writer commits one row per revision as fast as it can, and reports
 # each committed revision on stdout, so the test knows what was committed before the backup.

@@ -18,14 +18,14 @@ from typing import Any
 import boto3
 import pytest
 
+from k3s_backup.catalogue.storage_form import EncodeError, StoredForm, stored_stream
 from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
-from k3s_backup.storage_form import EncodeError, StoredForm, stored_stream
-from k3s_backup.streams import RefusedInput
+from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY
+from k3s_backup.plumbing.streams import RefusedInput
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
-from k3s_backup.testbed.s3 import ACCESS_KEY, SECRET_KEY
-from tests.broken_streams import FailingSource
+from tests.support.broken_streams import FailingSource
 
 CLUSTER = "k3s-lab"
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"

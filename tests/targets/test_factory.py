@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from k3s_backup.testbed.lab import Lab
-from tests.cli_runner import invoke
+from k3s_backup.lab.lab import Lab
+from tests.support.cli_runner import invoke
 
 
 def test_an_s3_credentials_file_others_can_read_is_refused(lab: Lab, tmp_path: Path) -> None:

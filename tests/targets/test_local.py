@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.streams import RefusedInput
+from k3s_backup.plumbing.streams import RefusedInput
 from k3s_backup.targets.local import LocalTarget
 
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200.zst"

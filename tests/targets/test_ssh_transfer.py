@@ -12,10 +12,10 @@ import paramiko
 import pytest
 
 from k3s_backup.config import SshTargetConfig
+from k3s_backup.lab.lab import Lab
 from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.guard import OwnNamesOnly
 from k3s_backup.targets.ssh import DEFAULT_WRITE_SIZE, MAX_WRITE_SIZE, SshTarget
-from k3s_backup.testbed.lab import Lab
 
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
 

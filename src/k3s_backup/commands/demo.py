@@ -45,7 +45,7 @@ def run_demo(env: Environment, workdir: Path | None) -> ExitCode:
 
 class _Demo:
     def __init__(self, env: Environment, root: Path, stack: ExitStack) -> None:
-        from k3s_backup.testbed.lab import Lab
+        from k3s_backup.lab.lab import Lab
 
         self.env, self.root = env, root
         _step(env, f"Starting a throwaway etcd and SSH backup host on loopback in {root}")
@@ -73,7 +73,7 @@ class _Demo:
         return code == ExitCode.OK
 
     def run(self) -> ExitCode:
-        from k3s_backup.testbed.etcd import snapshot_status
+        from k3s_backup.lab.etcd import snapshot_status
 
         etcd = self.lab.etcd
         for i in range(KEYS):

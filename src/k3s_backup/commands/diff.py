@@ -12,11 +12,11 @@ from typing import Any
 
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
 from k3s_backup.commands.open_copy import ConfigLoader, damage_named, open_copy
-from k3s_backup.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
 from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.plumbing.deadline import INSPECT_TIMEOUT, time_limit
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 _MARKS = {ADDED: "+", REMOVED: "-", CHANGED: "~"}

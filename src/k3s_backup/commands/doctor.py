@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from k3s_backup import sshkeys
+from k3s_backup.catalogue.inventory import target_copies
 from k3s_backup.commands.setup import snapshot_size_estimate, ssh_target
 from k3s_backup.commands.status import FAIL, OK, WARN, freshness, human_age
 from k3s_backup.config import (
@@ -25,13 +25,13 @@ from k3s_backup.config import (
 )
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.inventory import target_copies
-from k3s_backup.keyfile import KeyFileError
 from k3s_backup.policy.schedule import Schedule, longest_gap
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
 from k3s_backup.scheduling import SystemPaths, config_file, installed_schedules
 from k3s_backup.sources.factory import choose_source
+from k3s_backup.ssh import nodekeys
+from k3s_backup.ssh.keyfile import KeyFileError
 from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.ssh import KeyRefusedError, fetch_host_key, fingerprint, known_hosts_host
@@ -208,10 +208,10 @@ class Doctor:
         if not path.exists():
             return Check(name, FAIL, f"{path} does not exist", "k3s-backup setup")
         try:
-            key_fingerprint = sshkeys.key_fingerprint(path)
+            key_fingerprint = nodekeys.key_fingerprint(path)
         except KeyFileError as exc:
             return Check(name, FAIL, exc.problem, exc.fix)
-        problem = sshkeys.unsafe_permissions(path)
+        problem = nodekeys.unsafe_permissions(path)
         if problem:
             return Check(name, FAIL, f"{path}: {problem}", f"chmod 600 {path}")
         return Check(name, OK, f"{path} ({key_fingerprint}), mode 0600")
@@ -219,7 +219,7 @@ class Doctor:
     def host_key(self, target: SshTargetConfig) -> Check:
         name = f"{target.name}: host key"
         host = known_hosts_host(target.host, target.port)
-        known = sshkeys.known_key(target.known_hosts, target.host, target.port)
+        known = nodekeys.known_key(target.known_hosts, target.host, target.port)
         types = [k.get_name() for k in known] or None
         try:
             offered = fetch_host_key(target.host, target.port, float(target.connect_timeout), types)
@@ -250,7 +250,7 @@ class Doctor:
             try:
                 ssh.connect()
             except KeyRefusedError:
-                public = sshkeys.public_line(target.identity_file)
+                public = nodekeys.public_line(target.identity_file)
                 yield Check(
                     prefix + "connection",
                     FAIL,

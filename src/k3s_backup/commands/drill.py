@@ -19,22 +19,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from k3s_backup.clusters import current_identity
+from k3s_backup.catalogue.clusters import current_identity
+from k3s_backup.catalogue.inventory import LocalManifests
+from k3s_backup.catalogue.recovery_key import Trust
 from k3s_backup.commands.fetch import copies_of, fetch_bundle, find_candidates, load_identities
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
 from k3s_backup.commands.open_copy import LATEST, OpenedCopy, damage_named, open_copy
 from k3s_backup.config import Config
-from k3s_backup.deadline import DRILL_TIMEOUT, shielded, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.etcd_db import EtcdDb
-from k3s_backup.inventory import LocalManifests
-from k3s_backup.lock import exclusive_run
-from k3s_backup.loopback import free_ports, log_tail, spawn_logged, stop_child
 from k3s_backup.monitoring.metrics import publish_metrics
+from k3s_backup.plumbing.deadline import DRILL_TIMEOUT, shielded, time_limit
+from k3s_backup.plumbing.lock import exclusive_run
+from k3s_backup.plumbing.loopback import free_ports, log_tail, spawn_logged, stop_child
 from k3s_backup.policy.identity import ClusterIdentity, describe, same_cluster
-from k3s_backup.recovery_key import Trust
 from k3s_backup.report import Reporter
 from k3s_backup.state import record_drill
 

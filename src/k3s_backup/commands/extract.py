@@ -18,14 +18,15 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k3s_backup import bundle, manifests
+from k3s_backup.catalogue import bundle
 from k3s_backup.commands.open_copy import ConfigLoader, open_copy
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.formats import encryption_at_rest, k8s_objects, kubernetes
 from k3s_backup.formats.encryption_at_rest import DecryptionError, KeyRing
 from k3s_backup.formats.etcd_db import EtcdDb, LiveKey
-from k3s_backup.manifests import Manifest
+from k3s_backup.kube import manifests
+from k3s_backup.kube.manifests import Manifest
 
 # Not objects one applies back: the server recreates them, or they are not objects at all.
 NOT_EXTRACTED = {
@@ -429,6 +430,6 @@ def _apply(
     if not items:
         env.stderr.write("error: nothing to apply: every selected object skipped\n")
         return ExitCode.FAILED
-    from k3s_backup.kubectl_apply import apply_manifests
+    from k3s_backup.kube.apply import apply_manifests
 
     return apply_manifests(items, options.overwrite, load_config, env, run_kubectl)

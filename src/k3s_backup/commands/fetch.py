@@ -22,12 +22,8 @@ from types import TracebackType
 
 import pyrage
 
-from k3s_backup import bundle
-from k3s_backup.config import Config
-from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode, SnapshotError
-from k3s_backup.formats.etcd_snapshot import SnapshotCheck
-from k3s_backup.inventory import (
+from k3s_backup.catalogue import bundle
+from k3s_backup.catalogue.inventory import (
     LOCAL,
     LocalManifests,
     local_bundle_path,
@@ -36,19 +32,23 @@ from k3s_backup.inventory import (
     target_copies,
     with_identities,
 )
-from k3s_backup.manifest import Manifest
-from k3s_backup.policy import naming
-from k3s_backup.policy.identity import ClusterIdentity
-from k3s_backup.progress import TransferBar
-from k3s_backup.recovery_key import NotAuthentic, Trust, age_identity
-from k3s_backup.report import Reporter, human_size
-from k3s_backup.storage_form import decode, decrypt_bytes, read_identities
-from k3s_backup.streams import (
+from k3s_backup.catalogue.manifest import Manifest
+from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust, age_identity
+from k3s_backup.catalogue.storage_form import decode, decrypt_bytes, read_identities
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.formats.etcd_snapshot import SnapshotCheck
+from k3s_backup.plumbing.progress import TransferBar
+from k3s_backup.plumbing.streams import (
     HashingWriter,
     copy_capped,
     read_regular,
     sha256_stream,
 )
+from k3s_backup.policy import naming
+from k3s_backup.policy.identity import ClusterIdentity
+from k3s_backup.report import Reporter, human_size
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, damage_named, open_copy
-from k3s_backup.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
 from k3s_backup.formats.etcd_db import EtcdDb, KeyValue, LiveState
+from k3s_backup.plumbing.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.report import human_size
 
 

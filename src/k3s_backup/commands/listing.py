@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from k3s_backup.config import Config
-from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.inventory import (
+from k3s_backup.catalogue.inventory import (
     LOCAL,
     LocalManifests,
     local_copies,
     read_target_manifest,
     target_copies,
 )
-from k3s_backup.manifest import Manifest, created_iso
-from k3s_backup.recovery_key import NotAuthentic, Trust
+from k3s_backup.catalogue.manifest import Manifest, created_iso
+from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.report import human_size
 from k3s_backup.targets.factory import open_target
 

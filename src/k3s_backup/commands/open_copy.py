@@ -16,18 +16,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from k3s_backup.catalogue.inventory import LOCAL
+from k3s_backup.catalogue.manifest import MAX_MANIFEST, Manifest
+from k3s_backup.catalogue.recovery_key import Trust
 from k3s_backup.commands import fetch
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, SnapshotError
 from k3s_backup.formats.bbolt import BoltError
 from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, ZIP_ERRORS, check_file
-from k3s_backup.inventory import LOCAL
-from k3s_backup.manifest import MAX_MANIFEST, Manifest
+from k3s_backup.plumbing.streams import read_regular, sha256_stream
 from k3s_backup.policy import naming
-from k3s_backup.recovery_key import Trust
 from k3s_backup.report import Reporter
-from k3s_backup.streams import read_regular, sha256_stream
 
 LATEST = fetch.LATEST
 SQLITE_MAGIC = b"SQLite format 3\x00"

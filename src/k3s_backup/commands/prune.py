@@ -10,12 +10,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 
-from k3s_backup.clusters import current_identity, others_warnings, split_by_cluster
-from k3s_backup.commands.run import make_source
-from k3s_backup.config import Config
-from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.inventory import (
+from k3s_backup.catalogue.clusters import current_identity, others_warnings, split_by_cluster
+from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
     LocalManifests,
@@ -23,13 +19,17 @@ from k3s_backup.inventory import (
     target_copies,
     with_identities,
 )
-from k3s_backup.lock import exclusive_run
+from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
+from k3s_backup.commands.run import make_source
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ExitCode
+from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.policy.naming import SnapshotName
 from k3s_backup.policy.offsite import protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsPlan, GfsRules
 from k3s_backup.report import Reporter
-from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
 

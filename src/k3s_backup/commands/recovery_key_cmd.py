@@ -7,7 +7,7 @@ a restore bundle by hand.
 
 from __future__ import annotations
 
-from k3s_backup import recovery_key
+from k3s_backup.catalogue import recovery_key
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k3s_backup import bundle, preflight
-from k3s_backup.atomic import write_atomic
-from k3s_backup.clusters import local_time
+from k3s_backup.catalogue import bundle
+from k3s_backup.catalogue.clusters import local_time
+from k3s_backup.catalogue.recovery_key import Trust
 from k3s_backup.commands.fetch import (
     LATEST,
     Candidate,
@@ -45,13 +45,14 @@ from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
 from k3s_backup.formats.cluster_identity import live_database, read_identity
-from k3s_backup.interruption import Interrupted, SignalGuard
-from k3s_backup.lock import exclusive_run
-from k3s_backup.loopback import wait_for
+from k3s_backup.plumbing.atomic import write_atomic
+from k3s_backup.plumbing.interruption import Interrupted, SignalGuard
+from k3s_backup.plumbing.lock import exclusive_run
+from k3s_backup.plumbing.loopback import wait_for
 from k3s_backup.policy.identity import ClusterIdentity, describe, uid_of
-from k3s_backup.recovery_key import Trust
-from k3s_backup.remote_nodes import RemoteNode
 from k3s_backup.report import Reporter
+from k3s_backup.restore import preflight
+from k3s_backup.restore.peers import RemoteNode
 
 STOP_TIMEOUT = 120.0
 RESET_TIMEOUT = 30 * 60.0

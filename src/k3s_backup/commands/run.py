@@ -11,8 +11,21 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from k3s_backup import bundle, recovery_key
-from k3s_backup.clusters import new_chain_message, others_warnings, split_by_cluster
+from k3s_backup.catalogue import bundle, recovery_key
+from k3s_backup.catalogue.clusters import new_chain_message, others_warnings, split_by_cluster
+from k3s_backup.catalogue.inventory import (
+    LOCAL,
+    Copy,
+    LocalManifests,
+    local_bundle_path,
+    local_copies,
+    read_target_manifest,
+    target_copies,
+    with_identities,
+)
+from k3s_backup.catalogue.manifest import Manifest, for_snapshot
+from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
+from k3s_backup.catalogue.storage_form import StoredForm, encrypt_bytes, stored_stream
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import (
@@ -25,33 +38,20 @@ from k3s_backup.errors import (
 )
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.snapshot import check_snapshot
-from k3s_backup.interrupts import interruptible, safe_point, signals_deferred
-from k3s_backup.inventory import (
-    LOCAL,
-    Copy,
-    LocalManifests,
-    local_bundle_path,
-    local_copies,
-    read_target_manifest,
-    target_copies,
-    with_identities,
-)
-from k3s_backup.lock import exclusive_run
-from k3s_backup.manifest import Manifest, for_snapshot
 from k3s_backup.monitoring.hooks import Hooks
 from k3s_backup.monitoring.metrics import publish_metrics
+from k3s_backup.plumbing.interrupts import interruptible, safe_point, signals_deferred
+from k3s_backup.plumbing.lock import exclusive_run
+from k3s_backup.plumbing.progress import TransferBar
+from k3s_backup.plumbing.streams import MeteredReader, sha256_stream
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
 from k3s_backup.policy.offsite import HeldThrough, only_here, protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsRules
-from k3s_backup.progress import TransferBar
 from k3s_backup.report import Reporter, human_size
-from k3s_backup.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state, record_run
-from k3s_backup.storage_form import StoredForm, encrypt_bytes, stored_stream
-from k3s_backup.streams import MeteredReader, sha256_stream
 from k3s_backup.targets.base import Target, final_of_temp, put_bytes
 from k3s_backup.targets.factory import open_target
 

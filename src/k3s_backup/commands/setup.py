@@ -19,18 +19,25 @@ from typing import Any
 import paramiko
 import tomli_w
 
-from k3s_backup import recovery_key, scheduling, sshkeys
-from k3s_backup.clusters import current_identity, new_chain_message, survey
+from k3s_backup import scheduling
+from k3s_backup.catalogue import recovery_key
+from k3s_backup.catalogue.clusters import current_identity, new_chain_message, survey
+from k3s_backup.catalogue.inventory import (
+    LocalManifests,
+    local_copies,
+    read_target_manifest,
+    target_copies,
+)
 from k3s_backup.config import Config, SshTargetConfig, TargetConfig, parse_config, redacted
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
-from k3s_backup.inventory import LocalManifests, local_copies, read_target_manifest, target_copies
-from k3s_backup.keyfile import KeyFileError
 from k3s_backup.policy.identity import chain_conflict
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
 from k3s_backup.scheduling import Change, SystemPaths
+from k3s_backup.ssh import nodekeys
+from k3s_backup.ssh.keyfile import KeyFileError
 from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.ssh import KeyRefusedError, SshTarget, fetch_host_key, fingerprint
@@ -229,10 +236,10 @@ class Setup:
         key = target.identity_file
         if key.exists():
             try:
-                key_fingerprint = sshkeys.key_fingerprint(key)
+                key_fingerprint = nodekeys.key_fingerprint(key)
             except KeyFileError as exc:
                 raise SetupStop(str(exc)) from None
-            problem = sshkeys.unsafe_permissions(key)
+            problem = nodekeys.unsafe_permissions(key)
             if problem:
                 raise SetupStop(f"{key}: {problem}; fix it with `chmod 600 {key}`")
             self.result(f"exists ({key_fingerprint}), mode 0600: unchanged")
@@ -240,9 +247,9 @@ class Setup:
         if self.dry:
             self.result(f"would generate an ed25519 key there (0600) and {key}.pub")
             return
-        sshkeys.generate_key(key, sshkeys.key_comment())
+        nodekeys.generate_key(key, nodekeys.key_comment())
         self.changed.append("key")
-        self.result(f"generated ed25519 key ({sshkeys.key_fingerprint(key)}), mode 0600")
+        self.result(f"generated ed25519 key ({nodekeys.key_fingerprint(key)}), mode 0600")
         self.authorized_keys_help(target)
 
     def authorized_keys_help(self, target: SshTargetConfig) -> None:
@@ -250,18 +257,18 @@ class Setup:
             self.result("(the lines to add are shown in step 1)")
             return
         self.key_lines_shown = True
-        public = sshkeys.public_line(target.identity_file)
-        source = sshkeys.local_address_towards(target.host, target.port)
+        public = nodekeys.public_line(target.identity_file)
+        source = nodekeys.local_address_towards(target.host, target.port)
         self.result(
             f"Add ONE of these lines to ~{target.user}/.ssh/authorized_keys on {target.host}:"
         )
         self.result(f"  {public}")
         self.result("or, restricted (no forwarding, PTY or agent; only from this node):")
-        self.result(f"  {sshkeys.restricted_line(public, source)}")
+        self.result(f"  {nodekeys.restricted_line(public, source)}")
 
     def host_key(self, target: SshTargetConfig) -> None:
         self.step(2, f"Host key of {target.host}:{target.port}")
-        known = sshkeys.known_key(target.known_hosts, target.host, target.port)
+        known = nodekeys.known_key(target.known_hosts, target.host, target.port)
         types = [k.get_name() for k in known] or None
         try:
             offered = fetch_host_key(target.host, target.port, float(target.connect_timeout), types)
@@ -318,7 +325,7 @@ class Setup:
         if self.dry:
             self.result(f"would add it to {target.known_hosts} (0600)")
             return
-        sshkeys.trust_host_key(target.known_hosts, target.host, target.port, offered)
+        nodekeys.trust_host_key(target.known_hosts, target.host, target.port, offered)
         self.changed.append("known_hosts")
         self.result(f"trusted: added to {target.known_hosts}")
 

@@ -14,11 +14,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from k3s_backup.clusters import current_identity, others_warnings, split_by_cluster, survey
+from k3s_backup.catalogue.clusters import (
+    current_identity,
+    others_warnings,
+    split_by_cluster,
+    survey,
+)
+from k3s_backup.catalogue.inventory import Copy, LocalManifests, local_copies, target_copies
 from k3s_backup.config import Config, load_config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.inventory import Copy, LocalManifests, local_copies, target_copies
 from k3s_backup.policy import naming
 from k3s_backup.policy.offsite import HeldThrough, only_here, remembered
 from k3s_backup.policy.schedule import Schedule, longest_gap, next_run

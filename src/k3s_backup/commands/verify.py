@@ -8,11 +8,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from k3s_backup.config import Config
-from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.formats.snapshot import check_snapshot
-from k3s_backup.inventory import (
+from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
     LocalManifests,
@@ -20,8 +16,12 @@ from k3s_backup.inventory import (
     read_target_manifest,
     target_copies,
 )
-from k3s_backup.recovery_key import NotAuthentic, Trust
-from k3s_backup.streams import sha256_stream
+from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust
+from k3s_backup.config import Config
+from k3s_backup.environment import Environment
+from k3s_backup.errors import BackupError, ExitCode
+from k3s_backup.formats.snapshot import check_snapshot
+from k3s_backup.plumbing.streams import sha256_stream
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 

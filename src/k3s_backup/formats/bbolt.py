@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from k3s_backup.closable import Closable
 from k3s_backup.errors import SnapshotError
+from k3s_backup.plumbing.closable import Closable
 
 MAGIC = 0xED0CDAED
 VERSION = 2

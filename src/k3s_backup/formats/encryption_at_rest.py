@@ -107,7 +107,7 @@ def _is_tar(data: bytes) -> bool:
 
 
 def _from_bundle(data: bytes, path: Path) -> KeyRing:
-    from k3s_backup import bundle
+    from k3s_backup.catalogue import bundle
 
     restore_bundle = bundle.from_bytes(data, str(path))
     config = restore_bundle.config_files.get(bundle.ENCRYPTION_CONFIG)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k3s_backup.closable import Closable
 from k3s_backup.formats.bbolt import BoltDB, BoltError
 from k3s_backup.formats.protowire import ProtoError, fields
+from k3s_backup.plumbing.closable import Closable
 
 KEY_BUCKET = b"key"
 META_BUCKET = b"meta"

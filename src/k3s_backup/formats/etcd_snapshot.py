@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
-from k3s_backup.streams import Readable
+from k3s_backup.plumbing.streams import Readable
 
 TRAILER_SIZE = 32
 BOLT_MAGIC = 0xED0CDAED

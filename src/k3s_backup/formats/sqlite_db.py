@@ -7,7 +7,7 @@ from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.etcd_snapshot import SnapshotCheck
-from k3s_backup.streams import sha256_stream
+from k3s_backup.plumbing.streams import sha256_stream
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 

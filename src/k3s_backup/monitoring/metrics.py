@@ -13,9 +13,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from k3s_backup import __version__
-from k3s_backup.atomic import write_atomic
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
+from k3s_backup.plumbing.atomic import write_atomic
 from k3s_backup.report import Reporter
 from k3s_backup.state import read_state
 

@@ -15,8 +15,8 @@ import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from k3s_backup.closable import Closable
-from k3s_backup.streams import HashingReader, Readable, Writable
+from k3s_backup.plumbing.closable import Closable
+from k3s_backup.plumbing.streams import HashingReader, Readable, Writable
 
 TEMP_MARK = ".partial-"
 _TEMP_RE = re.compile(r"\.(?P<final>.+)\.partial-[0-9a-f]{8}", re.DOTALL)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
-from k3s_backup.sshkeys import unsafe_permissions
+from k3s_backup.ssh.nodekeys import unsafe_permissions
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.guard import OwnNamesOnly
 from k3s_backup.targets.local import LocalTarget

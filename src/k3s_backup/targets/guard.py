@@ -7,8 +7,8 @@ hostile listing can never make us write, read or delete a file we did not make.
 from __future__ import annotations
 
 from k3s_backup.errors import TargetError
+from k3s_backup.plumbing.streams import Readable, Writable
 from k3s_backup.policy import naming
-from k3s_backup.streams import Readable, Writable
 from k3s_backup.targets.base import StoredObject, Target, Verified, final_of_temp
 
 

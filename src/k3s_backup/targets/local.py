@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from k3s_backup.errors import TargetError
-from k3s_backup.streams import (
+from k3s_backup.plumbing.streams import (
     Readable,
     Writable,
     copy_capped,

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from k3s_backup.errors import TargetError, TargetUnreachable
-from k3s_backup.streams import Readable, Writable, copy_capped, sha256_stream
+from k3s_backup.plumbing.streams import Readable, Writable, copy_capped, sha256_stream
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 # boto3 buffers each part of a stream (our copies are streams: encoded while they are read) in

@@ -23,14 +23,14 @@ import paramiko
 from paramiko.ssh_exception import NoValidConnectionsError
 
 from k3s_backup.errors import HostKeyError, TargetError, TargetUnreachable
-from k3s_backup.keyfile import load_private_key
-from k3s_backup.streams import (
+from k3s_backup.plumbing.streams import (
     CHUNK_SIZE,
     Readable,
     Writable,
     copy_capped,
     sha256_stream,
 )
+from k3s_backup.ssh.keyfile import load_private_key
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
 
 STATVFS_EXTENSION = "statvfs@openssh.com"

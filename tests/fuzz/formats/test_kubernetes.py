@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from k3s_backup.formats import kubernetes
 from k3s_backup.formats.etcd_db import decode_key_value, scan_key_value
 from k3s_backup.formats.protowire import ProtoError, fields
-from tests.bolt_files import key_value
 from tests.fuzz.harness import fuzz_target, mutated
 from tests.fuzz.make_corpus import _timestamped_pod
-from tests.k8s_data import ENCRYPTED_SECRET, custom_resource, k8s_protobuf
+from tests.support.bolt_files import key_value
+from tests.support.k8s_data import ENCRYPTED_SECRET, custom_resource, k8s_protobuf
 
 VALUES = [
     k8s_protobuf("v1", "Pod", "web-1", "default", "uid-web-1", {"app": "web"}),

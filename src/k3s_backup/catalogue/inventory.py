@@ -1,0 +1,171 @@
+"""What each location holds of ours: snapshots, their manifests, and local manifest records.
+
+K3s treats every file in its snapshot dir as a snapshot, so manifests of local snapshots live in
+`<state_dir>/manifests/`, never beside the snapshots.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from k3s_backup.catalogue.manifest import MAX_MANIFEST, Manifest, for_snapshot
+from k3s_backup.errors import BackupError, TargetError
+from k3s_backup.formats.cluster_identity import read_identity
+from k3s_backup.plumbing.streams import RefusedInput, read_regular, sha256_stream
+from k3s_backup.policy import naming
+from k3s_backup.policy.identity import ClusterIdentity
+from k3s_backup.state import write_json_atomic
+from k3s_backup.targets.base import StoredObject, Target
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Copy:
+    name: naming.SnapshotName
+    location: str
+    size: int
+    has_manifest: bool
+    has_bundle: bool = False
+    identity: ClusterIdentity | None = None  # None: unknown (see with_identities)
+
+
+def copies_in(objects: list[StoredObject], cluster: str, location: str) -> list[Copy]:
+    """Our snapshots among `objects`, oldest first, each with whether its manifest and its
+    restore bundle are there."""
+    names = {obj.name for obj in objects}
+    sizes = {obj.name: obj.size for obj in objects}
+    return [
+        Copy(
+            name,
+            location,
+            sizes[name.filename],
+            naming.manifest_name(name.filename) in names,
+            naming.bundle_name(name.filename) in names,
+        )
+        for name in naming.ours(cluster, list(names))
+    ]
+
+
+def target_copies(target: Target, cluster: str) -> list[Copy]:
+    return copies_in(target.list(), cluster, target.name)
+
+
+def local_copies(snapshot_dir: Path, cluster: str) -> list[Copy]:
+    try:
+        objects = [
+            StoredObject(e.name, e.stat().st_size) for e in os.scandir(snapshot_dir) if e.is_file()
+        ]
+    except FileNotFoundError:
+        objects = []
+    return copies_in(objects, cluster, LOCAL)
+
+
+def read_target_manifest(target: Target, filename: str) -> Manifest:
+    """The manifest beside `filename`, refused when larger than MAX_MANIFEST."""
+    buffer = io.BytesIO()
+    try:
+        target.get(naming.manifest_name(filename), buffer, MAX_MANIFEST)
+    except RefusedInput as exc:
+        raise TargetError(
+            f"{target.name}: manifest of {filename} refused: {exc}; a manifest is never over"
+            f" {MAX_MANIFEST} bytes"
+        ) from None
+    try:
+        return Manifest.from_json(buffer.getvalue())
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TargetError(f"{target.name}: manifest of {filename} is unreadable: {exc}") from None
+
+
+def with_identities(
+    target: Target, copies: list[Copy], known: dict[str, ClusterIdentity | None]
+) -> list[Copy]:
+    """`copies` with the cluster identity their manifests record; a manifest of an older
+    version without one takes the identity of the same snapshot in `known` (this node's own
+    manifests, by snapshot name), else stays unknown. A manifest that cannot be read: unknown."""
+    found = []
+    for copy in copies:
+        identity = None
+        if copy.has_manifest:
+            try:
+                manifest = read_target_manifest(target, copy.name.filename)
+            except TargetError:
+                manifest = None
+            if manifest is not None:
+                identity = manifest.identity or known.get(manifest.snapshot)
+        found.append(replace(copy, identity=identity))
+    return found
+
+
+def local_bundle_path(state_dir: Path, filename: str) -> Path:
+    """Where the restore bundle of a local snapshot is kept (not in K3s's snapshot dir)."""
+    return state_dir / "bundles" / naming.bundle_name(filename)
+
+
+class LocalManifests:
+    """Manifests of the snapshots in K3s's snapshot dir, kept under state_dir."""
+
+    def __init__(self, state_dir: Path, snapshot_dir: Path, source: str) -> None:
+        self.state_dir = state_dir
+        self.directory = state_dir / "manifests"
+        self.snapshot_dir = snapshot_dir
+        self.source = source
+
+    def _path(self, filename: str) -> Path:
+        return self.directory / naming.manifest_name(filename)
+
+    def save(self, manifest: Manifest) -> None:
+        write_json_atomic(self._path(manifest.name), json.loads(manifest.to_json()))
+
+    def recorded(self, name: naming.SnapshotName) -> Manifest | None:
+        """The manifest recorded when the snapshot was made, or None if there is none (or it
+        does not parse); RefusedInput if it is a symlink or larger than MAX_MANIFEST."""
+        path = self._path(name.filename)
+        try:
+            return Manifest.from_json(read_regular(path, MAX_MANIFEST, f"manifest {path}"))
+        except (FileNotFoundError, ValueError, TypeError, KeyError):
+            return None
+
+    def get(self, name: naming.SnapshotName) -> Manifest:
+        """The recorded manifest, or one computed from the file (made before we recorded it)."""
+        recorded = self.recorded(name)
+        if recorded is not None:
+            return recorded
+        path = self.snapshot_dir / name.filename
+        with path.open("rb") as stream:
+            digest = sha256_stream(stream)
+        manifest = for_snapshot(name, self.source, path.stat().st_size, digest)
+        self.save(manifest)
+        return manifest
+
+    def identity(self, name: naming.SnapshotName) -> ClusterIdentity | None:
+        """The identity of a local snapshot: recorded in its manifest, else read from the file
+        once (a manifest of an older version) and recorded. A record we refuse to read (a
+        planted symlink or directory) costs the run nothing: the file itself decides."""
+        try:
+            manifest = self.get(name)
+        except BackupError:
+            return read_identity(self.snapshot_dir / name.filename, self.state_dir)
+        if manifest.cluster_uid is not None:
+            return manifest.identity
+        identity = read_identity(self.snapshot_dir / name.filename, self.state_dir)
+        if identity is not None:
+            self.save(manifest.with_identity(identity))
+        return identity
+
+    def with_identities(self, copies: list[Copy]) -> list[Copy]:
+        return [replace(copy, identity=self.identity(copy.name)) for copy in copies]
+
+    def known(self, copies: list[Copy]) -> dict[str, ClusterIdentity | None]:
+        """Snapshot name -> identity, for the local copies: what a target's older manifests
+        lack."""
+        return {copy.name.filename: copy.identity for copy in copies}
+
+    def forget(self, filename: str) -> None:
+        """Drop what we keep about a rotated snapshot: its manifest and its restore bundle."""
+        self._path(filename).unlink(missing_ok=True)
+        local_bundle_path(self.state_dir, filename).unlink(missing_ok=True)

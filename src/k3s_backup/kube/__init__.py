@@ -1,0 +1,1 @@
+"""Kubernetes objects taken out of a snapshot: manifests for `kubectl apply` and applying them."""

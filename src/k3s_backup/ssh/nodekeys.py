@@ -1,0 +1,120 @@
+"""The node's SSH key for the backup host: generated with `cryptography` (ed25519, OpenSSH
+format, 0600), its authorized_keys lines, and trusting the backup host's key in known_hosts."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from k3s_backup.ssh.keyfile import load_private_key
+from k3s_backup.targets.ssh import fingerprint, known_hosts_host, known_hosts_line
+
+# What `k3s-backup` does over SSH: the SFTP subsystem and one `sha256sum -- <path>` exec. So a
+# forced command (command="internal-sftp") would break verification. `restrict` turns off every
+# forwarding, agent, X11, PTY and ~/.ssh/rc while still allowing those two; `from=` limits where
+# the key is accepted from.
+RESTRICTIONS = "restrict"
+
+
+def key_comment() -> str:
+    return f"k3s-backup@{socket.gethostname()}"
+
+
+def generate_key(path: Path, comment: str) -> str:
+    """Write a new ed25519 private key (0600, dir 0700) and its .pub; return the public line."""
+    private = Ed25519PrivateKey.generate()
+    private_bytes = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public_line = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+        + f" {comment}"
+    )
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(private_bytes)
+    os.chmod(path, 0o600)
+    public_path(path).write_text(public_line + "\n", encoding="utf-8")
+    os.chmod(public_path(path), 0o644)
+    return public_line
+
+
+def public_path(private: Path) -> Path:
+    return private.with_name(private.name + ".pub")
+
+
+def public_line(private: Path) -> str:
+    """The key's authorized_keys line: its .pub if present, else derived from the private key."""
+    try:
+        return public_path(private).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = load_private_key(private)
+        return f"{key.get_name()} {key.get_base64()} {key_comment()}"
+
+
+def restricted_line(public: str, from_hosts: str | None) -> str:
+    """`restrict,from="..."` + the key. Without a known address, a placeholder to fill in."""
+    source = from_hosts or "ADDRESS-OF-THIS-NODE"
+    return f'{RESTRICTIONS},from="{source}" {public}'
+
+
+def key_fingerprint(private: Path) -> str:
+    return fingerprint(load_private_key(private))
+
+
+def unsafe_permissions(path: Path) -> str | None:
+    """Why a private key's permissions are unsafe, or None."""
+    info = path.stat()
+    if info.st_mode & 0o077:
+        return f"mode {info.st_mode & 0o777:04o} lets others read it"
+    if info.st_uid != os.getuid():
+        return f"owned by uid {info.st_uid}, not by the user running k3s-backup ({os.getuid()})"
+    return None
+
+
+# ---- known_hosts --------------------------------------------------------------------------
+
+
+def known_key(known_hosts: Path, host: str, port: int) -> list[paramiko.PKey]:
+    """The keys known_hosts holds for host:port (hashed entries included)."""
+    keys = paramiko.HostKeys()
+    try:
+        keys.load(str(known_hosts))
+    except FileNotFoundError:
+        return []
+    entry = keys.lookup(known_hosts_host(host, port))
+    return list(entry.values()) if entry else []
+
+
+def trust_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) -> None:
+    """Append the host's key line to known_hosts (created 0600, its dir 0700)."""
+    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as out:
+        if out.tell() > 0 and not known_hosts.read_bytes().endswith(b"\n"):
+            out.write("\n")
+        out.write(known_hosts_line(host, port, key) + "\n")
+
+
+def local_address_towards(host: str, port: int) -> str | None:
+    """This node's address as the backup host sees it (no NAT assumed), for `from="..."`.
+    A UDP connect only picks the route: no packet is sent."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[
+            0
+        ]
+        with socket.socket(family, kind, proto) as probe:
+            probe.connect(address)
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
