@@ -675,6 +675,126 @@ def doctor(ctx: Context, as_json: bool, root: Path) -> int:
     return run_doctor(ctx.config_file, ctx.env, root, as_json)
 
 
+# ---- the backup host's side (docs/protocol.md) ----------------------------------------------
+
+
+def _retention_options(function: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--keep", type=click.IntRange(min=1), help="Newest copies kept per node."),
+            click.option("--keep-daily", type=click.IntRange(min=0), default=0, show_default=True),
+            click.option("--keep-weekly", type=click.IntRange(min=0), default=0, show_default=True),
+            click.option(
+                "--keep-monthly", type=click.IntRange(min=0), default=0, show_default=True
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+SERVICE_DIR = click.option(
+    "--root",
+    "directory",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The backup directory; nothing outside it is ever touched.",
+)
+SERVICE_CLUSTER = click.option(
+    "--cluster", required=True, help="Only this cluster's copies (its cluster_name)."
+)
+
+
+@cli.command()
+@SERVICE_DIR
+@SERVICE_CLUSTER
+@click.option("--append-only", is_flag=True, help="Never delete: rotation runs on this host.")
+@click.option("--read-only", is_flag=True, help="List and read only (a restore key).")
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    default=1 << 40,
+    show_default=True,
+    help="The largest copy accepted, in bytes.",
+)
+@_retention_options
+def serve(
+    directory: Path,
+    cluster: str,
+    append_only: bool,
+    read_only: bool,
+    max_size: int,
+    **keep: int,
+) -> int:
+    """The backup host's service, run by sshd as the forced command of a node's key (stdin and
+    stdout carry the protocol); `host-setup` installs it."""
+    from k3s_backup.service import protocol
+    from k3s_backup.service.server import Settings, run
+
+    if append_only and read_only:
+        raise click.UsageError("--append-only and --read-only exclude each other")
+    mode = protocol.APPEND_ONLY if append_only else protocol.READ_ONLY if read_only else "prune"
+    if mode == protocol.PRUNE and keep["keep"] is None:
+        raise click.UsageError("a key that may delete needs the host's retention: --keep N")
+    settings = Settings(directory, cluster, mode, _rules(keep), max_size)
+    with open(0, "rb", buffering=0, closefd=False) as rx, open(1, "wb", closefd=False) as tx:
+        return run(settings, rx, tx)
+
+
+def _rules(keep: dict[str, int]) -> Any:
+    from k3s_backup.policy.retention import GfsRules
+
+    return GfsRules(
+        keep["keep"] or 1, keep["keep_daily"], keep["keep_weekly"], keep["keep_monthly"]
+    )
+
+
+@cli.command("serve-prune")
+@SERVICE_DIR
+@SERVICE_CLUSTER
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@_retention_options
+@pass_context
+def serve_prune(ctx: Context, /, directory: Path, cluster: str, dry_run: bool, **keep: int) -> int:
+    """Rotate a backup directory on the backup host (append-only keys cannot delete)."""
+    from k3s_backup.service.prune import prune
+
+    if keep["keep"] is None:
+        raise click.UsageError("--keep N is required: how many copies per node to keep")
+
+    def say(line: str) -> None:
+        ctx.env.stdout.write(line + "\n")
+
+    return prune(directory, cluster, _rules(keep), dry_run, say)
+
+
+@cli.command("host-setup")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@click.option("--key", required=True, help="The node's public key line, as setup prints it.")
+@click.option("--from", "from_hosts", required=True, help="The node's address(es), for from=.")
+@click.option("--cluster", required=True, help="The node's cluster_name.")
+@click.option(
+    "--mode",
+    type=click.Choice(["append-only", "prune", "read-only"]),
+    default="append-only",
+    show_default=True,
+    help="append-only: the node deletes nothing (rotation here); prune: the node rotates, within"
+    " this host's retention; read-only: a replacement node restoring.",
+)
+@click.option("--user", default="k3s-backup", show_default=True, help="The account to create.")
+@click.option("--home", type=click.Path(path_type=Path), help="[default: /var/lib/USER]")
+@_retention_options
+@ROOT_OPTION
+@pass_context
+def host_setup(ctx: Context, /, **options: Any) -> int:
+    """On the backup host, as root: an account whose key only runs `k3s-backup serve` in
+    DIR, and rotation here for append-only keys."""
+    from k3s_backup.commands.host_setup import HostSetupOptions, run_host_setup
+
+    options["keep"] = options["keep"] or 7
+    return run_host_setup(HostSetupOptions(**options), ctx.env)
+
+
 def _invoke(argv: Sequence[str] | None, env: Environment) -> int:
     try:
         result: Any = cli.main(

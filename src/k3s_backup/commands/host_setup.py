@@ -1,0 +1,215 @@
+"""`k3s-backup host-setup`, run as root on the backup host: an unprivileged account whose only
+use of the node's key is `k3s-backup serve` (a forced command), the backup directory it owns,
+and, for append-only keys, rotation on the host's own schedule (cron).
+
+The account's home and ~/.ssh belong to root: even a flaw in the service could not let the
+account rewrite its own authorized_keys. Every argument reaches useradd as a list element and
+every line written is built from validated values, never from a shell.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import pwd
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from k3s_backup.environment import Environment
+from k3s_backup.errors import ConfigError, ExitCode
+from k3s_backup.policy import naming
+from k3s_backup.scheduling import MARKER, SystemPaths, plain_path, program_path, write_file
+from k3s_backup.service.protocol import APPEND_ONLY, PRUNE, READ_ONLY
+
+KEY_TYPES = frozenset(
+    {"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
+    | {"ssh-rsa", "sk-ssh-ed25519@openssh.com"}
+)
+_FROM = re.compile(r"[0-9A-Za-z.:*?/!-]+(,[0-9A-Za-z.:*?/!-]+)*")
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
+PRUNE_CRON = "23 * * * *"  # hourly: a disk filled between two prunes is a failed backup
+
+
+@dataclass(frozen=True)
+class HostSetupOptions:
+    directory: Path
+    key: str
+    from_hosts: str
+    cluster: str
+    mode: str  # protocol.APPEND_ONLY, PRUNE or READ_ONLY
+    user: str = "k3s-backup"
+    home: Path | None = None
+    keep: int = 7
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    root: Path = Path("/")  # where /etc/cron.d is (tests); the account is always real
+
+
+def parse_key(line: str) -> tuple[str, str]:
+    """(type, base64) of an OpenSSH public key line; ConfigError naming what is wrong."""
+    fields = line.strip().split()
+    if len(fields) < 2 or fields[0] not in KEY_TYPES:
+        raise ConfigError(
+            f"--key must be the node's public key line (`ssh-ed25519 AAAA... comment`, as setup"
+            f" prints it), got {line[:40]!r}"
+        )
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+    except binascii.Error:
+        raise ConfigError("--key: the key's second field is not base64") from None
+    if not blob.startswith(len(fields[0]).to_bytes(4, "big") + fields[0].encode()):
+        raise ConfigError(f"--key: the key's data is not a {fields[0]} key")
+    return fields[0], fields[1]
+
+
+def check(options: HostSetupOptions) -> None:
+    if not options.directory.is_absolute():
+        raise ConfigError(f"--dir must be an absolute path, got {options.directory}")
+    plain_path(options.directory, "--dir")
+    if not _FROM.fullmatch(options.from_hosts):
+        raise ConfigError(
+            f"--from {options.from_hosts!r}: addresses or patterns (10.0.0.5, 10.0.0.0/24,"
+            " node*.lan), comma-separated, without spaces or quotes"
+        )
+    problem = naming.cluster_name_problem(options.cluster)
+    if problem:
+        raise ConfigError(f"--cluster {options.cluster!r} {problem}")
+    if not _USER.fullmatch(options.user) or options.user == "root":
+        raise ConfigError(f"--user {options.user!r}: a new, unprivileged account name")
+    if options.keep < 1:
+        raise ConfigError("--keep must be at least 1: rotation never deletes the newest copy")
+
+
+def home_of(options: HostSetupOptions) -> Path:
+    return options.home or Path("/var/lib") / options.user
+
+
+def retention_args(options: HostSetupOptions) -> str:
+    args = f"--keep {options.keep}"
+    for flag, count in (
+        ("--keep-daily", options.keep_daily),
+        ("--keep-weekly", options.keep_weekly),
+        ("--keep-monthly", options.keep_monthly),
+    ):
+        args += f" {flag} {count}" if count else ""
+    return args
+
+
+def serve_command(options: HostSetupOptions, program: Path) -> str:
+    base = (
+        f"{plain_path(program, 'program')} serve --root {options.directory}"
+        f" --cluster {options.cluster}"
+    )
+    if options.mode == APPEND_ONLY:
+        return base + " --append-only"
+    if options.mode == READ_ONLY:
+        return base + " --read-only"
+    return f"{base} {retention_args(options)}"
+
+
+def key_line(options: HostSetupOptions, program: Path) -> str:
+    key_type, blob = parse_key(options.key)
+    command = serve_command(options, program)
+    comment = f"k3s-backup:{options.cluster}:{options.mode}"
+    return f'command="{command}",restrict,from="{options.from_hosts}" {key_type} {blob} {comment}'
+
+
+def merged_keys(existing: str, line: str) -> str:
+    """authorized_keys with `line`, replacing the line of the same key (a re-run, a mode
+    changed), keeping every other key."""
+    blob = line.split()[-2]
+    kept = [old for old in existing.splitlines() if old.strip() and blob not in old.split()]
+    return "\n".join([*kept, line]) + "\n"
+
+
+def prune_cron(options: HostSetupOptions, program: Path) -> str:
+    command = (
+        f"{plain_path(program, 'program')} serve-prune --root {options.directory}"
+        f" --cluster {options.cluster} {retention_args(options)}"
+    )
+    return (
+        f"{MARKER}\n"
+        f"# Rotation of {options.directory} on the backup host: the node's key is append-only.\n"
+        f"{PRUNE_CRON} {options.user} {command} 2>&1 | logger -t k3s-backup-prune\n"
+    )
+
+
+def cron_path(options: HostSetupOptions) -> Path:
+    """Debian's cron ignores /etc/cron.d names holding a dot."""
+    suffix = re.sub(r"[^A-Za-z0-9_-]", "_", options.cluster)
+    return SystemPaths(options.root).under(f"/etc/cron.d/k3s-backup-prune-{suffix}")
+
+
+def ensure_account(options: HostSetupOptions, home: Path) -> pwd.struct_passwd:
+    """The account, created if missing: a system account with a usable shell (sshd runs the
+    forced command through it) and no password ("*": key logins only, not locked)."""
+    try:
+        account = pwd.getpwnam(options.user)
+    except KeyError:
+        command = ["useradd", "--system", "--user-group", "--no-create-home"]
+        command += ["--home-dir", str(home), "--shell", "/bin/sh", "--password", "*"]
+        done = subprocess.run([*command, options.user], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ConfigError(f"useradd {options.user} failed: {done.stderr.strip()}") from None
+        account = pwd.getpwnam(options.user)
+    if account.pw_uid == 0:
+        raise ConfigError(f"--user {options.user} is a root account; name a new account")
+    return account
+
+
+def prepare_directory(directory: Path, account: pwd.struct_passwd) -> None:
+    """DIR 0700, owned by the account, and the files already in it (copies the guide's root
+    SFTP set-up wrote), so the service can read and rotate them."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chown(directory, account.pw_uid, account.pw_gid)
+    directory.chmod(0o700)
+    for entry in os.scandir(directory):
+        if entry.is_file(follow_symlinks=False):
+            os.chown(entry.path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+
+
+def write_keys(home: Path, line: str) -> Path:
+    """~/.ssh/authorized_keys owned by root (0644 in 0755 dirs): the account cannot change it."""
+    ssh_dir = home / ".ssh"
+    for folder in (home, ssh_dir):
+        folder.mkdir(mode=0o755, exist_ok=True)
+        os.chown(folder, 0, 0)
+        folder.chmod(0o755)
+    keys = ssh_dir / "authorized_keys"
+    try:
+        existing = keys.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = ""
+    write_file(keys, merged_keys(existing, line), 0o644)
+    os.chown(keys, 0, 0)
+    return keys
+
+
+def run_host_setup(options: HostSetupOptions, env: Environment) -> int:
+    check(options)
+    if os.geteuid() != 0:
+        raise ConfigError("host-setup creates an account: run it as root on the backup host")
+    program = program_path()
+    line = key_line(options, program)
+    home = home_of(options)
+    account = ensure_account(options, home)
+    if options.mode == READ_ONLY and not options.directory.is_dir():
+        raise ConfigError(f"{options.directory} does not exist: nothing to restore from")
+    prepare_directory(options.directory, account)
+    keys = write_keys(home, line)
+    out = env.stdout
+    out.write(f"account {options.user}: the node's key runs only `k3s-backup serve` ({keys})\n")
+    out.write(f"  {line}\n")
+    if options.mode == APPEND_ONLY:
+        cron = cron_path(options)
+        write_file(cron, prune_cron(options, program), 0o644)
+        out.write(f"rotation on this host: {cron} ({retention_args(options)}, hourly)\n")
+    elif options.mode == PRUNE:
+        out.write("the node rotates, within this host's retention (" + retention_args(options))
+        out.write(")\n")
+    out.write("check it from the node: k3s-backup doctor\n")
+    return ExitCode.OK

@@ -1,0 +1,56 @@
+"""`k3s-backup serve-prune`: rotation on the backup host, for append-only keys.
+
+The same rules as the node's rotation (policy/retention.py, per node; another lineage kept:
+service/hostplan.py), applied to one directory by the host's own schedule. A copy goes first,
+then its manifest and bundle, as on the node (catalogue/rotation.py); temporaries no upload
+has touched for a day are removed too (a connection cut mid-upload leaves them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from k3s_backup.policy import naming
+from k3s_backup.policy.retention import GfsRules
+from k3s_backup.service.server import host_plan
+from k3s_backup.service.store import Store, StoreError, now
+
+
+def prune(
+    root: Path, cluster: str, rules: GfsRules, dry_run: bool, say: Callable[[str], None]
+) -> int:
+    """Rotate `root`; 0 when done, 1 when the directory could not be read or a file removed."""
+    try:
+        store = Store(root)
+    except StoreError as exc:
+        say(f"error: {exc}")
+        return 1
+    try:
+        names = sorted(entry.name for entry in store.entries())
+        plan = host_plan(store, cluster, names, rules)
+        verb = "would remove" if dry_run else "remove"
+        for name in plan.keep:
+            say(f"{root}: keep   {name.filename}")
+        present = set(names)
+        doomed = [
+            file
+            for copy in plan.remove
+            for file in (
+                copy.filename,
+                naming.manifest_name(copy.filename),
+                naming.bundle_name(copy.filename),
+            )
+            if file in present
+        ]
+        doomed += list(store.stale_temporaries(now()))
+        for file in doomed:
+            say(f"{root}: {verb} {file}")
+            if not dry_run:
+                store.delete(file)
+    except (StoreError, OSError) as exc:
+        say(f"error: {root}: {exc}")
+        return 1
+    finally:
+        store.close()
+    return 0
