@@ -693,81 +693,6 @@ def _retention_options(function: Any) -> Any:
     return function
 
 
-SERVICE_DIR = click.option(
-    "--root",
-    "directory",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The backup directory; nothing outside it is ever touched.",
-)
-SERVICE_CLUSTER = click.option(
-    "--cluster", required=True, help="Only this cluster's copies (its cluster_name)."
-)
-
-
-@cli.command()
-@SERVICE_DIR
-@SERVICE_CLUSTER
-@click.option("--append-only", is_flag=True, help="Never delete: rotation runs on this host.")
-@click.option("--read-only", is_flag=True, help="List and read only (a restore key).")
-@click.option(
-    "--max-size",
-    type=click.IntRange(min=1),
-    default=1 << 40,
-    show_default=True,
-    help="The largest copy accepted, in bytes.",
-)
-@_retention_options
-def serve(
-    directory: Path,
-    cluster: str,
-    append_only: bool,
-    read_only: bool,
-    max_size: int,
-    **keep: int,
-) -> int:
-    """The backup host's service, run by sshd as the forced command of a node's key (stdin and
-    stdout carry the protocol); `host-setup` installs it."""
-    from k3s_backup.service import protocol
-    from k3s_backup.service.server import Settings, run
-
-    if append_only and read_only:
-        raise click.UsageError("--append-only and --read-only exclude each other")
-    mode = protocol.APPEND_ONLY if append_only else protocol.READ_ONLY if read_only else "prune"
-    if mode == protocol.PRUNE and keep["keep"] is None:
-        raise click.UsageError("a key that may delete needs the host's retention: --keep N")
-    settings = Settings(directory, cluster, mode, _rules(keep), max_size)
-    with open(0, "rb", buffering=0, closefd=False) as rx, open(1, "wb", closefd=False) as tx:
-        return run(settings, rx, tx)
-
-
-def _rules(keep: dict[str, int]) -> Any:
-    from k3s_backup.policy.retention import GfsRules
-
-    return GfsRules(
-        keep["keep"] or 1, keep["keep_daily"], keep["keep_weekly"], keep["keep_monthly"]
-    )
-
-
-@cli.command("serve-prune")
-@SERVICE_DIR
-@SERVICE_CLUSTER
-@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
-@_retention_options
-@pass_context
-def serve_prune(ctx: Context, /, directory: Path, cluster: str, dry_run: bool, **keep: int) -> int:
-    """Rotate a backup directory on the backup host (append-only keys cannot delete)."""
-    from k3s_backup.service.prune import prune
-
-    if keep["keep"] is None:
-        raise click.UsageError("--keep N is required: how many copies per node to keep")
-
-    def say(line: str) -> None:
-        ctx.env.stdout.write(line + "\n")
-
-    return prune(directory, cluster, _rules(keep), dry_run, say)
-
-
 @cli.command("host-setup")
 @click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
 @click.option("--key", required=True, help="The node's public key line, as setup prints it.")
@@ -783,6 +708,11 @@ def serve_prune(ctx: Context, /, directory: Path, cluster: str, dry_run: bool, *
 )
 @click.option("--user", default="k3s-backup", show_default=True, help="The account to create.")
 @click.option("--home", type=click.Path(path_type=Path), help="[default: /var/lib/USER]")
+@click.option(
+    "--program",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The k3s-backup the forced command runs [default: this one].",
+)
 @_retention_options
 @ROOT_OPTION
 @pass_context
@@ -831,6 +761,11 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     paramiko_log = logging.getLogger("paramiko")
     if not paramiko_log.handlers:
         paramiko_log.addHandler(logging.NullHandler())
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["serve"], ["serve-prune"]):  # the backup host's side: no click, no config
+        from k3s_backup.service.main import main as service_main
+
+        return service_main(args)
     env = env or Environment()
     with redirect_stdout(env.stdout), redirect_stderr(env.stderr):  # click writes to sys.*
         return _invoke(argv, env)

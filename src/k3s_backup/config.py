@@ -102,6 +102,10 @@ class SshTargetConfig(_PathTargetConfigBase):
     identity_file: Path = Path("/root/.ssh/id_ed25519")
     known_hosts: Path = Path("/root/.ssh/known_hosts")
     connect_timeout: StrictFloat | StrictInt = Field(default=15.0, gt=0)
+    # How the host is used (README "The backup host"): "append-only" and "prune" speak to
+    # `k3s-backup serve`, the key's forced command there; "sftp" is the guide's plain SFTP,
+    # kept for set-ups made before it (doctor warns: the node's key is a shell there).
+    mode: Literal["sftp", "append-only", "prune"] = "sftp"
 
     _abs_files = field_validator("identity_file", "known_hosts", mode="after")(_absolute)
 

@@ -26,15 +26,18 @@ from k3s_backup.plumbing.streams import RefusedInput
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 from tests.support.broken_streams import FailingSource
+from tests.support.service_host import service_host
 
 CLUSTER = "k3s-lab"
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
 FOREIGN = "etcd-snapshot-k3s-05-1795399200"
+NEWER = "k3s-lab-20261124-020000-k3s-05-1795485600"
 
 
 @dataclass
 class DirectoryRaw:
     directory: Path
+    service: bool = False  # behind `k3s-backup serve`: no overwrite, deletes by its retention
 
     def names(self) -> list[str]:
         return sorted(p.name for p in self.directory.iterdir()) if self.directory.exists() else []
@@ -56,6 +59,7 @@ class BucketRaw:
     client: Any
     bucket: str
     prefix: str
+    service: bool = False
 
     def names(self) -> list[str]:
         found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix)
@@ -71,9 +75,17 @@ class BucketRaw:
         return True  # object ACLs are the bucket's: private by default
 
 
-@pytest.fixture(params=["local", "ssh", "s3"])
+@pytest.fixture(params=["local", "ssh", "s3", "service"])
 def target_and_raw(request, tmp_path) -> Iterator[tuple[Target, Any]]:
     raw: Any
+    if request.param == "service":  # `k3s-backup serve` as a real account's forced command
+        lab = request.getfixturevalue("lab")
+        with service_host(lab) as host:
+            host.host_setup("prune", "--keep", "1")
+            config = SshTargetConfig(**host.target("prune"))
+            with open_target(config, CLUSTER) as target:
+                yield target, DirectoryRaw(host.directory, service=True)
+        return
     if request.param == "local":
         directory = tmp_path / "usb" / "k3s-etcd"
         config: Any = LocalTargetConfig(name="usb", type="local", path=directory)
@@ -169,8 +181,16 @@ def test_put_that_does_not_verify_leaves_nothing(target_and_raw):
 
 
 def test_put_replaces_atomically(target_and_raw):
-    target, _ = target_and_raw
+    """Behind the service a name is never overwritten: the same bytes again succeed (a retried
+    upload), other bytes are refused and the copy there stays whole."""
+    target, raw = target_and_raw
     target.put(NAME, io.BytesIO(b"old"), sha(b"old"))
+    if raw.service:
+        target.put(NAME, io.BytesIO(b"old"), sha(b"old"))
+        with pytest.raises(TargetError, match="never overwrites a copy"):
+            target.put(NAME, io.BytesIO(b"new"), sha(b"new"))
+        assert raw.read(NAME) == b"old" and raw.names() == [NAME]
+        return
     target.put(NAME, io.BytesIO(b"new"), sha(b"new"))
     assert target.sha256(NAME) == sha(b"new")
 
@@ -181,6 +201,11 @@ def test_list_stat_delete(target_and_raw):
     target.put(NAME, io.BytesIO(b"x"), sha(b"x"))
     raw.write(FOREIGN, b"k3s's own")
     assert sorted(o.name for o in target.list()) == sorted([NAME, FOREIGN])
+    if raw.service:  # it deletes only what its own retention (keep 1) removes
+        with pytest.raises(TargetError, match="retention keeps it"):
+            target.delete(NAME)
+        assert raw.read(NAME) == b"x"
+        target.put(NEWER, io.BytesIO(b"y"), sha(b"y"))
     target.delete(NAME)
     target.delete(NAME)  # deleting what is gone is not an error
     assert target.stat(NAME) is None

@@ -16,7 +16,14 @@ from k3s_backup.policy.retention import GfsPlan, GfsRules, plan_gfs
 from k3s_backup.targets.base import Target
 
 
+KEEP_ALL = 1 << 62  # more copies than any directory holds
+
+
 def rules_of(target: _HasRetention) -> GfsRules:
+    """The node's rules for rotating `target`; an append-only backup host rotates itself
+    (`k3s-backup serve-prune` there, with these rules), so the node keeps every copy there."""
+    if getattr(target, "mode", "sftp") == "append-only":
+        return GfsRules(last=KEEP_ALL)
     return GfsRules(target.keep, target.keep_daily, target.keep_weekly, target.keep_monthly)
 
 

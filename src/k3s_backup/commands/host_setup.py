@@ -47,6 +47,7 @@ class HostSetupOptions:
     keep_weekly: int = 0
     keep_monthly: int = 0
     root: Path = Path("/")  # where /etc/cron.d is (tests); the account is always real
+    program: Path | None = None  # the k3s-backup the forced command runs [default: this one]
 
 
 def parse_key(line: str) -> tuple[str, str]:
@@ -193,7 +194,7 @@ def run_host_setup(options: HostSetupOptions, env: Environment) -> int:
     check(options)
     if os.geteuid() != 0:
         raise ConfigError("host-setup creates an account: run it as root on the backup host")
-    program = program_path()
+    program = options.program or program_path()
     line = key_line(options, program)
     home = home_of(options)
     account = ensure_account(options, home)

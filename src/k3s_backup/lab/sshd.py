@@ -65,6 +65,9 @@ class SshServer(Service):
         self.config_path = workdir / "sshd_config"
         self.log_path = workdir / "sshd.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        # Accounts that log in with their own ~/.ssh/authorized_keys (a test's `host-setup`
+        # account), instead of the lab's one file: set, then restart().
+        self.home_key_users: list[str] = []
 
     @property
     def pid(self) -> int:
@@ -87,6 +90,9 @@ class SshServer(Service):
             "Subsystem sftp internal-sftp",
             "LogLevel VERBOSE",
         ]
+        if self.home_key_users:  # a Match block must come last
+            lines += [f"Match User {','.join(self.home_key_users)}"]
+            lines += ["    AuthorizedKeysFile .ssh/authorized_keys"]
         return "\n".join(lines) + "\n"
 
     def _prepare(self) -> None:

@@ -22,6 +22,7 @@ from k3s_backup.policy.retention import GfsRules
 from k3s_backup.service import hostplan, protocol
 from k3s_backup.service.protocol import ProtocolError
 from k3s_backup.service.store import Store, StoreError
+from k3s_backup.targets.base import final_of_temp
 
 FUTURE_SLACK = 24 * 3600  # a copy dated further ahead than this is refused (see _check_date)
 RESERVE = 64 << 20  # free space an upload must leave on the backup host
@@ -132,7 +133,8 @@ class Server:
     # -- operations ------------------------------------------------------------------------
 
     def list(self, request: dict[str, Any]) -> None:
-        entries = self.store.entries()
+        # The service's own temporaries are its business (it removes them), not the node's.
+        entries = [e for e in self.store.entries() if final_of_temp(e.name) is None]
         self.reply(entries=[{"name": e.name, "size": e.size} for e in entries])
 
     def stat(self, request: dict[str, Any]) -> None:
@@ -184,7 +186,7 @@ class Server:
             if incoming.hash.hexdigest() != claimed:
                 raise StoreError(
                     "mismatch",
-                    f"{name}: the bytes received hash to {incoming.hash.hexdigest()},"
+                    f"{name} does not verify: the bytes received hash to {incoming.hash.hexdigest()},"
                     f" the node meant {str(claimed)[:64]}",
                 )
             size, digest, existed = incoming.publish()

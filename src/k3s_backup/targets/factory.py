@@ -17,7 +17,11 @@ def open_target(
     config: SshTargetConfig | LocalTargetConfig | S3TargetConfig, cluster: str
 ) -> Target:
     backend: Target
-    if isinstance(config, SshTargetConfig):
+    if isinstance(config, SshTargetConfig) and config.mode != "sftp":
+        from k3s_backup.targets.service import ServiceTarget
+
+        backend = ServiceTarget(config)
+    elif isinstance(config, SshTargetConfig):
         backend = SshTarget(
             name=config.name,
             host=config.host,
