@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pytest
 
+import k3s_backup
 from k3s_backup.cli import main
 from k3s_backup.environment import Environment
 from k3s_backup.lab.lab import Lab
-
-import k3s_backup
 
 CLUSTER = "k3s-lab"
 SYSTEM_PYTHON = Path("/usr/bin/python3")  # the account may not reach the tests' interpreter

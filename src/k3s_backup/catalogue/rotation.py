@@ -15,7 +15,6 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.retention import GfsPlan, GfsRules, plan_gfs
 from k3s_backup.targets.base import Target
 
-
 KEEP_ALL = 1 << 62  # more copies than any directory holds
 
 

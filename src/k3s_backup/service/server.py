@@ -182,11 +182,11 @@ class Server:
                 raise failure
             if trailer.get("abort"):
                 raise Refused("aborted", f"{name}: the node gave up the upload")
-            claimed = trailer.get("sha256")
-            if incoming.hash.hexdigest() != claimed:
+            claimed, received = trailer.get("sha256"), incoming.hash.hexdigest()
+            if received != claimed:
                 raise StoreError(
                     "mismatch",
-                    f"{name} does not verify: the bytes received hash to {incoming.hash.hexdigest()},"
+                    f"{name} does not verify: the bytes received hash to {received},"
                     f" the node meant {str(claimed)[:64]}",
                 )
             size, digest, existed = incoming.publish()
