@@ -204,3 +204,49 @@ def test_a_restore_key_reads_and_writes_nothing(
         with pytest.raises(TargetError, match="may only read"):
             put_bytes(target, "k3s-lab-20261124-020000-k3s-05-1795485600", b"x")
     assert digests(host.directory) == before
+
+
+def test_run_verify_fetch_restore_and_host_rotation_in_the_append_only_set_up(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The restricted set-up still does the whole job: the node ships and verifies, deletes
+    nothing there; the host's own serve-prune rotates; a node that lost every local copy
+    fetches and restores from the host."""
+    from tests.commands.test_restore import Clock, write_config
+    from tests.support.cli_runner import invoke
+
+    with service_host(lab) as made:
+        made.host_setup("append-only", "--keep", "2")
+        config = write_config(lab, tmp_path / "config.toml", targets=[made.target("append-only")])
+        clock = Clock()
+
+        def cli(*args: str) -> object:
+            return invoke(["--config", str(config), *args], environ=lab.env(), now=clock)
+
+        lab.etcd.put("/registry/configmaps/default/app", "v1")
+        for _ in range(4):
+            result = cli("run")
+            assert result.code == 0, result.stderr  # type: ignore[attr-defined]
+        at_backup = lab.etcd.get_all()
+        copies = sorted(p.name for p in made.directory.iterdir() if p.name.endswith(".zst"))
+        assert len(copies) == 4  # the node deleted none
+        assert cli("verify").code == 0  # type: ignore[attr-defined]
+        prune = subprocess.run(
+            [str(made.base / "bin" / "k3s-backup"), "serve-prune", "--root", str(made.directory)]
+            + ["--cluster", CLUSTER, "--keep", "2"],
+            capture_output=True,
+            text=True,
+            user=made.user,
+        )
+        assert prune.returncode == 0, prune.stderr
+        left = sorted(p.name for p in made.directory.iterdir() if p.name.endswith(".zst"))
+        assert left == copies[-2:]  # the newest two, by the host's own rotation
+        lab.etcd.put("/registry/configmaps/default/app", "v2")
+        for path in lab.snapshot_dir.iterdir():
+            path.unlink()
+        fetched = tmp_path / "fetched.db"
+        result = cli("fetch", "latest", "--out", str(fetched), "--from", "backup-host")
+        assert result.code == 0, result.stderr  # type: ignore[attr-defined]
+        result = cli("restore", "latest", "--yes")
+        assert result.code == 0, result.stderr  # type: ignore[attr-defined]
+        assert lab.etcd.get_all() == at_backup
