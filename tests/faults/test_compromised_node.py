@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.config import SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.lab.lab import Lab
 from k3s_backup.lab.sshd import ssh_keygen
@@ -25,6 +24,8 @@ from k3s_backup.service.protocol import ProtocolError
 from k3s_backup.ssh.session import SshSession
 from k3s_backup.targets.base import put_bytes
 from k3s_backup.targets.factory import open_target
+from tests.commands.test_restore import Clock, write_config
+from tests.support.cli_runner import Result, invoke
 from tests.support.service_host import CLUSTER, ServiceHost, service_host
 
 OLD = "k3s-lab-20261122-020000-k3s-05-1795312800"
@@ -41,7 +42,7 @@ def digests(directory: Path) -> dict[str, str]:
 def host(lab: Lab) -> Iterator[ServiceHost]:
     with service_host(lab) as made:
         made.host_setup("append-only", "--keep", "1")
-        config = SshTargetConfig(**made.target("append-only"))
+        config = made.config("append-only")
         with open_target(config, CLUSTER) as target:
             for name in (OLD, NEW):
                 put_bytes(target, name, f"the copy {name}".encode() * 1000)
@@ -108,7 +109,7 @@ def test_no_sftp(host: ServiceHost, before: dict[str, str], batch: str, tmp_path
 @pytest.fixture
 def forged(host: ServiceHost) -> Iterator[tuple[Client, SshSession]]:
     """The service's own protocol, spoken by hand over the node's key."""
-    session = SshSession.from_config("intruder", SshTargetConfig(**host.target("append-only")))
+    session = SshSession.from_config("intruder", host.config("append-only"))
     channel = session.open_channel(["anything"], timeout=30, combine_stderr=False)
     client = Client(channel.makefile("rb"), channel.makefile_stdin("wb"))
     client.handshake()
@@ -153,9 +154,9 @@ def test_overwrite_and_truncate_of_an_existing_copy_are_refused(
 ) -> None:
     client, _session = forged
     for body in (b"", b"ransom note"):  # an empty copy is a truncation
-        source = io.BytesIO(body)
+        digest = hashlib.sha256(body).hexdigest()
         with pytest.raises(ServiceRefused, match="never overwrites a copy"):
-            client.put(NEW, source.read, lambda body=body: hashlib.sha256(body).hexdigest())
+            client.put(NEW, io.BytesIO(body).read, lambda: digest)  # noqa: B023
     assert digests(host.directory) == before
 
 
@@ -196,7 +197,7 @@ def test_a_restore_key_reads_and_writes_nothing(
     key = tmp_path / "restore_key"
     ssh_keygen(key, "replacement-node")
     host.host_setup("read-only", key=key.with_name("restore_key.pub"))
-    config = SshTargetConfig(**host.target("append-only", identity_file=key))
+    config = host.config("append-only", identity_file=key)
     with open_target(config, CLUSTER) as target:
         out = io.BytesIO()
         target.get(NEW, out, 1 << 20)
@@ -212,28 +213,26 @@ def test_run_verify_fetch_restore_and_host_rotation_in_the_append_only_set_up(
     """The restricted set-up still does the whole job: the node ships and verifies, deletes
     nothing there; the host's own serve-prune rotates; a node that lost every local copy
     fetches and restores from the host."""
-    from tests.commands.test_restore import Clock, write_config
-    from tests.support.cli_runner import invoke
-
     with service_host(lab) as made:
         made.host_setup("append-only", "--keep", "2")
         config = write_config(lab, tmp_path / "config.toml", targets=[made.target("append-only")])
         clock = Clock()
 
-        def cli(*args: str) -> object:
+        def cli(*args: str) -> Result:
             return invoke(["--config", str(config), *args], environ=lab.env(), now=clock)
 
         lab.etcd.put("/registry/configmaps/default/app", "v1")
         for _ in range(4):
             result = cli("run")
-            assert result.code == 0, result.stderr  # type: ignore[attr-defined]
+            assert result.code == 0, result.stderr
         at_backup = lab.etcd.get_all()
         copies = sorted(p.name for p in made.directory.iterdir() if p.name.endswith(".zst"))
         assert len(copies) == 4  # the node deleted none
-        assert cli("verify").code == 0  # type: ignore[attr-defined]
+        assert cli("verify").code == 0
+        program = made.base / "bin" / "k3s-backup"
+        rotate = ["serve-prune", "--root", str(made.directory), "--cluster", CLUSTER, "--keep", "2"]
         prune = subprocess.run(
-            [str(made.base / "bin" / "k3s-backup"), "serve-prune", "--root", str(made.directory)]
-            + ["--cluster", CLUSTER, "--keep", "2"],
+            [str(program), *rotate],
             capture_output=True,
             text=True,
             user=made.user,
@@ -246,7 +245,7 @@ def test_run_verify_fetch_restore_and_host_rotation_in_the_append_only_set_up(
             path.unlink()
         fetched = tmp_path / "fetched.db"
         result = cli("fetch", "latest", "--out", str(fetched), "--from", "backup-host")
-        assert result.code == 0, result.stderr  # type: ignore[attr-defined]
+        assert result.code == 0, result.stderr
         result = cli("restore", "latest", "--yes")
-        assert result.code == 0, result.stderr  # type: ignore[attr-defined]
+        assert result.code == 0, result.stderr
         assert lab.etcd.get_all() == at_backup

@@ -23,6 +23,7 @@ import pytest
 
 import k3s_backup
 from k3s_backup.cli import main
+from k3s_backup.config import SshTargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.lab.lab import Lab
 
@@ -66,6 +67,9 @@ class ServiceHost:
 
     def target(self, mode: str, **overrides: object) -> dict[str, object]:
         return self.lab.ssh_target(user=self.user, path=self.directory, mode=mode, **overrides)
+
+    def config(self, mode: str, **overrides: object) -> SshTargetConfig:
+        return SshTargetConfig.model_validate(self.target(mode, **overrides))
 
     def ssh(self, *argv: str, key: Path | None = None) -> subprocess.CompletedProcess[bytes]:
         """OpenSSH's client with the node's key, as an intruder on the node would use it."""

@@ -82,8 +82,7 @@ def target_and_raw(request, tmp_path) -> Iterator[tuple[Target, Any]]:
         lab = request.getfixturevalue("lab")
         with service_host(lab) as host:
             host.host_setup("prune", "--keep", "1")
-            config = SshTargetConfig(**host.target("prune"))
-            with open_target(config, CLUSTER) as target:
+            with open_target(host.config("prune"), CLUSTER) as target:
                 yield target, DirectoryRaw(host.directory, service=True)
         return
     if request.param == "local":

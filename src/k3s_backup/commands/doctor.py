@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -201,7 +202,35 @@ class Doctor:
         yield host_key
         if key.status == FAIL or host_key.status == FAIL:
             return
+        if target.mode != "sftp":
+            yield from self.service(target, prefix)
+            return
+        yield Check(
+            prefix + "restriction",
+            WARN,
+            'mode = "sftp": the node\'s key is a shell on the backup host (an intruder on this'
+            " node can delete or overwrite every copy there)",
+            'the two host commands `k3s-backup setup` prints, then mode = "append-only"'
+            " (README: The backup host)",
+        )
         yield from self.remote(target, prefix)
+
+    def service(self, target: SshTargetConfig, prefix: str) -> Checks:
+        """The key must start `k3s-backup serve` and nothing else."""
+        with open_target(target, self.config.cluster_name) as opened:
+            inner: Any = getattr(opened, "inner", opened)  # OwnNamesOnly's backend
+            try:
+                shell = inner.opens_shell()
+                count = len(target_copies(opened, self.config.cluster_name))
+            except BackupError as exc:
+                yield Check(prefix + "service", FAIL, str(exc), "k3s-backup setup")
+                return
+        fix = "run the host-setup line `k3s-backup setup` prints, on the backup host"
+        if shell:
+            yield Check(prefix + "restriction", FAIL, "the node's key still opens a shell", fix)
+        else:
+            yield Check(prefix + "restriction", OK, "the node's key runs only k3s-backup serve")
+        yield Check(prefix + "service", OK, f"{target.mode}; lists {count} copies of ours")
 
     def key(self, target: SshTargetConfig) -> Check:
         name, path = f"{target.name}: key", target.identity_file

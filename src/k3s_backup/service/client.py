@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 from k3s_backup.service import protocol
 from k3s_backup.service.protocol import ProtocolError
@@ -22,7 +22,7 @@ class ServiceRefused(Exception):
 
 
 class Client:
-    def __init__(self, rx: BinaryIO, tx: BinaryIO) -> None:
+    def __init__(self, rx: protocol.Reader, tx: protocol.Writer) -> None:
         self.rx = rx
         self.tx = tx
         self.hello: dict[str, Any] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 VERSION = 1
 SERVICE = "k3s-backup"
@@ -30,12 +30,22 @@ READ_ONLY = "read-only"  # list, stat, get, sha256: a replacement node restoring
 MODES = (APPEND_ONLY, PRUNE, READ_ONLY)
 
 
+class Reader(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+class Writer(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
 class ProtocolError(Exception):
     """The peer sent what the protocol does not allow, or the stream ended mid-message: the
     connection cannot be trusted to stay in step and is closed."""
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
+def _read_exact(stream: Reader, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
         chunk = stream.read(size - len(data))
@@ -45,7 +55,7 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     return bytes(data)
 
 
-def read_frame(stream: BinaryIO, cap: int) -> bytes | None:
+def read_frame(stream: Reader, cap: int) -> bytes | None:
     """One frame's bytes; None at a clean end of stream (before a frame's first byte)."""
     head = stream.read(_LENGTH.size)
     if not head:
@@ -58,7 +68,7 @@ def read_frame(stream: BinaryIO, cap: int) -> bytes | None:
     return _read_exact(stream, length)
 
 
-def write_frame(stream: BinaryIO, data: bytes) -> None:
+def write_frame(stream: Writer, data: bytes) -> None:
     stream.write(_LENGTH.pack(len(data)))
     stream.write(data)
 
@@ -77,12 +87,12 @@ def decode(data: bytes) -> dict[str, Any]:
     return message
 
 
-def read_header(stream: BinaryIO, cap: int) -> dict[str, Any] | None:
+def read_header(stream: Reader, cap: int) -> dict[str, Any] | None:
     data = read_frame(stream, cap)
     return None if data is None else decode(data)
 
 
-def write_header(stream: BinaryIO, message: dict[str, Any]) -> None:
+def write_header(stream: Writer, message: dict[str, Any]) -> None:
     write_frame(stream, encode(message))
     stream.flush()
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from k3s_backup.policy import naming
 from k3s_backup.policy.retention import GfsRules
@@ -50,7 +50,9 @@ def _log(message: str) -> None:
 
 
 class Server:
-    def __init__(self, settings: Settings, store: Store, rx: BinaryIO, tx: BinaryIO) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, rx: protocol.Reader, tx: protocol.Writer
+    ) -> None:
         self.settings = settings
         self.store = store
         self.rx = rx
@@ -243,7 +245,7 @@ def host_plan(store: Store, cluster: str, names: list[str], rules: GfsRules) -> 
     return hostplan.plan(cluster, names, lineage, rules)
 
 
-def run(settings: Settings, rx: BinaryIO, tx: BinaryIO) -> int:
+def run(settings: Settings, rx: protocol.Reader, tx: protocol.Writer) -> int:
     """The forced command's body: 0 when the node closed the stream, 1 after a refusal that
     ended the connection. Never a traceback on the wire."""
     try:

@@ -9,6 +9,7 @@ what the host reports is what it sent, and turns every refusal into a TargetErro
 from __future__ import annotations
 
 import contextlib
+import secrets
 from typing import Any
 
 import paramiko
@@ -25,6 +26,8 @@ from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified
 # What the node asks to run; the forced command runs instead, whatever is asked. On a key
 # without one this is no command at all, so the hello never comes and we say what to do.
 SERVICE_COMMAND = ["k3s-backup-service"]
+PROBE_LIMIT = 1 << 16
+HANDSHAKE_ERRORS: tuple[type[Exception], ...] = (ProtocolError, ServiceRefused, *CONNECTION_ERRORS)
 HOST_SETUP_HINT = (
     "on the backup host, run the `k3s-backup host-setup` line `k3s-backup setup` prints"
 )
@@ -62,7 +65,7 @@ class ServiceTarget(Target):
         client = Client(channel.makefile("rb"), channel.makefile_stdin("wb"))
         try:
             hello = client.handshake()
-        except (ProtocolError, ServiceRefused, *CONNECTION_ERRORS) as exc:
+        except HANDSHAKE_ERRORS as exc:
             channel.close()
             raise TargetError(
                 f"{self.name}: {self.config.user}@{self.config.host} did not start the"
@@ -79,6 +82,19 @@ class ServiceTarget(Target):
 
     def connect(self) -> None:
         self._connected()
+
+    def opens_shell(self) -> bool:
+        """Whether the key runs what it is asked to (`echo` with a random word) instead of the
+        service: true on a key line without the forced command. For doctor."""
+        token = secrets.token_hex(8)
+        try:
+            channel = self.session.open_channel(["echo", token], timeout=30)
+            with channel:
+                channel.shutdown_write()  # the service, if it runs, sees its end and exits
+                output = channel.makefile("rb").read(PROBE_LIMIT)
+        except CONNECTION_ERRORS as exc:
+            raise self.session.failure("probe", "the key's restriction", exc) from None
+        return token.encode() in output
 
     def close(self) -> None:
         if self._channel is not None:
