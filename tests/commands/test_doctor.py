@@ -15,6 +15,7 @@ from k3s_backup.policy.schedule import parse
 from k3s_backup.scheduling import SystemPaths, cron_file, program_path, write_file
 from tests.support.cli_runner import invoke
 from tests.support.filesystem import unwritable
+from tests.support.service_host import service_host
 
 ALL_CHECKS = [
     "config",
@@ -25,6 +26,7 @@ ALL_CHECKS = [
     "snapshot dir",
     "backup-host: key",
     "backup-host: host key",
+    "backup-host: restriction",
     "backup-host: connection",
     "backup-host: directory",
     "backup-host: free space",
@@ -86,7 +88,10 @@ def test_a_healthy_node_passes_every_check(node):
     code, checks = node.doctor()
     assert code == 0
     assert list(checks) == ALL_CHECKS
-    assert {name: c["status"] for name, c in checks.items()} == dict.fromkeys(ALL_CHECKS, "OK")
+    # the lab's target is the guide's root SFTP: the documented opt-out, warned about
+    expected = dict.fromkeys(ALL_CHECKS, "OK") | {"backup-host: restriction": "WARN"}
+    assert {name: c["status"] for name, c in checks.items()} == expected
+    assert 'mode = "sftp"' in checks["backup-host: restriction"]["saw"]
     assert "source k3s (auto:" in checks["datastore"]["saw"]
     assert "embedded etcd" in checks["datastore"]["saw"]
     text = invoke(["doctor", "--root", str(node.paths.root)], environ=node.lab.env())
@@ -236,3 +241,24 @@ def test_never_run_fails(lab, tmp_path):
     assert code == 1
     assert checks["last run"]["status"] == "FAIL"
     assert checks["log"]["status"] == "WARN"
+
+
+def test_a_key_that_runs_only_the_service_passes_and_one_that_opens_a_shell_fails(lab, tmp_path):
+    with service_host(lab) as host:
+        host.host_setup("append-only")
+        node = Node(lab, tmp_path / "root")
+        node.configure(target={"user": host.user, "path": host.directory, "mode": "append-only"})
+        node.install_cron()
+        assert node.run() == 0
+        code, checks = node.doctor()
+        assert code == 0, checks
+        assert checks["backup-host: restriction"]["status"] == "OK"
+        assert checks["backup-host: service"]["status"] == "OK"
+        assert "lists 1 copies" in checks["backup-host: service"]["saw"]
+        keys = host.home / ".ssh" / "authorized_keys"  # the line as the guide had it
+        keys.write_text(f'restrict,from="127.0.0.1" {lab.sshd.client_key_pub.read_text()}')
+        code, checks = node.doctor()
+        assert code == 1
+        restriction = checks["backup-host: restriction"]
+        assert restriction["status"] == "FAIL" and "still opens a shell" in restriction["saw"]
+        assert "host-setup" in restriction["fix"]

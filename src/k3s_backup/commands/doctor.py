@@ -217,19 +217,25 @@ class Doctor:
 
     def service(self, target: SshTargetConfig, prefix: str) -> Checks:
         """The key must start `k3s-backup serve` and nothing else."""
+        fix = "on the backup host, run the host-setup line `k3s-backup setup` prints"
         with open_target(target, self.config.cluster_name) as opened:
             inner: Any = getattr(opened, "inner", opened)  # OwnNamesOnly's backend
             try:
                 shell = inner.opens_shell()
+            except BackupError as exc:
+                yield Check(prefix + "connection", FAIL, str(exc), "check network and sshd")
+                return
+            if shell:
+                saw = f"{target.user}@{target.host} runs any command for the node's key"
+                yield Check(prefix + "restriction", FAIL, saw + ": it still opens a shell", fix)
+            else:
+                saw = "the node's key runs only `k3s-backup serve` there"
+                yield Check(prefix + "restriction", OK, saw)
+            try:
                 count = len(target_copies(opened, self.config.cluster_name))
             except BackupError as exc:
-                yield Check(prefix + "service", FAIL, str(exc), "k3s-backup setup")
+                yield Check(prefix + "service", FAIL, str(exc), fix)
                 return
-        fix = "run the host-setup line `k3s-backup setup` prints, on the backup host"
-        if shell:
-            yield Check(prefix + "restriction", FAIL, "the node's key still opens a shell", fix)
-        else:
-            yield Check(prefix + "restriction", OK, "the node's key runs only k3s-backup serve")
         yield Check(prefix + "service", OK, f"{target.mode}; lists {count} copies of ours")
 
     def key(self, target: SshTargetConfig) -> Check:
