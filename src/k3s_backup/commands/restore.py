@@ -25,9 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
 from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.clusters import local_time
 from k3s_backup.catalogue.recovery_key import Trust
+from k3s_backup.cli_options import (
+    AGE_IDENTITY_OPTION,
+    ALLOW_UNAUTHENTICATED_OPTION,
+    FROM_OPTION,
+    Context,
+    epilog,
+    pass_context,
+)
 from k3s_backup.commands.fetch import (
     LATEST,
     Candidate,
@@ -806,3 +816,59 @@ def restore(config: Config, env: Environment, options: Options) -> int:
         finally:
             if not runner.changing:  # kept from step 1 until the restore succeeded
                 shutil.rmtree(workdir, ignore_errors=True)
+
+
+@click.command("restore", epilog=epilog("restore"))
+@click.argument("name", default="latest")
+@FROM_OPTION
+@click.option("--dry-run", is_flag=True, help="Fetch, verify, check, show the plan; run nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (cluster name, the saved token).")
+@click.option("--force", is_flag=True, help="Go on despite the pre-flight's overridable problems.")
+@click.option(
+    "--servers",
+    metavar="HOST,...",
+    help="The other servers, over SSH [default: [[restore.servers]]; '' for none].",
+)
+@click.option(
+    "--agents", metavar="HOST,...", help="The agents, over SSH [default: [[restore.agents]]]."
+)
+@click.option(
+    "--cluster",
+    metavar="UID",
+    help="Restore a copy of this cluster (its kube-system UID, or the UID's start; 'unknown'"
+    " for copies made before identities were recorded), when copies of several are present.",
+)
+@AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
+@pass_context
+def command(
+    ctx: Context,
+    name: str,
+    source: str | None,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    servers: str | None,
+    agents: str | None,
+    cluster: str | None,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+) -> int:
+    """Restore snapshot NAME (latest, a name or a unique prefix) on this node, verified first."""
+
+    def hosts(value: str | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(h.strip() for h in value.split(",") if h.strip())
+
+    options = Options(
+        wanted=name,
+        source=source,
+        dry_run=dry_run,
+        yes=yes,
+        force=force,
+        servers=hosts(servers),
+        agents=hosts(agents),
+        identity=identity,
+        cluster=cluster,
+        allow_unauthenticated=allow_unauthenticated,
+    )
+    return restore(ctx.config(), ctx.env, options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import shutil
 import time
@@ -10,6 +12,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
+
+import click
 
 from k3s_backup.catalogue import bundle, recovery_key
 from k3s_backup.catalogue.clusters import new_chain_message, others_warnings, split_by_cluster
@@ -26,6 +30,7 @@ from k3s_backup.catalogue.inventory import (
 from k3s_backup.catalogue.manifest import Manifest, for_snapshot
 from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.catalogue.storage_form import StoredForm, encrypt_bytes, stored_stream
+from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_context
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import (
@@ -711,3 +716,23 @@ def _finish(
     except OSError as exc:
         reporter.warn(f"cannot record the run in {config.state_dir}: {exc.strerror}")
     return code, record
+
+
+@click.command("run", epilog=epilog("run"))
+@click.option(
+    "--log-only",
+    is_flag=True,
+    help="Report only to log_file (for schedules): the console gets only what was not logged.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run report as JSON instead of progress."
+)
+@NEW_CLUSTER_OPTION
+@pass_context
+def command(ctx: Context, log_only: bool, as_json: bool, new_cluster: bool) -> int:
+    """Snapshot etcd, ship it to every target, verify, rotate, report."""
+    env = ctx.env
+    json_out = env.stdout if as_json else None
+    if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
+        env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())
+    return run_backup(ctx.config(), env, json_out, new_cluster)
