@@ -173,7 +173,7 @@ def _invoke(argv: Sequence[str] | None, env: Environment) -> int:
     except BackupError as exc:
         env.stderr.write(f"error: {exc}\n")
         return int(exc.exit_code)
-    except Interrupted as stop:  # outside a run's own report of it (interrupts.py)
+    except Interrupted as stop:  # outside a run's own report of it (plumbing/signals.py)
         env.stderr.write(f"error: interrupted ({stop.signal_name})\n")
         return int(stop.exit_code)
     return int(result) if isinstance(result, int) else ExitCode.OK

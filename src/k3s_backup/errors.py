@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from enum import IntEnum
 
 
@@ -125,11 +126,29 @@ class HostKeyError(TargetError):
 
 
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived (interrupts.py): a state to report, not an error of ours. A
-    BaseException, as KeyboardInterrupt, so that no `except Exception` swallows it on its way
+    """SIGINT or SIGTERM arrived (plumbing/signals.py): a state to report, not an error of ours.
+    A BaseException, as KeyboardInterrupt, so that no `except Exception` swallows it on its way
     up while every `finally` and `except BaseException` cleanup still runs."""
 
-    def __init__(self, signal_name: str, exit_code: ExitCode) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
-        self.exit_code = exit_code
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @classmethod
+    def of(cls, signum: int) -> Interrupted:
+        return cls(signum)
+
+    @property
+    def name(self) -> str:
+        """SIGINT or SIGTERM."""
+        return signal.Signals(self.signum).name
+
+    @property
+    def signal_name(self) -> str:
+        """As an operator knows it: Ctrl-C for SIGINT."""
+        return "Ctrl-C" if self.signum == signal.SIGINT else self.name
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """128 + the signal, as a shell reports a process the signal ended."""
+        return ExitCode.INTERRUPTED if self.signum == signal.SIGINT else ExitCode.TERMINATED

@@ -53,12 +53,12 @@ from k3s_backup.commands.fetch import (
 )
 from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.errors import BackupError, ExitCode, Interrupted, SnapshotError
 from k3s_backup.formats.cluster_identity import live_database, read_identity
 from k3s_backup.plumbing.atomic import write_atomic
-from k3s_backup.plumbing.interruption import Interrupted, SignalGuard
 from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.plumbing.loopback import wait_for
+from k3s_backup.plumbing.signals import SignalGuard
 from k3s_backup.policy.identity import ClusterIdentity, describe, uid_of
 from k3s_backup.report import Reporter
 from k3s_backup.restore import preflight
@@ -567,9 +567,9 @@ class Restore:
         self.guard = SignalGuard(self._signal_received)
         self.changing = False  # from step 1 until the restore succeeded: keep the verified file
 
-    def _signal_received(self, name: str) -> None:
+    def _signal_received(self, stop: Interrupted) -> None:
         self.report.warn(
-            f"{name} received: finishing the running step (cutting it could leave this node"
+            f"{stop.name} received: finishing the running step (cutting it could leave this node"
             " half changed), then stopping and saying where each node is"
         )
 
@@ -721,7 +721,7 @@ class Restore:
 
     def _execute(self, executor: Executor, steps: list[Step]) -> int:
         self.changing = True
-        self.guard.deferring = True
+        self.guard.defer()
         executor.guard = self.guard
         labels = _letters(steps)
         for index, (number, step) in enumerate(zip(labels, steps, strict=True)):

@@ -45,9 +45,9 @@ from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.monitoring.hooks import Hooks
 from k3s_backup.monitoring.metrics import publish_metrics
-from k3s_backup.plumbing.interrupts import interruptible, safe_point, signals_deferred
 from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.plumbing.progress import TransferBar
+from k3s_backup.plumbing.signals import SignalGuard, safe_point, signals_deferred
 from k3s_backup.plumbing.streams import MeteredReader, sha256_stream
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
@@ -421,7 +421,7 @@ class Run:
     def ship_everywhere(self, newest: naming.SnapshotName) -> dict[str, TargetResult]:
         """Open every target and see what it holds (NewChainRefused before anything is
         shipped), then ship to each over that first connection. A signal meanwhile waits for
-        a chunk's end or for every connection to be closed (interrupts.py)."""
+        a chunk's end or for every connection to be closed (plumbing/signals.py)."""
         with signals_deferred(), ExitStack() as stack:
             opened: dict[str, Target] = {}
             held: dict[str, list[Copy]] = {}
@@ -594,7 +594,7 @@ def run_backup(
             " disk; add a target (see `k3s-backup config init`)"
         )
         return ExitCode.USAGE
-    with exclusive_run(config.state_dir), interruptible():
+    with exclusive_run(config.state_dir), SignalGuard():
         code, record = _monitored_run(config, env, reporter, new_cluster)
     if json_out is not None:
         json_out.write(json.dumps(record, indent=2) + "\n")
