@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fetch",
         "Download, verify and decode snapshot NAME into a plain file usable by K3s or etcdutl.",
     ),
+    "host-setup": (
+        "host_setup",
+        "On the backup host, as root: an account whose key only runs the k3s-backup service.",
+    ),
     "inspect": (
         "inspect",
         "What a snapshot holds: revision, keys, Kubernetes objects (no etcd needed).",
@@ -81,6 +85,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": (
         "run",
         "Snapshot etcd, ship it to every target, verify, rotate, report.",
+    ),
+    "serve": (
+        "serve",
+        "The backup host's service: a node key's forced command there (host-setup sets it).",
+    ),
+    "serve-prune": (
+        "serve_prune",
+        "Rotate a backup directory on the backup host (for append-only node keys).",
     ),
     "setup": (
         "setup",
@@ -152,56 +164,6 @@ def cli(ctx: click.Context, config_file: Path | None, log_format: str | None) ->
     if log_format == "json":
         env = dataclasses.replace(env, log_format="json")
     ctx.obj = Context(env, config_file, main)
-
-
-# ---- the backup host's side (docs/protocol.md) ----------------------------------------------
-
-
-def _retention_options(function: Any) -> Any:
-    for option in reversed(
-        [
-            click.option("--keep", type=click.IntRange(min=1), help="Newest copies kept per node."),
-            click.option("--keep-daily", type=click.IntRange(min=0), default=0, show_default=True),
-            click.option("--keep-weekly", type=click.IntRange(min=0), default=0, show_default=True),
-            click.option(
-                "--keep-monthly", type=click.IntRange(min=0), default=0, show_default=True
-            ),
-        ]
-    ):
-        function = option(function)
-    return function
-
-
-@cli.command("host-setup")
-@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
-@click.option("--key", required=True, help="The node's public key line, as setup prints it.")
-@click.option("--from", "from_hosts", required=True, help="The node's address(es), for from=.")
-@click.option("--cluster", required=True, help="The node's cluster_name.")
-@click.option(
-    "--mode",
-    type=click.Choice(["append-only", "prune", "read-only"]),
-    default="append-only",
-    show_default=True,
-    help="append-only: the node deletes nothing (rotation here); prune: the node rotates, within"
-    " this host's retention; read-only: a replacement node restoring.",
-)
-@click.option("--user", default="k3s-backup", show_default=True, help="The account to create.")
-@click.option("--home", type=click.Path(path_type=Path), help="[default: /var/lib/USER]")
-@click.option(
-    "--program",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The k3s-backup the forced command runs [default: this one].",
-)
-@_retention_options
-@ROOT_OPTION
-@pass_context
-def host_setup(ctx: Context, /, **options: Any) -> int:
-    """On the backup host, as root: an account whose key only runs `k3s-backup serve` in
-    DIR, and rotation here for append-only keys."""
-    from k3s_backup.commands.host_setup import HostSetupOptions, run_host_setup
-
-    options["keep"] = options["keep"] or 7
-    return run_host_setup(HostSetupOptions(**options), ctx.env)
 
 
 def _invoke(argv: Sequence[str] | None, env: Environment) -> int:

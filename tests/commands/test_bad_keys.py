@@ -68,6 +68,7 @@ def test_setup_stops_at_the_key_step_with_the_fix(lab, tmp_path, kind, key):
     config.parent.mkdir(parents=True)
     lab.write_config(config, targets=None)
     args = ["setup", "--root", str(root), "--host", lab.sshd.host, "--port", str(lab.sshd.port)]
+    args += ["--mode", "sftp"]
     result = invoke([*args, "--identity-file", str(key), "--yes"], environ=lab.env())
     assert result.code == 1
     assert f"error: SSH key {key} {SAID[kind]}" in result.stderr

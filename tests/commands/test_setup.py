@@ -57,6 +57,8 @@ def setup_args(lab, root: Path, *extra: str) -> list[str]:
         lab.sshd.user,
         "--path",
         str(lab.remote_dir),
+        "--mode",
+        "sftp",  # the lab's host is the guide's root SFTP; the service's: test_setup_service.py
         *extra,
     ]
 

@@ -17,7 +17,11 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import click
+
+from k3s_backup.cli_options import ROOT_OPTION, Context, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
 from k3s_backup.policy import naming
@@ -214,3 +218,37 @@ def run_host_setup(options: HostSetupOptions, env: Environment) -> int:
         out.write(")\n")
     out.write("check it from the node: k3s-backup doctor\n")
     return ExitCode.OK
+
+
+@click.command("host-setup")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@click.option("--key", required=True, help="The node's public key line, as setup prints it.")
+@click.option("--from", "from_hosts", required=True, help="The node's address(es), for from=.")
+@click.option("--cluster", required=True, help="The node's cluster_name.")
+@click.option(
+    "--mode",
+    type=click.Choice([APPEND_ONLY, PRUNE, READ_ONLY]),
+    default=APPEND_ONLY,
+    show_default=True,
+    help="append-only: the node deletes nothing (rotation here); prune: the node rotates, within"
+    " this host's retention; read-only: a replacement node that only restores.",
+)
+@click.option("--user", default="k3s-backup", show_default=True, help="The account to create.")
+@click.option("--home", type=click.Path(path_type=Path), help="[default: /var/lib/USER]")
+@click.option(
+    "--program",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The k3s-backup the forced command runs [default: this one].",
+)
+@click.option("--keep", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--keep-daily", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--keep-weekly", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--keep-monthly", type=click.IntRange(min=0), default=0, show_default=True)
+@ROOT_OPTION
+@pass_context
+def command(ctx: Context, /, **options: Any) -> int:
+    """On the backup host, as root: an account whose key only runs the k3s-backup service.
+
+    The account gets DIR and a root-owned authorized_keys line whose forced command is
+    `k3s-backup serve`; append-only keys also get rotation here (cron, `serve-prune`)."""
+    return run_host_setup(HostSetupOptions(**options), ctx.env)

@@ -45,6 +45,7 @@ from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.ssh import KeyRefusedError, SshTarget, fetch_host_key, fingerprint
 
 STEPS = 6
+SERVICE_USER = "k3s-backup"  # host-setup's account on the backup host
 DEFAULTS: dict[str, Any] = {
     "user": "root",
     "port": 22,
@@ -74,6 +75,7 @@ class SetupOptions:
     root: Path
     new_cluster: bool = False  # --new-cluster: back up even beside another cluster's copies
     recovery_key: str | None = None  # --recovery-key FILE|-: the cluster's, from elsewhere
+    mode: str | None = None  # --mode: append-only (new set-ups), prune or sftp
 
 
 class SetupStop(Exception):
@@ -148,11 +150,12 @@ class Setup:
         index = next((i for i, t in enumerate(targets) if t.get("type") == "ssh"), None)
         old = targets[index] if index is not None else {}
         host = o.host or old.get("host") or self.ask_host()
+        mode = self.target_mode(old)
         target = {
             "name": old.get("name") or re.sub(r"[^A-Za-z0-9._-]", "-", host),
             "type": "ssh",
             "host": host,
-            "user": o.user or old.get("user", DEFAULTS["user"]),
+            "user": o.user or old.get("user", DEFAULTS["user"] if mode == "sftp" else SERVICE_USER),
             "port": o.port or old.get("port", DEFAULTS["port"]),
             "path": o.remote_path or old.get("path", DEFAULTS["path"]),
             "identity_file": str(
@@ -162,6 +165,8 @@ class Setup:
             "connect_timeout": old.get("connect_timeout", DEFAULTS["connect_timeout"]),
             "keep": o.keep_remote or old.get("keep", DEFAULTS["keep"]),
         }
+        if mode != "sftp" or self.options.mode:  # the opt-out, when chosen, said outright
+            target["mode"] = mode
         target.update({k: v for k, v in old.items() if k not in target})
         if index is None:
             targets.append(target)
@@ -185,6 +190,13 @@ class Setup:
             data.setdefault("state_dir", str(self.paths.under("/var/lib/k3s-backup")))
         data["targets"] = targets
         return data
+
+    def target_mode(self, old: dict[str, Any]) -> str:
+        """--mode, else the target's own; a target set up before modes existed (no key)
+        keeps the guide's SFTP (doctor warns), a new one gets the append-only service."""
+        if self.options.mode is not None:
+            return self.options.mode
+        return str(old.get("mode", "sftp" if old else "append-only"))
 
     def ask_host(self) -> str:
         answer = self.ask("Backup host (name or address): ")
@@ -259,6 +271,9 @@ class Setup:
             self.result("(the lines to add are shown in step 1)")
             return
         self.key_lines_shown = True
+        if target.mode != "sftp":
+            self.host_commands_help(target)
+            return
         public = nodekeys.public_line(target.identity_file)
         source = nodekeys.local_address_towards(target.host, target.port)
         self.result(
@@ -267,6 +282,15 @@ class Setup:
         self.result(f"  {public}")
         self.result("or, restricted (no forwarding, PTY or agent; only from this node):")
         self.result(f"  {nodekeys.restricted_line(public, source)}")
+
+    def host_commands_help(self, target: SshTargetConfig) -> None:
+        """The two commands that set the backup host up for this node's key, filled in."""
+        public = nodekeys.public_line(target.identity_file)
+        source = nodekeys.local_address_towards(target.host, target.port)
+        config = parse_config(self.desired(self.existing()), self.config_path)
+        self.result(f"On the backup host {target.host}, as root (README: The backup host):")
+        for line in host_commands(config.cluster_name, target, public, source):
+            self.result(f"  {line}")
 
     def host_key(self, target: SshTargetConfig) -> None:
         self.step(2, f"Host key of {target.host}:{target.port}")
@@ -357,6 +381,9 @@ class Setup:
 
     def remote_dir(self, config: Config, target: SshTargetConfig) -> None:
         self.step(3, f"Connection to {target.user}@{target.host}:{target.port}, {target.path}")
+        if target.mode != "sftp":
+            self.service_dir(config, target)
+            return
         if self.dry:
             self.result(
                 f"would connect, create {target.path} (0700) if missing, check it is writable"
@@ -376,6 +403,27 @@ class Setup:
             self.changed.append("remote dir")
         self.result(f"connected; {target.path} {'exists' if existed else 'created (0700)'}")
         self.check_room(config, target, free)
+
+    def service_dir(self, config: Config, target: SshTargetConfig) -> None:
+        """The service answers for the key (host-setup made the directory): until it does,
+        show the host's two commands and (on a terminal) wait for them."""
+        if self.dry:
+            self.result(f"would connect to k3s-backup serve ({target.mode}) and list {target.path}")
+            return
+        while True:
+            try:
+                with open_target(target, config.cluster_name) as service:
+                    count = len(target_copies(service, config.cluster_name))
+                break
+            except BackupError as exc:
+                self.result(f"not ready: {exc}")
+                self.authorized_keys_help(target)
+                if self.ask("Press Enter once both commands ran there (Ctrl-D to stop): ") is None:
+                    raise SetupStop(
+                        f"{target.host} does not run k3s-backup serve for this key yet; run the"
+                        " commands above there, then run setup again"
+                    ) from None
+        self.result(f"connected to k3s-backup serve ({target.mode}); {count} copies of ours there")
 
     def connect(self, ssh: SshTarget, target: SshTargetConfig) -> None:
         """Connect; while the key is refused, show the line to add and (on a terminal) retry."""
@@ -620,6 +668,26 @@ def _holds_signed_copies(config: Config, target_config: TargetConfig) -> bool:
         return False
 
 
+def host_commands(
+    cluster: str, target: SshTargetConfig, public: str, source: str | None
+) -> list[str]:
+    """(1) install k3s-backup on the backup host, (2) its host-setup for this node's key."""
+    words = ["k3s-backup", "host-setup", "--dir", str(target.path), "--key", public]
+    words += ["--from", source or "ADDRESS-OF-THIS-NODE", "--cluster", cluster]
+    words += ["--mode", target.mode, "--user", target.user, "--keep", str(target.keep)]
+    for flag, count in (
+        ("--keep-daily", target.keep_daily),
+        ("--keep-weekly", target.keep_weekly),
+        ("--keep-monthly", target.keep_monthly),
+    ):
+        words += [flag, str(count)] if count else []
+    return [
+        "1. install k3s-backup as on this node: git clone <this repository> k3s-backup &&"
+        " cd k3s-backup && ./install.sh",
+        f"2. {shlex.join(words)}",
+    ]
+
+
 def ssh_target(target: SshTargetConfig) -> SshTarget:
     """The raw SSH backend (its setup/doctor checks are not part of the Target interface)."""
     return SshTarget(
@@ -664,7 +732,9 @@ def run_setup(options: SetupOptions, env: Environment) -> ExitCode:
 
 @click.command("setup", epilog=epilog("setup"))
 @click.option("--host", help="The backup host (name or address).")
-@click.option("--user", help="SSH user on the backup host [default: root].")
+@click.option(
+    "--user", help="SSH user on the backup host [default: k3s-backup; root for --mode sftp]."
+)
 @click.option("--port", type=click.IntRange(1, 65535), help="SSH port [default: 22].")
 @click.option("--path", "remote_path", help="Directory on the backup host.")
 @click.option("--identity-file", type=click.Path(path_type=Path), help="SSH private key.")
@@ -691,6 +761,14 @@ def run_setup(options: SetupOptions, env: Environment) -> ExitCode:
     metavar="FILE|-",
     help="The cluster's recovery key (a second server, a replacement node); '-' reads it from"
     " stdin. Without it, setup creates one where no copy needs it.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["append-only", "prune", "sftp"]),
+    help="How the backup host is used [default: append-only for a new target]: append-only,"
+    " its k3s-backup service, and this node can delete nothing there; prune, the service, and"
+    " this node rotates within the host's retention; sftp, the guide's plain SFTP (the key is"
+    " then a shell there).",
 )
 @ROOT_OPTION
 @pass_context
