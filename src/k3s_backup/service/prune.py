@@ -15,6 +15,16 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.retention import GfsRules
 from k3s_backup.service.server import host_plan
 from k3s_backup.service.store import Store, StoreError, now
+from k3s_backup.targets.base import final_of_temp
+
+
+def _ours(cluster: str, name: str | None) -> bool:
+    """A copy, manifest or bundle of this cluster: what a temporary of ours is for."""
+    return name is not None and bool(
+        naming.is_ours(cluster, name)
+        or naming.snapshot_of_manifest(cluster, name)
+        or naming.snapshot_of_bundle(cluster, name)
+    )
 
 
 def prune(
@@ -43,7 +53,7 @@ def prune(
             )
             if file in present
         ]
-        doomed += list(store.stale_temporaries(now()))
+        doomed += [t for t in store.stale_temporaries(now()) if _ours(cluster, final_of_temp(t))]
         for file in doomed:
             say(f"{root}: {verb} {file}")
             if not dry_run:

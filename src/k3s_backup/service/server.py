@@ -25,7 +25,7 @@ from k3s_backup.service.store import Store, StoreError
 from k3s_backup.targets.base import final_of_temp
 
 FUTURE_SLACK = 24 * 3600  # a copy dated further ahead than this is refused (see _check_date)
-RESERVE = 64 << 20  # free space an upload must leave on the backup host
+RESERVE = 64 << 20  # free space an upload must leave on the backup host (1 % on small disks)
 
 
 @dataclass(frozen=True)
@@ -170,9 +170,14 @@ class Server:
         limit = self.settings.max_size
         if announced > limit:
             raise Refused("too-large", f"{name}: {announced} bytes, more than {limit} accepted")
-        free = self.store.free()
-        if announced + RESERVE > free:
-            raise StoreError("no-space", f"{name}: {announced} bytes, {free} free on the host")
+        free, total = self.store.free()
+        reserve = min(RESERVE, total // 100)  # the host itself needs some room
+        if announced + reserve > free:
+            raise StoreError(
+                "no-space",
+                f"{name}: {announced} bytes do not fit: {free} free on the backup host, of"
+                f" which {reserve} are kept free",
+            )
         incoming = self.store.writer(name)
         try:
             self.reply()  # go ahead

@@ -62,9 +62,10 @@ class Store:
     def close(self) -> None:
         os.close(self.fd)
 
-    def free(self) -> int:
+    def free(self) -> tuple[int, int]:
+        """(bytes free to us, bytes of the whole filesystem)."""
         info = os.statvfs(self.fd)
-        return info.f_bavail * info.f_frsize
+        return info.f_bavail * info.f_frsize, info.f_blocks * info.f_frsize
 
     def entries(self) -> list[Entry]:
         """Regular files (not followed through symlinks) with UTF-8 names."""
@@ -98,6 +99,8 @@ class Store:
         except FileNotFoundError:
             raise StoreError("not-found", f"{name} is not on the backup host") from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink: never followed
+                raise StoreError("not-found", f"{name} is not a regular file there") from None
             raise _os_error(name, exc) from None
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
