@@ -1,0 +1,88 @@
+"""`k3s-backup host-setup` on the backup host: bad input refused before anything is made; a
+real account (useradd as root) with a root-owned key line, the directory it owns, the cron
+line of rotation; run again, it changes only what it must."""
+
+from __future__ import annotations
+
+import io
+import os
+import pwd
+import stat
+from pathlib import Path
+
+import pytest
+
+from k3s_backup.cli import main
+from k3s_backup.environment import Environment
+from k3s_backup.lab.lab import Lab
+from k3s_backup.lab.sshd import ssh_keygen
+from tests.support.service_host import CLUSTER, service_host
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeezvnfdqQEP+rVAsvIRxIool5ywmyEcOn8T8hctCAd n1"
+
+
+def host_setup(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["host-setup", *argv], Environment(stdout=out, stderr=err, environ=os.environ))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"--key": "ssh-ed25519"}, "--key must be the node's public key line"),
+        ({"--key": "ssh-ed25519 not-base64!"}, "not base64"),
+        ({"--key": "ssh-rsa " + KEY.split()[1]}, "is not a ssh-rsa key"),
+        ({"--from": '10.0.0.5" ,command="sh'}, "without spaces or quotes"),
+        ({"--cluster": "a b"}, "--cluster 'a b' may only contain"),
+        ({"--user": "root"}, "a new, unprivileged account name"),
+        ({"--dir": "relative/dir"}, "--dir must be an absolute path"),
+        ({"--dir": "/srv/back ups"}, "would need quoted"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_made(
+    change: dict[str, str], said: str, tmp_path: Path
+) -> None:
+    options = {"--dir": str(tmp_path / "d"), "--key": KEY, "--from": "10.0.0.5"}
+    options |= {"--cluster": CLUSTER, "--user": "k3sbnever"} | change
+    code, _out, err = host_setup(*[word for pair in options.items() for word in pair])
+    assert code == 2 and said in err
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(KeyError):
+        pwd.getpwnam("k3sbnever")
+
+
+def test_the_account_its_key_lines_directory_and_rotation(lab: Lab, tmp_path: Path) -> None:
+    with service_host(lab) as host:
+        host.directory.mkdir(mode=0o755)
+        older = host.directory / "k3s-lab-20261122-020000-k3s-05-1795312800.zst"
+        older.write_bytes(b"a copy the guide's root SFTP wrote")
+        said = host.host_setup("append-only", "--keep", "5", "--keep-daily", "7")
+        account = pwd.getpwnam(host.user)
+        assert account.pw_uid != 0 and account.pw_shell == "/bin/sh"
+        assert "rotation on this host" in said
+        for path in (host.directory, older):
+            assert path.stat().st_uid == account.pw_uid
+        assert stat.S_IMODE(host.directory.stat().st_mode) == 0o700
+        keys = host.home / ".ssh" / "authorized_keys"
+        for path, mode in ((host.home, 0o755), (keys.parent, 0o755), (keys, 0o644)):
+            info = path.stat()
+            assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, mode)  # the account's: no
+        [line] = keys.read_text().splitlines()
+        assert line.startswith('command="') and ',restrict,from="127.0.0.1" ssh-ed25519 ' in line
+        assert f"serve --root {host.directory} --cluster {CLUSTER} --append-only" in line
+        cron = host.base / "etc-root" / "etc" / "cron.d" / f"k3s-backup-prune-{CLUSTER}"
+        [entry] = [ln for ln in cron.read_text().splitlines() if not ln.startswith("#")]
+        assert entry.split()[5] == host.user
+        assert "serve-prune" in entry and "--keep 5 --keep-daily 7" in entry
+
+        other = tmp_path / "other_key"
+        ssh_keygen(other, "a second node")
+        host.host_setup("prune", "--keep", "5", key=other.with_name("other_key.pub"))
+        host.host_setup("read-only")  # the first key's mode changed: its line replaced
+        lines = keys.read_text().splitlines()
+        assert len(lines) == 2
+        assert "--read-only" in lines[1] and lines[1].split()[-2] == line.split()[-2]
+        assert "--keep 5" in lines[0] and "--append-only" not in lines[0]
+        host.host_setup("read-only")
+        assert keys.read_text().splitlines() == lines  # the same again: unchanged
