@@ -113,7 +113,8 @@ class Pruner:
                     retention = plan(owned, rules_of(target_config), frozenset())
                     _show(self.report, target.name, retention, self.dry_run)
                     if not self.dry_run:
-                        remove_from_target(target, retention.remove)
+                        for held in remove_from_target(target, retention.remove):
+                            self.report.info(held.describe(target.name))
             except BackupError as exc:
                 failed = True
                 said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
