@@ -3,7 +3,7 @@ it, checked against rotation itself (plan_gfs over the schedule's runs)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import islice
 
 import pytest
@@ -58,9 +58,9 @@ def test_a_copy_made_by_hand_is_locked_for_what_keep_gives_it():
 def test_retain_until_is_utc_and_object_lock_days_counts_from_the_copy():
     made = datetime(2026, 11, 23, 2, 0, 5)
     name = name_at(made)
-    assert retain_until(name, GfsRules(7), parse("0 2 * * *")) == datetime(
-        2026, 11, 30, 2, 0, tzinfo=UTC
+    paris = timezone(timedelta(hours=1))
+    assert retain_until(name, GfsRules(7), parse("0 2 * * *"), zone=paris) == datetime(
+        2026, 11, 30, 1, 0, tzinfo=UTC
     )
-    assert retain_until(name, GfsRules(7), parse("0 2 * * *"), days=30) == made.replace(
-        tzinfo=UTC
-    ) + timedelta(days=30)
+    by_days = retain_until(name, GfsRules(7), parse("0 2 * * *"), days=30, zone=paris)
+    assert by_days == made.replace(tzinfo=paris) + timedelta(days=30)

@@ -17,7 +17,7 @@ than its lock allows; it is reported as locked and removed by the first run afte
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from cronsim import CronSim
 
@@ -79,13 +79,18 @@ def kept_until_local(made: datetime, rules: GfsRules, schedule: Schedule) -> dat
 
 
 def retain_until(
-    name: SnapshotName, rules: GfsRules, schedule: Schedule, days: int | None = None
+    name: SnapshotName,
+    rules: GfsRules,
+    schedule: Schedule,
+    days: int | None = None,
+    zone: tzinfo | None = None,
 ) -> datetime:
     """The Object Lock retain-until date (UTC) of a copy and its sidecars: `days` after the
-    copy was made when given (`object_lock_days`), else what `kept_until_local` derives."""
-    made_utc = datetime.fromtimestamp(name.unix, UTC)
-    if days is not None:
-        return made_utc + timedelta(days=days)
-    made = stamp_time(name.stamp) or made_utc.replace(tzinfo=None)
-    offset = made - made_utc.replace(tzinfo=None)  # the node's UTC offset when it was made
-    return (kept_until_local(made, rules, schedule) - offset).replace(tzinfo=UTC)
+    copy was made when given (`object_lock_days`), else what `kept_until_local` derives. The
+    time stamped in the name is the node's local time (`zone`; None: this process's), as the
+    schedule's is: the name's Unix suffix is K3s's, not the stamp's clock."""
+    made = stamp_time(name.stamp) or datetime.fromtimestamp(name.unix)
+    end = (
+        made + timedelta(days=days) if days is not None else kept_until_local(made, rules, schedule)
+    )
+    return (end.replace(tzinfo=zone) if zone else end).astimezone(UTC)
