@@ -8,6 +8,7 @@ enforce it against PutObjectRetention (tests/targets/test_s3_object_lock.py says
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -21,7 +22,9 @@ from botocore.exceptions import ClientError
 
 from k3s_backup.lab.lab import Lab
 from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY
+from k3s_backup.state import read_state
 from tests.support.cli_runner import Result, invoke
+from tests.support.json_schema import validate
 
 PREFIX = "homelab/"
 
@@ -145,6 +148,9 @@ def test_the_intruder_destroys_nothing_and_everything_still_works(node: Node, la
     assert rotating.code == 0, rotating.stderr
     locked = re.findall(r"(\S+) on objects: locked until (\S+ \S+ UTC)", rotating.stdout)
     assert [name for name, _ in locked] == node.copies()[:1]
+    report = validate(json.dumps(read_state(lab.root / "state")["last_run"]), "run")
+    assert list(report["targets"]["objects"]["locked"]) == node.copies()[:1]
+    assert node.copies()[0] not in report["targets"]["objects"]["removed"]
     assert node.versions().items() >= kept.items()
     pruned = node.cli("prune")
     assert pruned.code == 0, pruned.stderr

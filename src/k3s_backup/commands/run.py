@@ -66,6 +66,9 @@ class TargetResult:
     ok: bool
     shipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # copies rotation would remove that S3 Object Lock keeps: name -> until (UTC ISO 8601;
+    # None: a legal hold)
+    locked: dict[str, str | None] = field(default_factory=dict)
     copies: int = 0
     bytes: int = 0
     newest: str | None = None  # the newest verified copy there, after this run
@@ -315,6 +318,7 @@ class Run:
             self.report.info(held.describe(target.name))
         gone = [n for n in retention.remove if n not in {held.name for held in locked}]
         result.removed = [n.filename for n in gone]
+        result.locked = {h.name.filename: h.until.isoformat() if h.until else None for h in locked}
         for removed in gone:
             self.report.info(f"Rotated {removed.filename} off {target.name}")
         self._warn_others(target.name)
