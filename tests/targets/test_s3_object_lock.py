@@ -148,7 +148,7 @@ def test_every_object_a_put_stores_is_locked_until_its_scheduled_rotation(locked
 def test_a_large_copy_multipart_on_both_legs_is_locked_too(locked):
     target, bucket, mode = locked
     name = name_made()
-    body = bytes(range(256)) * (40 << 12)  # 10 MiB: multipart upload and multipart copy
+    body = bytes(range(256)) * (40 << 10)  # 10 MiB: multipart upload and multipart copy
     put_bytes(target, name, body)
     [version] = bucket.versions(name)
     assert bucket.head(name, version["VersionId"])["ObjectLockMode"] == mode
