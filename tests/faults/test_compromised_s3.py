@@ -152,6 +152,10 @@ def test_the_intruder_destroys_nothing_and_everything_still_works(node: Node, la
     assert list(report["targets"]["objects"]["locked"]) == node.copies()[:1]
     assert node.copies()[0] not in report["targets"]["objects"]["removed"]
     assert node.versions().items() >= kept.items()
+    dry = node.cli("prune", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert f"objects: keep   {node.copies()[0]}  (locked until" in dry.stdout
+    assert f"would remove {node.copies()[0]}" not in dry.stdout
     pruned = node.cli("prune")
     assert pruned.code == 0, pruned.stderr
     assert "on objects: locked until" in pruned.stdout

@@ -52,10 +52,14 @@ class Locked:
     name: naming.SnapshotName
     until: datetime | None  # None: a legal hold, no date
 
+    @property
+    def held(self) -> str:
+        if self.until is None:
+            return "under a legal hold"
+        return f"locked until {self.until.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+
     def describe(self, location: str) -> str:
-        when = self.until.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if self.until else None
-        held = f"locked until {when}" if when else "under a legal hold"
-        return f"{self.name.filename} on {location}: {held}; removed by the first run after"
+        return f"{self.name.filename} on {location}: {self.held}; removed by the first run after"
 
 
 def remove_from_target(target: Target, removal: list[naming.SnapshotName]) -> list[Locked]:

@@ -122,6 +122,11 @@ class Target(Closable, ABC):
         """Remove `name` (nothing if absent); CopyLocked, deleting nothing, if a retention
         lock keeps it."""
 
+    def lock_of(self, name: str) -> CopyLocked | None:
+        """What `delete(name)` would raise now: the retention lock keeping it, if any. None
+        for a backend without locks."""
+        return None
+
     @abstractmethod
     def sha256(self, name: str) -> str:
         """The SHA-256 of the stored bytes, computed as close to them as the backend allows."""

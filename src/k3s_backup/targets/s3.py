@@ -329,6 +329,19 @@ class S3Target(Target):
         for version in versions:
             self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version.version_id)
 
+    def lock_of(self, name: str) -> CopyLocked | None:
+        if self.lock is None:
+            return None
+        try:
+            for version in self._versions_of(self._key(name)):
+                if not version.marker:
+                    self._refuse_if_locked(name, version)
+        except CopyLocked as locked:
+            return locked
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("read the lock of", name, exc) from None
+        return None
+
     def _refuse_if_locked(self, name: str, version: _Version) -> None:
         head = self.client.head_object(
             Bucket=self.bucket, Key=version.key, VersionId=version.version_id
