@@ -23,7 +23,7 @@ from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY
 from k3s_backup.plumbing.streams import RefusedInput
-from k3s_backup.targets.base import Target
+from k3s_backup.targets.base import Target, probes_of
 from k3s_backup.targets.factory import open_target
 from tests.support.broken_streams import FailingSource
 
@@ -217,3 +217,17 @@ def test_get_of_a_copy_longer_than_announced_stops_one_byte_past_it(target_and_r
     whole = io.BytesIO()
     target.get(NAME, whole, len(data))
     assert whole.getvalue() == data
+
+
+def test_probes_under_the_name_guard_check_the_place_and_leave_nothing(target_and_raw):
+    """setup and doctor ask the backend beneath the guard: it is there, takes a write (the
+    probe removed again), and says how much room it has when it can."""
+    target, raw = target_and_raw
+    probes = probes_of(target)
+    probes.connect()
+    probes.ensure_directory()  # already there: changes nothing
+    assert probes.directory_exists()
+    probes.check_writable()
+    assert raw.names() == []
+    free = probes.free_space()
+    assert free is None or free > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from k3s_backup.catalogue.inventory import target_copies
-from k3s_backup.commands.setup import snapshot_size_estimate, ssh_target
+from k3s_backup.commands.setup import snapshot_size_estimate
 from k3s_backup.commands.status import FAIL, OK, WARN, freshness, human_age
 from k3s_backup.config import (
     Config,
@@ -41,6 +41,7 @@ from k3s_backup.ssh.hostkeys import (
 )
 from k3s_backup.ssh.keyfile import KeyFileError
 from k3s_backup.state import read_state
+from k3s_backup.targets.base import Probes, probes_of
 from k3s_backup.targets.factory import open_target
 
 LOG_TAIL_LINES = 400
@@ -245,9 +246,10 @@ class Doctor:
         return Check(name, OK, f"{shown(offered)} is in {target.known_hosts}")
 
     def remote(self, target: SshTargetConfig, prefix: str) -> Checks:
-        with ssh_target(target) as ssh:
+        with open_target(target, self.config.cluster_name) as opened:
+            probes = probes_of(opened)
             try:
-                ssh.connect()
+                probes.connect()
             except KeyRefusedError:
                 public = nodekeys.public_line(target.identity_file)
                 yield Check(
@@ -267,23 +269,22 @@ class Doctor:
                 f"{target.user}@{target.host}:{target.port} (key auth, no prompts,"
                 f" {target.connect_timeout}s timeout)",
             )
-            directory = self.remote_dir(target, prefix, ssh.directory_exists, ssh.check_writable)
+            directory = self.remote_dir(target, prefix, probes)
             yield directory
             if directory.status == OK:
-                yield self.room(prefix, str(target.path), target.keep, ssh.free_space())
+                yield self.room(prefix, str(target.path), target.keep, probes.free_space())
 
     def remote_dir(
         self,
         target: SshTargetConfig,
         prefix: str,
-        exists: Callable[[], bool],
-        writable: Callable[[], None],
+        probes: Probes,
     ) -> Check:
         name = prefix + "directory"
         try:
-            if not exists():
+            if not probes.directory_exists():
                 return Check(name, FAIL, f"{target.path} does not exist", "k3s-backup setup")
-            writable()
+            probes.check_writable()
         except BackupError as exc:
             return Check(
                 name,

@@ -48,10 +48,9 @@ from k3s_backup.ssh.hostkeys import (
     trust_host_key,
 )
 from k3s_backup.ssh.keyfile import KeyFileError
-from k3s_backup.ssh.session import SshSession
 from k3s_backup.state import read_state
+from k3s_backup.targets.base import Probes, probes_of
 from k3s_backup.targets.factory import open_target
-from k3s_backup.targets.ssh import SshTarget
 
 STEPS = 6
 DEFAULTS: dict[str, Any] = {
@@ -357,13 +356,14 @@ class Setup:
                 " and has room"
             )
             return
-        with ssh_target(target) as ssh:
-            self.connect(ssh, target)
-            existed = ssh.directory_exists()
+        with open_target(target, config.cluster_name) as opened:
+            probes = probes_of(opened)
+            self.connect(probes, target)
             try:
-                ssh.ensure_directory()
-                ssh.check_writable()
-                free = ssh.free_space()
+                existed = probes.directory_exists()
+                probes.ensure_directory()
+                probes.check_writable()
+                free = probes.free_space()
             except BackupError as exc:
                 raise SetupStop(str(exc)) from None
         if not existed:
@@ -371,11 +371,11 @@ class Setup:
         self.result(f"connected; {target.path} {'exists' if existed else 'created (0700)'}")
         self.check_room(config, target, free)
 
-    def connect(self, ssh: SshTarget, target: SshTargetConfig) -> None:
+    def connect(self, probes: Probes, target: SshTargetConfig) -> None:
         """Connect; while the key is refused, show the line to add and (on a terminal) retry."""
         while True:
             try:
-                ssh.connect()
+                probes.connect()
                 return
             except KeyRefusedError as exc:
                 self.result(f"refused: {exc}")
@@ -612,11 +612,6 @@ def _holds_signed_copies(config: Config, target_config: TargetConfig) -> bool:
             )
     except BackupError:
         return False
-
-
-def ssh_target(target: SshTargetConfig) -> SshTarget:
-    """The raw SSH backend (its setup/doctor checks are not part of the Target interface)."""
-    return SshTarget(target.name, SshSession.from_config(target.name, target), str(target.path))
 
 
 def snapshot_size_estimate(config: Config) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 from pathlib import Path
 
 from k3s_backup.errors import TargetError
@@ -36,13 +38,40 @@ class LocalTarget(Target):
     def location(self) -> str:
         return str(self.directory)
 
-    def _ensure_dir(self) -> None:
+    # -- probes, for setup and doctor ------------------------------------------------------
+
+    def connect(self) -> None:
+        """Nothing to reach: the directory is on this machine."""
+
+    def directory_exists(self) -> bool:
+        return self.directory.is_dir()
+
+    def ensure_directory(self) -> None:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise TargetError(
                 f"{self.name}: cannot create {self.directory}: {exc.strerror}"
             ) from exc
+
+    def check_writable(self) -> None:
+        probe = self.directory / temp_name("k3s-backup-write-probe")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            probe.unlink()
+        except OSError as exc:
+            path = shlex.quote(str(self.directory))
+            raise TargetError(
+                f"{self.name}: {self.directory} is not writable ({exc.strerror}): `chown"
+                f" $(id -un) {path} && chmod 700 {path}`"
+            ) from None
+
+    def free_space(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.directory).free
+        except OSError:
+            return None
 
     def list(self) -> list[StoredObject]:
         if not self.directory.is_dir():
@@ -54,7 +83,7 @@ class LocalTarget(Target):
         return found
 
     def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
-        self._ensure_dir()
+        self.ensure_directory()
         temp = self.directory / temp_name(name)
         outgoing = Outgoing(source, sha256)
         try:
