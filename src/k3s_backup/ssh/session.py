@@ -5,11 +5,11 @@ failure turned into one TargetError naming the host and, where known, the fix.
 The session is what every SSH user in the program shares (the SSH target, the restore's peer
 nodes, a service on the backup host); it knows nothing of what they store or run:
 
-    session = SshSession.from_config(name, config)  # SshTargetConfig or NodeConfig; no I/O
+    session = SshSession.from_config(name, config)  # SshTargetConfig, NodeConfig...; no I/O
     session.connect()                 # now, so a down host or a refused key shows first
     sftp = session.sftp()             # paramiko.SFTPClient, connecting if need be
     result = session.exec(["sha256sum", "--", path])   # ExecResult(status, output)
-    channel = session.open_channel(["k3s-backup-service"])  # paramiko.Channel, to stream
+    channel = session.open_channel(["k3s-backup", "serve"])  # paramiko.Channel, to stream
     session.failure("upload", name, exc)  # the TargetError to raise for a failed operation
     session.close()                   # never fails; the session is also a context manager
 
@@ -26,10 +26,10 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import paramiko
 
-from k3s_backup.config import NodeConfig, SshTargetConfig
 from k3s_backup.errors import HostKeyError, TargetError, TargetUnreachable
 from k3s_backup.plumbing.closable import Closable
 from k3s_backup.ssh.errors import CONNECTION_ERRORS, KeyRefusedError, link_failed, reason
@@ -39,6 +39,23 @@ from k3s_backup.ssh.paramiko_quirks import gcm_first_transport
 
 COMMAND_TIMEOUT = 10 * 60.0  # seconds without a byte from a remote command
 NO_EXIT_STATUS = -1  # paramiko's exit status of a channel that closed without sending one
+
+
+class SshEndpoint(Protocol):
+    """Where and as whom to connect: SshTargetConfig, NodeConfig, or any config alike."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def identity_file(self) -> Path: ...
+    @property
+    def known_hosts(self) -> Path: ...
+    @property
+    def connect_timeout(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,7 @@ class SshSession(Closable):
         self._sftp: paramiko.SFTPClient | None = None
 
     @classmethod
-    def from_config(cls, name: str, config: SshTargetConfig | NodeConfig) -> SshSession:
+    def from_config(cls, name: str, config: SshEndpoint) -> SshSession:
         return cls(
             name,
             config.host,

@@ -73,9 +73,17 @@ class LocalTarget(Target):
         except OSError:
             return None
 
+    def _no_directory(self) -> TargetError:
+        """A wrong `path` (or a disk not mounted) must not become a new, empty tree."""
+        path = shlex.quote(str(self.directory))
+        return TargetError(
+            f"{self.name}: {self.directory} does not exist; check `path` in the config (is the"
+            f" disk mounted?), or create it: `mkdir -m 700 {path}`"
+        )
+
     def list(self) -> list[StoredObject]:
         if not self.directory.is_dir():
-            return []
+            raise self._no_directory()
         found = []
         for entry in os.scandir(self.directory):
             if entry.is_file(follow_symlinks=False):
@@ -83,7 +91,6 @@ class LocalTarget(Target):
         return found
 
     def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
-        self.ensure_directory()
         temp = self.directory / temp_name(name)
         outgoing = Outgoing(source, sha256)
         try:
@@ -98,7 +105,11 @@ class LocalTarget(Target):
             os.replace(temp, self.directory / name)
             _fsync_dir(self.directory)
         except OSError as exc:
-            raise TargetError(f"{self.name}: cannot write {name}: {exc.strerror}") from exc
+            if not self.directory.is_dir():
+                raise self._no_directory() from None
+            raise TargetError(
+                f"{self.name}: cannot write {name} in {self.directory}: {exc.strerror}"
+            ) from exc
         finally:
             temp.unlink(missing_ok=True)
         return outgoing.verified()

@@ -2,6 +2,8 @@
 
 Remote commands are limited to `sha256sum` (so verifying a copy does not mean downloading it
 again); its argument is a validated name inside the configured directory, quoted by the session.
+Only `setup` creates the directory (`ensure_directory`): a missing one fails every other command
+with its path and the fix, so a mistyped `path` never becomes a new, empty tree.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ class SshTarget(Target):
         self.name = name
         self.session = session
         self.path = path
-        self._dir_ready = False
         self._write_size: int | None = None  # the server's, asked once
 
     @property
@@ -52,28 +53,29 @@ class SshTarget(Target):
     def _remote(self, name: str) -> str:
         return posixpath.join(self.path, name)
 
-    def _ensure_dir(self, sftp: paramiko.SFTPClient) -> None:
-        if self._dir_ready:
-            return
-        current = "/"
-        for part in [p for p in self.path.split("/") if p]:
-            current = posixpath.join(current, part)
-            try:
-                sftp.stat(current)
-            except FileNotFoundError:
-                sftp.mkdir(current, mode=0o700)
-                sftp.chmod(current, 0o700)  # the server's umask must not widen it
-        self._dir_ready = True
+    def _no_directory(self) -> TargetError:
+        """A wrong `path` must not become a new tree that every later command finds empty."""
+        return TargetError(
+            f"{self.name}: {self.path} does not exist on {self.session.host}; check `path` in"
+            " the config, or run `k3s-backup setup` to create it"
+        )
 
-    # -- checks for setup and doctor -------------------------------------------------------
+    # -- probes, for setup and doctor (only setup creates the directory) -------------------
 
     def ensure_directory(self) -> None:
         """Create the configured directory (and parents) 0700 if missing."""
         sftp = self.session.sftp()
+        current = "/"
         try:
-            self._ensure_dir(sftp)
+            for part in [p for p in self.path.split("/") if p]:
+                current = posixpath.join(current, part)
+                try:
+                    sftp.stat(current)
+                except FileNotFoundError:
+                    sftp.mkdir(current, mode=0o700)
+                    sftp.chmod(current, 0o700)  # the server's umask must not widen it
         except CONNECTION_ERRORS as exc:
-            raise self.session.failure("create", self.path, exc) from None
+            raise self.session.failure("create", current, exc) from None
 
     def directory_exists(self) -> bool:
         sftp = self.session.sftp()
@@ -111,7 +113,7 @@ class SshTarget(Target):
         try:
             entries = sftp.listdir_attr(self.path)
         except FileNotFoundError:
-            return []
+            raise self._no_directory() from None
         except CONNECTION_ERRORS as exc:
             raise self.session.failure("list", self.path, exc) from None
         return [
@@ -125,7 +127,6 @@ class SshTarget(Target):
         temp = self._remote(temp_name(name))
         outgoing = Outgoing(source, sha256)
         try:
-            self._ensure_dir(sftp)
             self._write(sftp, temp, outgoing)
             # A small file (manifest, bundle) is read back over SFTP: one round trip, where a
             # remote sha256sum costs a new SSH session (~0.1 s each on loopback).
@@ -139,10 +140,15 @@ class SshTarget(Target):
                     f" (SHA-256 {stored} stored, {outgoing.expected()} expected)"
                 )
             sftp.posix_rename(temp, self._remote(name))
+        except FileNotFoundError as exc:
+            if not self.directory_exists():
+                raise self._no_directory() from None
+            self._discard(temp)
+            raise self.session.failure("upload", f"{name} to {self.path}", exc) from None
         except CONNECTION_ERRORS as exc:
             full = self._full_disk()  # before the temporary's space is given back
             self._discard(temp)
-            raise self.session.failure("upload", name, exc, full) from None
+            raise self.session.failure("upload", f"{name} to {self.path}", exc, full) from None
         except BaseException:  # not verified, or the source failed: no temporary left either
             self._discard(temp)
             raise
