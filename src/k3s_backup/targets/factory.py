@@ -14,6 +14,7 @@ from k3s_backup.policy.retention import GfsRules
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.ssh.nodekeys import unsafe_permissions
+from k3s_backup.ssh.session import SshSession
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.guard import OwnNamesOnly
 from k3s_backup.targets.local import LocalTarget
@@ -32,14 +33,7 @@ def open_target(
     backend: Target
     if isinstance(config, SshTargetConfig):
         backend = SshTarget(
-            name=config.name,
-            host=config.host,
-            user=config.user,
-            port=config.port,
-            path=str(config.path),
-            identity_file=config.identity_file,
-            known_hosts=config.known_hosts,
-            connect_timeout=float(config.connect_timeout),
+            config.name, SshSession.from_config(config.name, config), str(config.path)
         )
     elif isinstance(config, S3TargetConfig):
         backend = s3_backend(config, cluster, schedule)
