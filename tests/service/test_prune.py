@@ -50,4 +50,4 @@ def test_usage_and_a_missing_directory(tmp_path: Path, capsys) -> None:
     assert "--keep" in capsys.readouterr().err
     assert prune(tmp_path, "--keep", "0") == 2
     assert prune(tmp_path / "gone", "--keep", "1") == 1
-    assert "cannot open the backup directory" in capsys.readouterr().out
+    assert "does not exist on the backup host" in capsys.readouterr().out

@@ -178,7 +178,7 @@ def test_another_version_is_refused_with_the_fix(tmp_path: Path) -> None:
 def test_a_missing_directory_is_said_instead_of_the_hello(tmp_path: Path) -> None:
     with (
         served(tmp_path / "gone", handshake=False) as s,
-        pytest.raises(ServiceRefused, match="cannot open the backup directory"),
+        pytest.raises(ServiceRefused, match="does not exist on the backup host"),
     ):
         s.client.handshake()
 

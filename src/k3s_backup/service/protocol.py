@@ -97,8 +97,9 @@ def write_header(stream: Writer, message: dict[str, Any]) -> None:
     stream.flush()
 
 
-def hello(mode: str, root: str) -> dict[str, Any]:
-    """What the server says first: who it is, the version it speaks, what this key may do."""
+def hello(mode: str, root: str, free: int) -> dict[str, Any]:
+    """What the server says first: who it is, the version it speaks, what this key may do,
+    and the bytes free in its directory (for setup and doctor)."""
     return {
         "service": SERVICE,
         "version": VERSION,
@@ -106,6 +107,7 @@ def hello(mode: str, root: str) -> dict[str, Any]:
         "root": root,
         "max_request": MAX_REQUEST,
         "max_data_frame": MAX_DATA_FRAME,
+        "free": free,
     }
 
 

@@ -63,7 +63,9 @@ class Server:
     def serve(self) -> None:
         """Answer requests until the node closes the stream. ProtocolError when it breaks
         the framing (the caller replies once more and exits)."""
-        protocol.write_header(self.tx, protocol.hello(self.settings.mode, str(self.settings.root)))
+        free, _total = self.store.free()
+        hello = protocol.hello(self.settings.mode, str(self.settings.root), free)
+        protocol.write_header(self.tx, hello)
         greeting = protocol.read_header(self.rx, protocol.MAX_REQUEST)
         if greeting is None:
             return

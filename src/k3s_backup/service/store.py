@@ -54,6 +54,8 @@ class Store:
         self.root = root
         try:
             self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise StoreError("no-root", f"{root} does not exist on the backup host") from None
         except OSError as exc:
             raise StoreError(
                 "no-root", f"cannot open the backup directory {root}: {exc.strerror or exc}"

@@ -18,7 +18,7 @@ from k3s_backup.config import SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.plumbing.streams import Readable, Writable, over_limit
 from k3s_backup.service.client import Client, ServiceRefused
-from k3s_backup.service.protocol import ProtocolError
+from k3s_backup.service.protocol import READ_ONLY, ProtocolError
 from k3s_backup.ssh.errors import CONNECTION_ERRORS
 from k3s_backup.ssh.session import SshSession
 from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified
@@ -65,6 +65,14 @@ class ServiceTarget(Target):
         client = Client(channel.makefile("rb"), channel.makefile_stdin("wb"))
         try:
             hello = client.handshake()
+        except ServiceRefused as exc:
+            channel.close()
+            if exc.code == "no-root":
+                raise TargetError(
+                    f"{self.name}: {exc}; check `path` in the config, and the --dir that"
+                    " `k3s-backup host-setup` was given there"
+                ) from None
+            raise TargetError(f"{self.name}: the backup host's service refused: {exc}") from None
         except HANDSHAKE_ERRORS as exc:
             channel.close()
             raise TargetError(
@@ -80,8 +88,30 @@ class ServiceTarget(Target):
         self._channel, self._client = channel, client
         return client
 
+    # -- probes for setup and doctor (targets/base.py Probes) -------------------------------
+
     def connect(self) -> None:
         self._connected()
+
+    def directory_exists(self) -> bool:
+        """The service runs in it (it refuses to start without it)."""
+        self._connected()
+        return True
+
+    def ensure_directory(self) -> None:
+        """host-setup makes the directory on the host; the node cannot, and need not."""
+        self._connected()
+
+    def check_writable(self) -> None:
+        if self.mode == READ_ONLY:
+            raise TargetError(
+                f"{self.name}: this key may only read on {self.config.host} (a restore key);"
+                f" run `k3s-backup host-setup ... --mode {self.config.mode}` there for it"
+            )
+
+    def free_space(self) -> int | None:
+        free = self._connected().hello.get("free")
+        return free if isinstance(free, int) and not isinstance(free, bool) else None
 
     def opens_shell(self) -> bool:
         """Whether the key runs what it is asked to (`echo` with a random word) instead of the
