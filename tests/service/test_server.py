@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +194,22 @@ def test_a_field_of_the_wrong_type_is_a_protocol_error(tmp_path: Path) -> None:
         assert refused.value.code == "protocol"
         with pytest.raises((ProtocolError, BrokenPipeError)):  # and the service is gone
             s.client.list()
+
+
+def test_a_hang_up_mid_upload_removes_the_temporary(tmp_path: Path) -> None:
+    """sshd may hang up the service (SIGHUP) when the connection goes: the process, as sshd
+    starts it, unwinds and removes the upload's temporary."""
+    service = [sys.executable, "-m", "k3s_backup.service", "serve", "--root", str(tmp_path)]
+    with subprocess.Popen(
+        [*service, "--cluster", "k3s-lab", "--append-only"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        client = Client(process.stdout, process.stdin)
+        client.handshake()
+        client.call({"op": "put", "name": NEW})  # "go on": the temporary exists
+        assert len(os.listdir(tmp_path)) == 1
+        process.send_signal(signal.SIGHUP)
+        assert process.wait(timeout=30) == 128 + signal.SIGHUP
+    assert os.listdir(tmp_path) == []

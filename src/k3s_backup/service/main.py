@@ -8,6 +8,7 @@ Exit codes: 0 done; 1 a refusal ended the connection, or a file could not be rem
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +61,10 @@ def _rules(args: argparse.Namespace) -> GfsRules:
     return GfsRules(args.keep or 1, args.keep_daily, args.keep_weekly, args.keep_monthly)
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `finally`
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
@@ -71,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return prune(args.root, args.cluster, _rules(args), args.dry_run, print)
     from k3s_backup.service.server import Settings, run
+
+    for signum in (signal.SIGHUP, signal.SIGTERM):  # sshd's hang-up: an upload's temporary
+        signal.signal(signum, _stop)  # is removed on the way out, as on a cut stream
 
     mode = protocol.APPEND_ONLY if args.append_only else protocol.PRUNE
     mode = protocol.READ_ONLY if args.read_only else mode

@@ -15,7 +15,7 @@ from typing import Any
 import paramiko
 
 from k3s_backup.config import SshTargetConfig
-from k3s_backup.errors import TargetError
+from k3s_backup.errors import TargetError, TargetUnreachable
 from k3s_backup.plumbing.streams import Readable, Writable, over_limit
 from k3s_backup.service.client import Client, ServiceRefused
 from k3s_backup.service.protocol import READ_ONLY, ProtocolError
@@ -142,9 +142,10 @@ class ServiceTarget(Target):
             return work(client)
         except ServiceRefused as exc:
             raise TargetError(f"{self.name}: cannot {action} {name}: {exc}") from None
-        except ProtocolError as exc:
+        except ProtocolError as exc:  # a stream cut short is the link's failure, if it died
+            error = TargetUnreachable if not self.session.alive() else TargetError
             self.close()
-            raise TargetError(f"{self.name}: cannot {action} {name}: {exc}") from None
+            raise error(f"{self.name}: cannot {action} {name}: {exc}") from None
         except CONNECTION_ERRORS as exc:
             failure = self.session.failure(action, name, exc)
             self.close()
