@@ -269,6 +269,11 @@ def run(settings: Settings, rx: protocol.Reader, tx: protocol.Writer) -> int:
         return 1
     except (BrokenPipeError, ConnectionError):
         return 1
+    except Exception as exc:  # a bug of ours: one clean reply and a log line, not a traceback
+        _log(f"k3s-backup serve {settings.root}: internal error: {exc!r}")
+        with contextlib.suppress(OSError, ValueError):
+            protocol.write_header(tx, protocol.error("internal", f"internal error: {exc!r}"))
+        return 1
     finally:
         store.close()
     return 0
