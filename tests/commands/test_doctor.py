@@ -265,6 +265,11 @@ def test_a_key_that_runs_only_the_service_passes_and_one_that_opens_a_shell_fail
         restriction = checks["backup-host: restriction"]
         assert restriction["status"] == "FAIL" and "still opens a shell" in restriction["saw"]
         assert "host-setup" in restriction["fix"]
+        service = checks["backup-host: service"]
+        assert (
+            service["status"] == "FAIL" and "did not start the k3s-backup service" in service["saw"]
+        )
+        assert "k3s-backup-service: not found" in service["saw"]  # what the shell said
 
 
 @pytest.mark.parametrize("bucket_locked", [True, False])

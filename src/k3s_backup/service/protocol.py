@@ -121,10 +121,3 @@ def integer(message: dict[str, Any], key: str, default: int | None = None) -> in
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ProtocolError(f"{key!r} must be a non-negative integer")
     return value
-
-
-def text(message: dict[str, Any], key: str, cap: int = MAX_NAME) -> str:
-    value = message.get(key)
-    if not isinstance(value, str) or len(value) > cap:
-        raise ProtocolError(f"{key!r} must be a string of at most {cap} characters")
-    return value

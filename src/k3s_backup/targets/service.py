@@ -74,10 +74,11 @@ class ServiceTarget(Target):
                 ) from None
             raise TargetError(f"{self.name}: the backup host's service refused: {exc}") from None
         except HANDSHAKE_ERRORS as exc:
+            said = _stderr(channel)
             channel.close()
             raise TargetError(
                 f"{self.name}: {self.config.user}@{self.config.host} did not start the"
-                f" k3s-backup service ({exc}); {HOST_SETUP_HINT}"
+                f" k3s-backup service ({exc}{said}); {HOST_SETUP_HINT}"
             ) from None
         if hello.get("root") != str(self.config.path):
             channel.close()
@@ -193,3 +194,14 @@ class ServiceTarget(Target):
                 f" {verified.sha256} sent)"
             )
         return verified
+
+
+def _stderr(channel: paramiko.Channel) -> str:
+    """ "; it said: ..." with the first line the host wrote on stderr (a shell's "not found",
+    a Python that cannot import k3s_backup), when it wrote one."""
+    try:
+        data = channel.recv_stderr(4096) if channel.recv_stderr_ready() else b""
+    except CONNECTION_ERRORS:
+        return ""
+    lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
+    return f"; it said: {lines[-1].strip()[:200]}" if lines else ""
