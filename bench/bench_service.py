@@ -26,7 +26,7 @@ from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.service_host import CLUSTER, service_host  # noqa: E402  # the real set-up
+from tests.support.service_host import CLUSTER, service_host  # the real set-up
 
 
 def name(index: int) -> str:
