@@ -53,21 +53,24 @@ def main() -> None:
     data = os.urandom(1 << 20) * args.size_mb  # compression is not what is measured here
     digest = hashlib.sha256(data).hexdigest()
     times: dict[str, list[tuple[float, float]]] = {"sftp (root)": [], "service": []}
-    with tempfile.TemporaryDirectory() as work, Lab(Path(work) / "lab") as lab:
-        with service_host(lab) as host:
-            host.host_setup("append-only")
-            configs = {
-                "sftp (root)": SshTargetConfig.model_validate(lab.ssh_target()),
-                "service": host.config("append-only"),
-            }
-            targets = {label: open_target(c, CLUSTER) for label, c in configs.items()}
-            try:
-                for index in range(args.rounds):
-                    for label, target in targets.items():
-                        times[label].append(round_trip(target, index, data, digest))
-            finally:
-                for target in targets.values():
-                    target.close()
+    with (
+        tempfile.TemporaryDirectory() as work,
+        Lab(Path(work) / "lab") as lab,
+        service_host(lab) as host,
+    ):
+        host.host_setup("append-only")
+        configs = {
+            "sftp (root)": SshTargetConfig.model_validate(lab.ssh_target()),
+            "service": host.config("append-only"),
+        }
+        targets = {label: open_target(c, CLUSTER) for label, c in configs.items()}
+        try:
+            for index in range(args.rounds):
+                for label, target in targets.items():
+                    times[label].append(round_trip(target, index, data, digest))
+        finally:
+            for target in targets.values():
+                target.close()
     print(f"{args.size_mb} MiB incompressible, median of {args.rounds}:")
     for label, rounds in times.items():
         put = statistics.median(p for p, _ in rounds)
