@@ -472,7 +472,8 @@ Exit codes:
 @click.option(
     "--deleted-since",
     metavar="OTHER",
-    help="Only objects present in SNAPSHOT but absent from snapshot OTHER.",
+    help="Only objects present in SNAPSHOT but absent from snapshot OTHER (`live`: a snapshot"
+    " taken now, removed afterwards).",
 )
 @click.option(
     "--apply",

@@ -27,6 +27,7 @@ from k3s_backup.formats.encryption_at_rest import DecryptionError, KeyRing
 from k3s_backup.formats.etcd_db import EtcdDb, LiveKey
 from k3s_backup.kube import manifests
 from k3s_backup.kube.manifests import Manifest
+from k3s_backup.sources.live import live_snapshot
 
 # Not objects one applies back: the server recreates them, or they are not objects at all.
 NOT_EXTRACTED = {
@@ -339,6 +340,27 @@ def _opened(
         yield copy.name, db
 
 
+@contextmanager
+def _other(
+    options: Options, load_config: ConfigLoader, env: Environment, identity: Path | None
+) -> Iterator[EtcdDb]:
+    """The database --deleted-since compares with: a snapshot taken now for `live`."""
+    assert options.deleted_since is not None
+    if options.deleted_since != LIVE:
+        with _opened(
+            options.deleted_since, load_config, env, identity, options.allow_unauthenticated
+        ) as (_shown, db):
+            yield db
+        return
+
+    def warn(text: str) -> None:
+        env.stderr.write(f"warning: {text}\n")
+
+    env.stderr.write("Taking a live snapshot to compare with ...\n")
+    with live_snapshot(load_config(), env.environ, env.now(), warn) as path, EtcdDb(path) as db:
+        yield db
+
+
 def _report(done: Outcome, env: Environment, options: Options) -> None:
     for owned in done.owned:
         env.stderr.write(f"skipped: {owned}; --keep-owner-references extracts it\n")
@@ -374,25 +396,12 @@ def extract(
 ) -> ExitCode:
     if options.out_dir is not None:
         _check_out_dir(options.out_dir)
-    if options.deleted_since == LIVE:
-        raise ConfigError(
-            "--deleted-since live is not supported yet: take a snapshot (k3s-backup run) and"
-            " give its name"
-        )
     keys = KeyRingLoader(options.encryption_config, load_config)
     sink = _sink(options, env)
     with ExitStack() as stack:
         absent: set[bytes] = set()
         if options.deleted_since is not None:
-            _other, other = stack.enter_context(
-                _opened(
-                    options.deleted_since,
-                    load_config,
-                    env,
-                    identity,
-                    options.allow_unauthenticated,
-                )
-            )
+            other = stack.enter_context(_other(options, load_config, env, identity))
             absent = _live_keys(other)
             if not absent:
                 raise BackupError(f"{options.deleted_since} holds no Kubernetes objects")
