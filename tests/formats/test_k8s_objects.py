@@ -39,6 +39,17 @@ def test_an_undecoded_pod_field_refuses_the_whole_object_and_names_the_field():
         decode_object(enc.with_affinity("web", "ns"))
 
 
+def test_objects_stored_before_kubernetes_1_25_with_their_empty_cluster_name_decode():
+    """ObjectMeta field 15 (clusterName, a plain string until 1.25): written empty into every
+    object an older API server stored, so clusters upgraded since still hold it."""
+    meta, shown = enc.object_meta("old", "ns", labels={"app": "web"}, before_1_25=True)
+    raw = enc.m(1, meta) + enc.string_map(2, {"k": "v"})
+    decoded = decode_object(enc.wrap("v1", "ConfigMap", raw))
+    expected = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": shown, "data": {"k": "v"}}
+    assert decoded == expected
+    assert "clusterName" not in decoded["metadata"]
+
+
 def test_an_unknown_field_number_refuses_the_object():
     value, _shown = enc.config_map("c", "ns", {"a": "b"})
     inner = enc.m(1, enc.s(1, "c")) + enc.s(99, "from the future")
