@@ -19,9 +19,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import click
+
 from k3s_backup.catalogue.clusters import current_identity
 from k3s_backup.catalogue.inventory import LocalManifests
 from k3s_backup.catalogue.recovery_key import Trust
+from k3s_backup.cli_options import (
+    AGE_IDENTITY_OPTION,
+    ALLOW_UNAUTHENTICATED_OPTION,
+    DRILL_TIMEOUT_OPTION,
+    Context,
+    pass_context,
+)
 from k3s_backup.commands.fetch import copies_of, fetch_bundle, find_candidates, load_identities
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
 from k3s_backup.commands.open_copy import LATEST, OpenedCopy, damage_named, open_copy
@@ -413,3 +422,23 @@ def _locked_drill(
     else:
         env.stderr.write(f"error: drill of {record['name']} failed: {record['problem']}\n")
     return code
+
+
+@click.command("drill")
+@click.argument("snapshot", required=False)
+@AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
+@DRILL_TIMEOUT_OPTION
+@pass_context
+def command(
+    ctx: Context,
+    snapshot: str | None,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+    timeout: float,
+) -> int:
+    """Restore a copy into a throwaway etcd on loopback and check it (default: latest).
+
+    It takes the run lock (exit 4 while a backup runs) and records its outcome in the state.
+    """
+    return drill(snapshot, ctx.config(), ctx.env, identity, allow_unauthenticated, timeout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import shutil
 import time
@@ -10,6 +12,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
+
+import click
 
 from k3s_backup.catalogue import bundle, recovery_key
 from k3s_backup.catalogue.clusters import new_chain_message, others_warnings, split_by_cluster
@@ -26,6 +30,7 @@ from k3s_backup.catalogue.inventory import (
 from k3s_backup.catalogue.manifest import Manifest, for_snapshot
 from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.catalogue.storage_form import StoredForm, encrypt_bytes, stored_stream
+from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_context
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import (
@@ -40,9 +45,9 @@ from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.monitoring.hooks import Hooks
 from k3s_backup.monitoring.metrics import publish_metrics
-from k3s_backup.plumbing.interrupts import interruptible, safe_point, signals_deferred
 from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.plumbing.progress import TransferBar
+from k3s_backup.plumbing.signals import SignalGuard, safe_point, signals_deferred
 from k3s_backup.plumbing.streams import MeteredReader, sha256_stream
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
@@ -416,7 +421,7 @@ class Run:
     def ship_everywhere(self, newest: naming.SnapshotName) -> dict[str, TargetResult]:
         """Open every target and see what it holds (NewChainRefused before anything is
         shipped), then ship to each over that first connection. A signal meanwhile waits for
-        a chunk's end or for every connection to be closed (interrupts.py)."""
+        a chunk's end or for every connection to be closed (plumbing/signals.py)."""
         with signals_deferred(), ExitStack() as stack:
             opened: dict[str, Target] = {}
             held: dict[str, list[Copy]] = {}
@@ -589,7 +594,7 @@ def run_backup(
             " disk; add a target (see `k3s-backup config init`)"
         )
         return ExitCode.USAGE
-    with exclusive_run(config.state_dir), interruptible():
+    with exclusive_run(config.state_dir), SignalGuard():
         code, record = _monitored_run(config, env, reporter, new_cluster)
     if json_out is not None:
         json_out.write(json.dumps(record, indent=2) + "\n")
@@ -711,3 +716,23 @@ def _finish(
     except OSError as exc:
         reporter.warn(f"cannot record the run in {config.state_dir}: {exc.strerror}")
     return code, record
+
+
+@click.command("run", epilog=epilog("run"))
+@click.option(
+    "--log-only",
+    is_flag=True,
+    help="Report only to log_file (for schedules): the console gets only what was not logged.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run report as JSON instead of progress."
+)
+@NEW_CLUSTER_OPTION
+@pass_context
+def command(ctx: Context, log_only: bool, as_json: bool, new_cluster: bool) -> int:
+    """Snapshot etcd, ship it to every target, verify, rotate, report."""
+    env = ctx.env
+    json_out = env.stdout if as_json else None
+    if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
+        env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())
+    return run_backup(ctx.config(), env, json_out, new_cluster)
