@@ -43,7 +43,7 @@ from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.policy.identity import chain_conflict
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
 from k3s_backup.policy.schedule import parse as parse_schedule
-from k3s_backup.report import human_size
+from k3s_backup.report import human_size, shown_time
 from k3s_backup.scheduling import Change, SystemPaths
 from k3s_backup.ssh import nodekeys
 from k3s_backup.ssh.keyfile import KeyFileError
@@ -522,7 +522,7 @@ class Setup:
         last = read_state(config.state_dir).get("last_success")
         if isinstance(last, dict):
             self.result(
-                f"skipped: a backup already succeeded at {last.get('started')}"
+                f"skipped: a backup already succeeded at {shown_time(last.get('started'))}"
                 " (`k3s-backup run` makes another now)"
             )
             return ExitCode.OK
