@@ -46,17 +46,6 @@ def epilog(command: str) -> str:
     return "\b\nExit codes:\n" + exit_codes_text(command)
 
 
-def decorate(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Several click decorators as one, applied in the order written."""
-
-    def apply(function: Any) -> Any:
-        for decorator in reversed(decorators):
-            function = decorator(function)
-        return function
-
-    return apply
-
-
 NEW_CLUSTER_OPTION = click.option(
     "--new-cluster",
     is_flag=True,
@@ -69,22 +58,22 @@ FROM_OPTION = click.option(
     metavar="local|TARGET",
     help="Take the copy from this node or from one target [default: newest, this node first].",
 )
-INSPECT_TIMEOUT_OPTION = click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=INSPECT_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up after this long, with exit 1 (0: no limit).",
-)
-DRILL_TIMEOUT_OPTION = click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=DRILL_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help="Give up after this long, with exit 1 and the drill recorded as failed (0: no limit).",
-)
+
+
+def _timeout_option(default: float, after: str) -> Callable[[Any], Any]:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=default,
+        show_default=True,
+        metavar="SECONDS",
+        help=f"Give up after this long, with exit 1{after} (0: no limit).",
+    )
+
+
+INSPECT_TIMEOUT_OPTION = _timeout_option(INSPECT_TIMEOUT, "")
+DRILL_TIMEOUT_OPTION = _timeout_option(DRILL_TIMEOUT, " and the drill recorded as failed")
+
 AGE_IDENTITY_OPTION = click.option(
     "--identity",
     type=click.Path(path_type=Path, dir_okay=False),
