@@ -14,7 +14,7 @@ import pytest
 import zstandard
 
 from k3s_backup.lab.fake_k3s import FakeK3sState
-from k3s_backup.targets.ssh import fingerprint
+from k3s_backup.ssh.hostkeys import fingerprint
 from tests.support.cli_runner import Result, invoke
 from tests.support.filesystem import unwritable
 

@@ -95,7 +95,8 @@ def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], lis
                         _entry(name, target.name, copy.size, copy.name.unix, manifest, authentic)
                     )
         except BackupError as exc:
-            problems.append(f"{target_config.name}: {exc}")
+            said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
+            problems.append(f"{target_config.name}: {said}")
     return entries, problems
 
 

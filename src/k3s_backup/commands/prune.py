@@ -8,6 +8,7 @@ identities were recorded) for this cluster's.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 
 import click
@@ -21,7 +22,13 @@ from k3s_backup.catalogue.inventory import (
     target_copies,
     with_identities,
 )
-from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
+from k3s_backup.catalogue.rotation import (
+    Locked,
+    plan,
+    remove_from_target,
+    remove_local,
+    rules_of,
+)
 from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.commands.run import make_source
 from k3s_backup.config import Config
@@ -34,16 +41,35 @@ from k3s_backup.policy.offsite import protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsPlan, GfsRules
 from k3s_backup.report import Reporter
 from k3s_backup.state import read_state
+from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 
 
-def _show(reporter: Reporter, location: str, retention: GfsPlan, dry_run: bool) -> None:
+def _show(
+    reporter: Reporter,
+    location: str,
+    retention: GfsPlan,
+    dry_run: bool,
+    locked: Callable[[SnapshotName], Locked | None] = lambda name: None,
+) -> None:
     for name in retention.keep:
         rules = ", ".join(retention.reasons.get(name.filename, []))
         reporter.info(f"{location}: keep   {name.filename}  ({rules})")
     verb = "would remove" if dry_run else "remove"
     for name in retention.remove:
-        reporter.info(f"{location}: {verb} {name.filename}")
+        held = locked(name) if dry_run else None
+        if held is not None:  # what the real prune would report instead of removing it
+            reporter.info(f"{location}: keep   {name.filename}  ({held.held}: not removable yet)")
+        else:
+            reporter.info(f"{location}: {verb} {name.filename}")
+
+
+def locked_in(target: Target) -> Callable[[SnapshotName], Locked | None]:
+    def locked(name: SnapshotName) -> Locked | None:
+        held = target.lock_of(name.filename)
+        return Locked(name, held.until) if held is not None else None
+
+    return locked
 
 
 class Pruner:
@@ -114,9 +140,10 @@ class Pruner:
                     verified = [c for c in owned if c.has_manifest]
                     self.held[target.name] = verified[-1].name if verified else None
                     retention = plan(owned, rules_of(target_config), frozenset())
-                    _show(self.report, target.name, retention, self.dry_run)
+                    _show(self.report, target.name, retention, self.dry_run, locked_in(target))
                     if not self.dry_run:
-                        remove_from_target(target, retention.remove)
+                        for held in remove_from_target(target, retention.remove):
+                            self.report.info(held.describe(target.name))
             except BackupError as exc:
                 failed = True
                 said = str(exc).removeprefix(f"{target_config.name}: ")  # named once

@@ -57,7 +57,7 @@ from k3s_backup.report import Reporter, human_size, plural
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state, record_run
-from k3s_backup.targets.base import Target, final_of_temp, put_bytes
+from k3s_backup.targets.base import CopyLocked, Target, final_of_temp, put_bytes
 from k3s_backup.targets.factory import open_target
 
 
@@ -66,6 +66,9 @@ class TargetResult:
     ok: bool
     shipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # copies rotation would remove that S3 Object Lock keeps: name -> until (UTC ISO 8601;
+    # None: a legal hold)
+    locked: dict[str, str | None] = field(default_factory=dict)
     copies: int = 0
     bytes: int = 0
     newest: str | None = None  # the newest verified copy there, after this run
@@ -310,9 +313,13 @@ class Run:
             copies = self._owned(target.name, self.target_copies(target))
             keep = frozenset({stored_name(newest, form)})
             retention = plan(copies, rules_of(target_config), keep)
-            remove_from_target(target, retention.remove)
-        result.removed = [n.filename for n in retention.remove]
-        for removed in retention.remove:
+            locked = remove_from_target(target, retention.remove)
+        for held in locked:
+            self.report.info(held.describe(target.name))
+        gone = [n for n in retention.remove if n not in {held.name for held in locked}]
+        result.removed = [n.filename for n in gone]
+        result.locked = {h.name.filename: h.until.isoformat() if h.until else None for h in locked}
+        for removed in gone:
             self.report.info(f"Rotated {removed.filename} off {target.name}")
         self._warn_others(target.name)
         kept = target_copies(target, self.config.cluster_name)
@@ -366,7 +373,11 @@ class Run:
             )
             parsed = naming.parse(cluster, snapshot)
             if parsed is not None and parsed.node == node:
-                target.delete(stored.name)
+                try:
+                    target.delete(stored.name)
+                except CopyLocked as exc:  # a bucket's default retention locked it
+                    self.report.info(f"{exc}; left there, no final name")
+                    continue
                 self.report.info(f"Removed {stored.name} on {target.name}, left by a killed run")
 
     def save_bundle(self, name: naming.SnapshotName) -> None:
@@ -427,7 +438,9 @@ class Run:
             held: dict[str, list[Copy]] = {}
             failures: dict[str, BackupError] = {}
             for target_config in self.config.targets:
-                target = stack.enter_context(open_target(target_config, self.config.cluster_name))
+                target = stack.enter_context(
+                    open_target(target_config, self.config.cluster_name, self.config.schedule)
+                )
                 try:
                     held[target.name] = self.target_copies(target)
                     opened[target.name] = target
@@ -459,7 +472,9 @@ class Run:
                     raise first_failure
                 if attempt == 1 and first is not None:
                     return replace(self.ship(first, newest), attempts=attempt)
-                with open_target(target_config, self.config.cluster_name) as target:
+                with open_target(
+                    target_config, self.config.cluster_name, self.config.schedule
+                ) as target:
                     return replace(self.ship(target, newest), attempts=attempt)
             except TargetUnreachable as exc:
                 if attempt == attempts:
