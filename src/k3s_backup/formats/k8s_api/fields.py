@@ -3,7 +3,16 @@ type, read from k8s.io/api's and apimachinery's `generated.proto`.
 
 Every field a message may carry is either decoded, dropped on purpose (`status`: extract removes
 it anyway) or named as not decoded: a field outside its table makes the whole object undecodable
-(formats/k8s_objects.py; never a half-decoded object)."""
+(formats/k8s_objects.py; never a half-decoded object).
+
+Checked number by number against generated.proto: core/v1 of k8s.io/api v0.22, apps/v1 and
+batch/v1 of v0.26, rbac/v1 and networking/v1 of a 2025 tree, apimachinery's meta/v1 of v0.22;
+core/v1's newer fields (PodSpec to 42, Container to 25, PodSecurityContext, ServiceSpec,
+VolumeSource, VolumeMount, VolumeProjection, TopologySpreadConstraint) against kubernetes/
+kubernetes' 2025 tree. Not read there (from the API reference): JobSpec 12-16, SecurityContext
+12, Lifecycle 3, LifecycleHandler 4, ResourceRequirements 3, PersistentVolumeClaimSpec 8-9,
+GRPCAction.
+"""
 
 from __future__ import annotations
 

@@ -59,6 +59,8 @@ POD: dict[str, Table] = {
         38: skip("schedulingGates"),
         39: skip("resourceClaims"),
         40: skip("resources"),
+        41: f("hostnameOverride", ptr=True),
+        42: skip("workloadRef"),
     },
     "Container": {
         1: f("name"),
@@ -85,6 +87,7 @@ POD: dict[str, Table] = {
         22: f("startupProbe", "Probe", ptr=True),
         23: skip("resizePolicy"),
         24: f("restartPolicy", ptr=True),
+        25: skip("restartPolicyRules"),
     },
     "ContainerPort": {
         1: f("name"),
