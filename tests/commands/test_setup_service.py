@@ -13,7 +13,7 @@ from pathlib import Path
 from k3s_backup.cli import main
 from k3s_backup.environment import Environment
 from k3s_backup.lab.lab import Lab
-from tests.commands.test_setup import host_fingerprint
+from tests.commands.test_setup import host_fingerprint, template_for
 from tests.support.cli_runner import Result, invoke
 from tests.support.service_host import ServiceHost, service_host
 
@@ -58,3 +58,21 @@ def test_setup_prints_the_host_commands_and_then_backs_up_append_only(
         assert [p.name for p in host.directory.iterdir() if p.name.endswith(".zst")]
         cron = host.base / "etc-root" / "etc" / "cron.d" / "k3s-backup-prune-k3s-lab"
         assert f"{host.user} " in cron.read_text() and "serve-prune" in cron.read_text()
+
+
+def test_on_install_shs_template_setup_sets_up_the_service_too(lab: Lab, tmp_path: Path) -> None:
+    """install.sh writes `config init`'s template: its target is no set-up yet, so setup
+    gives it the append-only service (and the account's user), not the guide's root SFTP."""
+    root = tmp_path / "root"
+    config = root / "etc" / "k3s-backup" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(template_for(lab, root))
+    args = ["setup", "--root", str(root), "--host", lab.sshd.host, "--port", str(lab.sshd.port)]
+    args += ["--path", str(lab.remote_dir), "--accept-host-key", host_fingerprint(lab)]
+    first = invoke(args, environ=lab.env())
+    assert first.code == 1  # no account there yet
+    [printed] = [ln.strip() for ln in first.stdout.splitlines() if "host-setup" in ln]
+    words = shlex.split(printed.removeprefix("2. "))
+    assert words[words.index("--mode") + 1] == "append-only"
+    assert words[words.index("--user") + 1] == "k3s-backup"
+    assert "refused the key" in first.stdout and "k3s-backup@" in first.stdout

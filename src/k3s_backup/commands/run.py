@@ -53,7 +53,7 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
 from k3s_backup.policy.offsite import HeldThrough, only_here, protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsRules
-from k3s_backup.report import Reporter, human_size
+from k3s_backup.report import Reporter, human_size, plural
 from k3s_backup.sources.base import LocalSnapshot, Source
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state, record_run
@@ -582,7 +582,7 @@ class Run:
         for name, result in results.items():
             if result.ok:
                 self.report.info(
-                    f"Target {name}: {result.copies} copies ({human_size(result.bytes)})"
+                    f"Target {name}: {plural(result.copies, 'copy')} ({human_size(result.bytes)})"
                 )
             else:
                 self.report.info(f"Target {name}: FAILED (the error above)")  # said once
