@@ -101,7 +101,10 @@ class Client:
         if chunk is None:
             raise ProtocolError("the backup host closed the connection mid-download")
         if received != size:
-            raise ProtocolError(f"{name} shrank to {received} of {size} bytes while read")
+            raise ProtocolError(
+                f"the backup host sent {received} of the {size} bytes of {name} (it changed or"
+                " could not be read there)"
+            )
         return size
 
     def put(

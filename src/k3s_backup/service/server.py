@@ -157,7 +157,14 @@ class Server:
                 raise Refused("too-large", f"{name} holds {size} bytes, more than {limit}")
             self.reply(size=size)
             sent = 0
-            while sent < size and (chunk := stream.read(min(protocol.MAX_DATA_FRAME, size - sent))):
+            while sent < size:
+                try:
+                    chunk = stream.read(min(protocol.MAX_DATA_FRAME, size - sent))
+                except OSError as exc:  # mid-stream no reply fits: the node sees a short one
+                    _log(f"k3s-backup serve {self.settings.root}: reading {name}: {exc}")
+                    break
+                if not chunk:
+                    break
                 protocol.write_frame(self.tx, chunk)
                 sent += len(chunk)
             protocol.write_frame(self.tx, b"")
