@@ -113,13 +113,13 @@ NEW_CLUSTER_OPTION = click.option(
 @pass_context
 def run(ctx: Context, log_only: bool, as_json: bool, new_cluster: bool) -> int:
     """Snapshot etcd, ship it to every target, verify, rotate, report."""
-    from k3s_backup.commands.run import run_backup
+    from k3s_backup.commands.run import run as run_command
 
     env = ctx.env
     json_out = env.stdout if as_json else None
     if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
         env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())
-    return run_backup(ctx.config(), env, json_out, new_cluster)
+    return run_command(ctx.config(), env, json_out, new_cluster)
 
 
 @cli.command()

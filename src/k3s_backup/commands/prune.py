@@ -20,7 +20,6 @@ from k3s_backup.catalogue.inventory import (
     with_identities,
 )
 from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
-from k3s_backup.commands.run import make_source
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -30,6 +29,7 @@ from k3s_backup.policy.naming import SnapshotName
 from k3s_backup.policy.offsite import protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsPlan, GfsRules
 from k3s_backup.report import Reporter
+from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
 
@@ -52,7 +52,7 @@ class Pruner:
         self.dry_run = dry_run
         self.adopt_unknown = adopt_unknown
         self.report = Reporter(env, None if dry_run else config.log_file)
-        self.source = make_source(config, env)
+        self.source = open_source(config, env.environ)
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
         self.current: ClusterIdentity | None = current_identity(config, self.manifests)
         # what each target holds (policy.offsite): as listed now, else as the last run saw it

@@ -520,7 +520,7 @@ class Setup:
             for line in held.splitlines():
                 self.result(line)
             return ExitCode.OK
-        from k3s_backup.commands.run import run_backup
+        from k3s_backup.backup.locked_run import run_backup
 
         self.changed.append("first backup")
         code = run_backup(config, self.env, new_cluster=self.options.new_cluster)
