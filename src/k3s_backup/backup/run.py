@@ -14,9 +14,9 @@ from k3s_backup.catalogue.clusters import new_chain_message
 from k3s_backup.catalogue.inventory import LOCAL, Copy, local_bundle_path, local_copies
 from k3s_backup.catalogue.manifest import Manifest, for_snapshot
 from k3s_backup.config import TargetConfig
-from k3s_backup.errors import BackupError, TargetUnreachable
+from k3s_backup.errors import BackupError
 from k3s_backup.formats.cluster_identity import read_identity
-from k3s_backup.plumbing.interrupts import safe_point, signals_deferred
+from k3s_backup.plumbing.interrupts import signals_deferred
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
 from k3s_backup.policy.offsite import only_here
@@ -24,6 +24,7 @@ from k3s_backup.report import human_size
 from k3s_backup.sources.base import LocalSnapshot
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.retry import Retrying
 
 SOURCE_LABELS = {
     "k3s": "with `k3s etcd-snapshot save`",
@@ -140,31 +141,23 @@ class Run(RunContext):
         (`ship` catches up and clears its own temporaries, so a new attempt resumes cleanly).
         A refusal by the target itself (key, permission, full disk) is not tried again. The
         first attempt uses `first`, already open, or is `first_failure`, already met."""
-        name, attempts = target_config.name, target_config.retries + 1
-        self.doing = f"upload to {name}"
-        for attempt in range(1, attempts + 1):
-            try:
-                safe_point()  # a signal noted during the wait before this attempt
-                if attempt == 1 and first_failure is not None:
-                    raise first_failure
-                if attempt == 1 and first is not None:
-                    return replace(ship(self, first, newest), attempts=attempt)
-                with open_target(target_config, self.config.cluster_name) as target:
-                    return replace(ship(self, target, newest), attempts=attempt)
-            except TargetUnreachable as exc:
-                if attempt == attempts:
-                    return self._target_failed(name, exc, attempt)
-                delay = target_config.retry_delay
-                self.report.warn(
-                    f"target {name}: {_without_name(name, exc)}; trying again in {delay:g} s"
-                    f" (attempt {attempt + 1} of {attempts})"
-                )
-                self.env.sleep(delay)
-            except BackupError as exc:
-                return self._target_failed(name, exc, attempt)
-            except Exception as exc:  # a bug or an unforeseen fault: this target alone fails
-                return self._target_failed(name, unexpected(exc), attempt)
-        raise AssertionError("unreachable: the last attempt returns")
+        self.doing = f"upload to {target_config.name}"
+        retrying = Retrying(target_config, self.config.cluster_name, self.report)
+
+        def first_attempt() -> TargetResult:
+            if first_failure is not None:
+                raise first_failure
+            assert first is not None
+            return ship(self, first, newest)
+
+        began = first_attempt if first is not None or first_failure is not None else None
+        try:
+            result = retrying(lambda target: ship(self, target, newest), began)
+        except BackupError as exc:
+            return self._target_failed(target_config.name, exc, retrying.attempts)
+        except Exception as exc:  # a bug or an unforeseen fault: this target alone fails
+            return self._target_failed(target_config.name, unexpected(exc), retrying.attempts)
+        return replace(result, attempts=retrying.attempts)
 
     def _target_failed(self, name: str, exc: BackupError, attempts: int) -> TargetResult:
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
