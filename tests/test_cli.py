@@ -40,3 +40,43 @@ def test_paramikos_own_log_lines_stay_off_stderr() -> None:
         [sys.executable, "-c", LOGGED], capture_output=True, text=True, check=True
     )
     assert "Socket exception" not in probe.stderr
+
+
+HELP = """
+import sys
+from k3s_backup.cli import main
+assert main(["--help"]) == 0
+heavy = ("paramiko", "boto3", "grpc", "zstandard", "pyrage", "pydantic", "k3s_backup.commands")
+print(sorted(m for m in sys.modules if m.startswith(heavy)))
+"""
+
+
+def test_help_lists_every_command_without_importing_any() -> None:
+    """`k3s-backup --help` is what a newcomer types first: it must be instant (each command's
+    module, and what it imports, loads only when that command runs)."""
+    probe = subprocess.run([sys.executable, "-c", HELP], capture_output=True, text=True, check=True)
+    assert probe.stdout.splitlines()[-1] == "[]"
+    listed = {line.split()[0] for line in probe.stdout.split("Commands:")[1].splitlines()[1:19]}
+    assert {"run", "restore", "setup", "status", "doctor", "extract", "recovery-key"} <= listed
+
+
+def test_the_registry_names_every_command_module_with_its_own_help() -> None:
+    """The short help --help shows comes from the registry (so no module is imported); it must
+    say what the command's own docstring says, and no command module may be left out."""
+    import importlib
+    from pathlib import Path
+
+    import k3s_backup.commands
+    from k3s_backup.cli import COMMANDS
+
+    for name, (module, short_help) in COMMANDS.items():
+        command = importlib.import_module(f"k3s_backup.commands.{module}").command
+        assert command.name == name
+        assert (command.help or "").strip().splitlines()[0] == short_help
+    package = Path(k3s_backup.commands.__file__).parent
+    modules = {
+        p.stem
+        for p in package.glob("*.py")
+        if "\ncommand = " in p.read_text() or "\ndef command(" in p.read_text()
+    }
+    assert modules == {module for module, _ in COMMANDS.values()}

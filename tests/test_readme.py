@@ -1,5 +1,6 @@
-"""What the README and `config init` show a new user must be accepted by the tool as written:
-every ```toml block of README.md, and the template, loads as TOML and validates as a config."""
+"""What the README, the docs and `config init` show a new user must be accepted by the tool as
+written: every ```toml block of README.md and docs/*.md, and the template, loads as TOML and
+validates as a config."""
 
 from __future__ import annotations
 
@@ -12,13 +13,20 @@ import pytest
 from k3s_backup.commands.config_cmd import TEMPLATE
 from k3s_backup.config import load_config, parse_config
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOML_BLOCK = re.compile(r"^```toml\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
-def toml_blocks() -> list[tuple[int, str]]:
-    text = README.read_text(encoding="utf-8")
-    return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in TOML_BLOCK.finditer(text)]
+def toml_blocks() -> list[tuple[str, str]]:
+    """(`page:line`, block) for every TOML block of the README and the docs."""
+    blocks = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        where = page.relative_to(ROOT)
+        for m in TOML_BLOCK.finditer(text):
+            blocks.append((f"{where}:{text.count(chr(10), 0, m.start()) + 1}", m.group(1)))
+    return blocks
 
 
 def test_the_readme_has_its_configuration_examples():
@@ -28,16 +36,15 @@ def test_the_readme_has_its_configuration_examples():
 
 
 @pytest.mark.parametrize(
-    "line, body", [pytest.param(line, body, id=f"README.md:{line}") for line, body in toml_blocks()]
+    "where, body", [pytest.param(where, body, id=where) for where, body in toml_blocks()]
 )
-def test_every_readme_toml_block_is_a_valid_configuration(line, body):
-    where = Path(f"README.md:{line}")
-    parse_config(tomllib.loads(body), where)  # ConfigError names the key if not
+def test_every_readme_toml_block_is_a_valid_configuration(where, body):
+    parse_config(tomllib.loads(body), Path(where))  # ConfigError names the key if not
 
 
 def test_the_main_example_keeps_its_top_level_keys_top_level():
     [main] = [body for _, body in toml_blocks() if "cluster_name" in body]
-    config = parse_config(tomllib.loads(main), Path("README.md"))
+    config = parse_config(tomllib.loads(main), Path("docs/configuration.md"))
     assert config.metrics_textfile is not None  # not swallowed by a [[targets]] table
     assert [t.name for t in config.targets] == ["proxmox", "usb"]
 

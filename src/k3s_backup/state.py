@@ -6,13 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from k3s_backup.plumbing.atomic import write_atomic
+from k3s_backup.plumbing.atomic import write_json_atomic
 
 STATE_NAME = "state.json"
-
-
-def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
-    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode)
 
 
 def read_state(state_dir: Path) -> dict[str, Any]:

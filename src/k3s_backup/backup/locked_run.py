@@ -17,8 +17,8 @@ from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode, Interrupted, SnapshotError
 from k3s_backup.monitoring.hooks import Hooks
 from k3s_backup.monitoring.metrics import publish_metrics
-from k3s_backup.plumbing.interrupts import interruptible
 from k3s_backup.plumbing.lock import exclusive_run
+from k3s_backup.plumbing.signals import SignalGuard
 from k3s_backup.report import Reporter
 from k3s_backup.state import record_run
 
@@ -36,7 +36,7 @@ def run_backup(
             " disk; add a target (see `k3s-backup config init`)"
         )
         return ExitCode.USAGE
-    with exclusive_run(config.state_dir), interruptible():
+    with exclusive_run(config.state_dir), SignalGuard():
         code, record = _monitored_run(config, env, reporter, new_cluster)
     if json_out is not None:
         json_out.write(json.dumps(record, indent=2) + "\n")

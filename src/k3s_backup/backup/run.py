@@ -16,7 +16,7 @@ from k3s_backup.catalogue.manifest import Manifest, for_snapshot
 from k3s_backup.config import TargetConfig
 from k3s_backup.errors import BackupError
 from k3s_backup.formats.cluster_identity import read_identity
-from k3s_backup.plumbing.interrupts import signals_deferred
+from k3s_backup.plumbing.signals import signals_deferred
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
 from k3s_backup.policy.offsite import only_here
@@ -112,7 +112,7 @@ class Run(RunContext):
     def ship_everywhere(self, newest: naming.SnapshotName) -> dict[str, TargetResult]:
         """Open every target and see what it holds (NewChainRefused before anything is
         shipped), then ship to each over that first connection. A signal meanwhile waits for
-        a chunk's end or for every connection to be closed (interrupts.py)."""
+        a chunk's end or for every connection to be closed (plumbing/signals.py)."""
         with signals_deferred(), ExitStack() as stack:
             opened: dict[str, Target] = {}
             held: dict[str, list[Copy]] = {}

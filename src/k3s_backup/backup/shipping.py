@@ -17,8 +17,8 @@ from k3s_backup.catalogue.storage_form import StoredForm, encrypt_bytes, stored_
 from k3s_backup.config import TargetConfig
 from k3s_backup.errors import SnapshotError, TargetError
 from k3s_backup.formats.snapshot import check_snapshot
-from k3s_backup.plumbing.interrupts import safe_point
 from k3s_backup.plumbing.progress import TransferBar
+from k3s_backup.plumbing.signals import safe_point
 from k3s_backup.plumbing.streams import MeteredReader
 from k3s_backup.policy import naming
 from k3s_backup.targets.base import Target, final_of_temp, put_bytes

@@ -15,10 +15,10 @@ from pathlib import Path
 from k3s_backup.catalogue.manifest import MAX_MANIFEST, Manifest, for_snapshot
 from k3s_backup.errors import BackupError, TargetError, TargetUnreachable
 from k3s_backup.formats.cluster_identity import read_identity
+from k3s_backup.plumbing.atomic import write_json_atomic
 from k3s_backup.plumbing.streams import RefusedInput, read_regular, sha256_stream
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity
-from k3s_backup.state import write_json_atomic
 from k3s_backup.targets.base import StoredObject, Target
 
 LOCAL = "local"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import click
 import tomli_w
 
+from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config, redacted
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
@@ -126,3 +128,29 @@ def init(output: Path | None, force: bool, env: Environment) -> ExitCode:
     os.chmod(output, 0o600)
     env.stdout.write(f"Wrote {output}; edit the [[targets]] table, then run `k3s-backup run`.\n")
     return ExitCode.OK
+
+
+@click.group("config")
+def command() -> None:
+    """Show the effective configuration or write a template."""
+
+
+@command.command("show")
+@pass_context
+def _show_command(ctx: Context) -> int:
+    """Print the effective configuration (file values plus defaults) as TOML."""
+    return show(ctx.config(), ctx.env)
+
+
+@command.command("init")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the template here (mode 0600) instead of printing it.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@pass_context
+def _init_command(ctx: Context, output: Path | None, force: bool) -> int:
+    """Write a commented configuration template."""
+    return init(output, force, ctx.env)

@@ -15,6 +15,9 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+import click
+
+from k3s_backup.cli_options import Context, MainFunction, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 
@@ -30,7 +33,7 @@ def _missing_tools() -> list[str]:
     return missing + ([] if Path("/usr/sbin/sshd").exists() else ["sshd"])
 
 
-def run_demo(env: Environment, workdir: Path | None) -> ExitCode:
+def run_demo(env: Environment, workdir: Path | None, main: MainFunction) -> ExitCode:
     if _missing_tools():
         env.stderr.write(
             "error: the demo needs Debian's etcd-server, etcd-client and openssh-server:"
@@ -40,14 +43,14 @@ def run_demo(env: Environment, workdir: Path | None) -> ExitCode:
     with ExitStack() as stack:
         root = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="k3s-demo-")))
         root.mkdir(parents=True, exist_ok=True)
-        return _Demo(env, root, stack).run()
+        return _Demo(env, root, stack, main).run()
 
 
 class _Demo:
-    def __init__(self, env: Environment, root: Path, stack: ExitStack) -> None:
+    def __init__(self, env: Environment, root: Path, stack: ExitStack, main: MainFunction) -> None:
         from k3s_backup.lab.lab import Lab
 
-        self.env, self.root = env, root
+        self.env, self.root, self.main = env, root, main
         _step(env, f"Starting a throwaway etcd and SSH backup host on loopback in {root}")
         self.lab = stack.enter_context(Lab(root))
         self.config = self.lab.write_config(
@@ -63,11 +66,9 @@ class _Demo:
         env.stdout.write(f":{self.lab.sshd.port}\nconfiguration: {self.config}\n")
 
     def cli(self, title: str, *args: str) -> bool:
-        from k3s_backup.cli import main
-
         _step(self.env, title)
         demo_env = replace(self.env, environ=self.lab.env())
-        code = main(["--config", str(self.config), *args], demo_env)
+        code = self.main(["--config", str(self.config), *args], demo_env)
         if code != ExitCode.OK:
             self.env.stderr.write(f"error: `{title}` exited {code}\n")
         return code == ExitCode.OK
@@ -109,3 +110,15 @@ class _Demo:
             f" and restoring it brought back all {KEYS} keys exactly as they were backed up.\n"
         )
         return ExitCode.OK
+
+
+@click.command("demo")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep the lab here instead of a temporary directory.",
+)
+@pass_context
+def command(ctx: Context, workdir: Path | None) -> int:
+    """A real backup cycle against a throwaway etcd and SSH backup host on loopback."""
+    return run_demo(ctx.env, workdir, ctx.main)

@@ -10,6 +10,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import click
+
+from k3s_backup.cli_options import (
+    AGE_IDENTITY_OPTION,
+    ALLOW_UNAUTHENTICATED_OPTION,
+    INSPECT_TIMEOUT_OPTION,
+    Context,
+    pass_context,
+)
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
 from k3s_backup.commands.open_copy import ConfigLoader, damage_named, open_copy
 from k3s_backup.environment import Environment
@@ -125,3 +134,24 @@ def diff(
     else:
         _write_text(result, env)
     return ExitCode.OK
+
+
+@click.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
+@INSPECT_TIMEOUT_OPTION
+@pass_context
+def command(
+    ctx: Context,
+    old: str,
+    new: str,
+    as_json: bool,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+    timeout: float,
+) -> int:
+    """Objects added, removed and changed from snapshot OLD to NEW."""
+    return diff(old, new, ctx.config, ctx.env, as_json, identity, allow_unauthenticated, timeout)

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+import click
 import yaml
 
 from k3s_backup.catalogue.inventory import target_copies
+from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, pass_context
 from k3s_backup.commands.setup import snapshot_size_estimate, ssh_target
 from k3s_backup.commands.status import FAIL, OK, WARN, freshness, human_age
 from k3s_backup.config import (
@@ -404,3 +406,12 @@ def run_doctor(explicit: Path | None, env: Environment, root: Path, as_json: boo
     else:
         _print(checks, env)
     return ExitCode.FAILED if failed else ExitCode.OK
+
+
+@click.command("doctor", epilog=epilog("doctor"))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@ROOT_OPTION
+@pass_context
+def command(ctx: Context, as_json: bool, root: Path) -> int:
+    """Check everything a backup needs, each with what was seen and the command that fixes it."""
+    return run_doctor(ctx.config_file, ctx.env, root, as_json)

@@ -19,9 +19,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import click
+
 from k3s_backup.catalogue.clusters import current_identity
 from k3s_backup.catalogue.inventory import LocalManifests
 from k3s_backup.catalogue.recovery_key import Trust
+from k3s_backup.cli_options import (
+    AGE_IDENTITY_OPTION,
+    ALLOW_UNAUTHENTICATED_OPTION,
+    DRILL_TIMEOUT_OPTION,
+    Context,
+    pass_context,
+)
 from k3s_backup.commands.fetch import copies_of, fetch_bundle, find_candidates, load_identities
 from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
 from k3s_backup.commands.open_copy import LATEST, OpenedCopy, damage_named, open_copy
@@ -32,14 +41,13 @@ from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.etcd_db import EtcdDb
 from k3s_backup.monitoring.metrics import publish_metrics
 from k3s_backup.plumbing.deadline import DRILL_TIMEOUT, shielded, time_limit
+from k3s_backup.plumbing.etcd_member import EtcdMember
 from k3s_backup.plumbing.lock import exclusive_run
-from k3s_backup.plumbing.loopback import free_ports, log_tail, spawn_logged, stop_child
 from k3s_backup.policy.identity import ClusterIdentity, describe, same_cluster
 from k3s_backup.report import Reporter
 from k3s_backup.state import record_drill
 
 START_TIMEOUT = 60.0  # a large database takes a while to open
-STOP_TIMEOUT = 10.0
 CTL_TIMEOUT = 60.0
 START_ATTEMPTS = 3
 MEMBER = "drill"
@@ -88,31 +96,14 @@ def _run(command: Sequence[str | bytes], environ: Mapping[str, str], timeout: fl
     return result.stdout
 
 
-class ThrowawayEtcd:
+class ThrowawayEtcd(EtcdMember):
     """A restored member on free loopback ports, stopped by its PID."""
 
     def __init__(self, tools: Tools, workdir: Path, environ: Mapping[str, str]) -> None:
+        super().__init__(tools.etcd, workdir / "data", workdir / "etcd.log", MEMBER, environ)
         self.tools = tools
         self.workdir = workdir
-        self.environ = environ
-        self.client_port, self.peer_port = free_ports(2)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.workdir / "data"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "etcd.log"
+        self.environ: Mapping[str, str] = environ
 
     def restore(self, snapshot: Path) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -127,22 +118,6 @@ class ThrowawayEtcd:
             f"--initial-advertise-peer-urls={self.peer_url}",
         ]
         _run(command, self.environ, timeout=CTL_TIMEOUT * 10)
-
-    def start(self) -> None:
-        command = [
-            self.tools.etcd,
-            f"--name={MEMBER}",
-            f"--data-dir={self.data_dir}",
-            f"--listen-client-urls={self.endpoint}",
-            f"--advertise-client-urls={self.endpoint}",
-            f"--listen-peer-urls={self.peer_url}",
-            f"--initial-advertise-peer-urls={self.peer_url}",
-            f"--initial-cluster={MEMBER}={self.peer_url}",
-        ]
-        self.proc = spawn_logged(command, self.log_path, self.environ)
-
-    def log_tail(self) -> str:
-        return log_tail(self.log_path, 5)
 
     def ctl(self, *args: str) -> Any:
         command = [
@@ -214,32 +189,15 @@ class ThrowawayEtcd:
         except ValueError as exc:  # a key with a NUL byte cannot be an argument
             raise DrillError(f"cannot read back the key {key!r}: {exc}") from None
 
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        stop_child(proc, STOP_TIMEOUT)
-
 
 def _restore_and_start(
     tools: Tools, snapshot: Path, workdir: Path, env: Environment
 ) -> ThrowawayEtcd:
-    """A started member; new ports if another process took ours between picking and binding."""
-    for attempt in range(START_ATTEMPTS):
-        member = ThrowawayEtcd(tools, workdir, env.environ)
-        member.restore(snapshot)
-        try:
-            member.start()
-            member.wait_ready()
-            return member
-        except DrillError as exc:
-            with shielded():
-                member.stop()
-            if "address already in use" not in str(exc) or attempt + 1 == START_ATTEMPTS:
-                raise
-        except BaseException:  # --timeout or Ctrl-C while it starts: never leave it running
-            with shielded():
-                member.stop()
-            raise
-    raise AssertionError("unreachable")
+    """A started member; new ports if another process took ours between picking and binding
+    (the restore names the peer URL, so it is redone with them)."""
+    member = ThrowawayEtcd(tools, workdir, env.environ)
+    member.start(member.wait_ready, START_ATTEMPTS, prepare=lambda: member.restore(snapshot))
+    return member
 
 
 def _differs(key: bytes) -> str:
@@ -413,3 +371,23 @@ def _locked_drill(
     else:
         env.stderr.write(f"error: drill of {record['name']} failed: {record['problem']}\n")
     return code
+
+
+@click.command("drill")
+@click.argument("snapshot", required=False)
+@AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
+@DRILL_TIMEOUT_OPTION
+@pass_context
+def command(
+    ctx: Context,
+    snapshot: str | None,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+    timeout: float,
+) -> int:
+    """Restore a copy into a throwaway etcd on loopback and check it (default: latest).
+
+    It takes the run lock (exit 4 while a backup runs) and records its outcome in the state.
+    """
+    return drill(snapshot, ctx.config(), ctx.env, identity, allow_unauthenticated, timeout)

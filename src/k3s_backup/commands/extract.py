@@ -18,7 +18,16 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
+
 from k3s_backup.catalogue import bundle
+from k3s_backup.cli_options import (
+    AGE_IDENTITY_OPTION,
+    ALLOW_UNAUTHENTICATED_OPTION,
+    Context,
+    epilog,
+    pass_context,
+)
 from k3s_backup.commands.open_copy import ConfigLoader, open_copy
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
@@ -433,3 +442,93 @@ def _apply(
     from k3s_backup.kube.apply import apply_manifests
 
     return apply_manifests(items, options.overwrite, load_config, env, run_kubectl)
+
+
+@click.command("extract", epilog=epilog("extract"))
+@click.argument("snapshot")
+@click.option("--namespace", "-n", metavar="NS", help="Objects in NS, the Namespace itself first.")
+@click.option(
+    "--resource",
+    metavar="R",
+    help="Objects of R, named as inspect does (secrets, widgets.example.com).",
+)
+@click.option("--name", metavar="N", help="Objects named N.")
+@click.option(
+    "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="One 0600 file per object under DIR (new or empty): <resource>/<namespace>/<name>.yaml.",
+)
+@click.option(
+    "--keep-owner-references",
+    is_flag=True,
+    help="Keep ownerReferences (removed by default: an object whose owner is gone would be"
+    " garbage-collected) and extract objects a controller owns.",
+)
+@click.option(
+    "--raw", is_flag=True, help="With --out: write objects that cannot be decoded as stored (.raw)."
+)
+@click.option(
+    "--encryption-config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="K3s's encryption config for Secrets encrypted at rest"
+    " [default: <data_dir>/server/cred/encryption-config.json].",
+)
+@click.option(
+    "--deleted-since",
+    metavar="OTHER",
+    help="Only objects present in SNAPSHOT but absent from snapshot OTHER.",
+)
+@click.option(
+    "--apply",
+    "apply_live",
+    is_flag=True,
+    help="Apply with `k3s kubectl apply` after a server-side dry run; reports each object.",
+)
+@click.option("--overwrite", is_flag=True, help="With --apply: replace objects that exist live.")
+@AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
+@pass_context
+def command(
+    ctx: Context,
+    snapshot: str,
+    namespace: str | None,
+    resource: str | None,
+    name: str | None,
+    output: str,
+    out_dir: Path | None,
+    keep_owner_references: bool,
+    raw: bool,
+    encryption_config: Path | None,
+    deleted_since: str | None,
+    apply_live: bool,
+    overwrite: bool,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+) -> int:
+    """Objects of a snapshot as manifests for `kubectl apply -f`, server fields removed.
+
+    SNAPSHOT is as for inspect. Selection options combine; without any, every object.
+    """
+    if raw and out_dir is None:
+        raise click.UsageError("--raw needs --out DIR (stored bytes are not YAML)")
+    if overwrite and not apply_live:
+        raise click.UsageError("--overwrite goes with --apply")
+    if apply_live and out_dir is not None:
+        raise click.UsageError("--apply and --out cannot be combined")
+    options = Options(
+        output=output,
+        out_dir=out_dir,
+        keep_owner_references=keep_owner_references,
+        raw=raw,
+        encryption_config=encryption_config,
+        deleted_since=deleted_since,
+        apply=apply_live,
+        overwrite=overwrite,
+        allow_unauthenticated=allow_unauthenticated,
+    )
+    selection = Selection(namespace, resource, name)
+    return extract(snapshot, selection, options, ctx.config, ctx.env, identity)

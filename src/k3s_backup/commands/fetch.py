@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import click
 import pyrage
 
 from k3s_backup.catalogue import bundle
@@ -35,6 +36,14 @@ from k3s_backup.catalogue.inventory import (
 from k3s_backup.catalogue.manifest import Manifest
 from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust, age_identity
 from k3s_backup.catalogue.storage_form import decode, decrypt_bytes, read_identities
+from k3s_backup.cli_options import (
+    AGE_IDENTITY_OPTION,
+    ALLOW_UNAUTHENTICATED_OPTION,
+    FROM_OPTION,
+    Context,
+    epilog,
+    pass_context,
+)
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
@@ -482,3 +491,30 @@ def fetch(
         f"Wrote {out} ({human_size(fetched.check.size)}): the plain snapshot, verified; {how}"
     )
     return ExitCode.OK
+
+
+@click.command("fetch", epilog=epilog("fetch"))
+@click.argument("name")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The plain snapshot file to write (mode 0600).",
+)
+@FROM_OPTION
+@click.option("--force", is_flag=True, help="Replace an existing FILE.")
+@AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
+@pass_context
+def command(
+    ctx: Context,
+    name: str,
+    out: Path,
+    source: str | None,
+    force: bool,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+) -> int:
+    """Download, verify and decode snapshot NAME into a plain file usable by K3s or etcdutl."""
+    return fetch(ctx.config(), ctx.env, name, out, source, force, identity, allow_unauthenticated)

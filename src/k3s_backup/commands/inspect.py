@@ -13,6 +13,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
+from k3s_backup.cli_options import (
+    AGE_IDENTITY_OPTION,
+    ALLOW_UNAUTHENTICATED_OPTION,
+    INSPECT_TIMEOUT_OPTION,
+    Context,
+    pass_context,
+)
 from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, damage_named, open_copy
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
@@ -258,3 +267,42 @@ def inspect(
     else:
         _write_summary(summary_json(reading), env)
     return ExitCode.OK
+
+
+@click.command("inspect")
+@click.argument("snapshot")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.option("--keys", "keys_prefix", metavar="PREFIX", help="List the live keys under PREFIX.")
+@click.option("--get", "get_key", metavar="KEY", help="Print one object, decoded.")
+@AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
+@INSPECT_TIMEOUT_OPTION
+@pass_context
+def command(
+    ctx: Context,
+    snapshot: str,
+    as_json: bool,
+    keys_prefix: str | None,
+    get_key: str | None,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+    timeout: float,
+) -> int:
+    """What a snapshot holds: revision, keys, Kubernetes objects (no etcd needed).
+
+    SNAPSHOT is a file, one of our snapshot names or a unique prefix of one (fetched and
+    verified from wherever a good copy is), or latest.
+    """
+    if keys_prefix is not None and get_key is not None:
+        raise click.UsageError("--keys and --get cannot be combined")
+    return inspect(
+        snapshot,
+        ctx.config,
+        ctx.env,
+        as_json,
+        keys_prefix,
+        get_key,
+        identity,
+        allow_unauthenticated,
+        timeout,
+    )

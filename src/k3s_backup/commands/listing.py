@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import click
+
 from k3s_backup.catalogue.inventory import (
     LOCAL,
     LocalManifests,
@@ -14,6 +16,7 @@ from k3s_backup.catalogue.inventory import (
 )
 from k3s_backup.catalogue.manifest import Manifest, created_iso
 from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust
+from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -125,3 +128,11 @@ def list_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
     for problem in problems:
         env.stderr.write(f"error: cannot list {problem}\n")
     return ExitCode.FAILED if problems else ExitCode.OK
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of copies.")
+@pass_context
+def command(ctx: Context, as_json: bool) -> int:
+    """List our snapshots locally and on every target."""
+    return list_copies(ctx.config(), ctx.env, as_json)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 
+import click
+
 from k3s_backup.catalogue.clusters import current_identity, others_warnings, split_by_cluster
 from k3s_backup.catalogue.inventory import (
     LOCAL,
@@ -20,6 +22,7 @@ from k3s_backup.catalogue.inventory import (
     with_identities,
 )
 from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
+from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -127,3 +130,19 @@ def prune(config: Config, env: Environment, dry_run: bool, adopt_unknown: bool =
         pruned = pruner.targets()  # first: what they hold protects local snapshots
         pruner.local()
         return ExitCode.OK if pruned else ExitCode.FAILED
+
+
+@click.command("prune")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be kept and removed; change nothing."
+)
+@click.option(
+    "--adopt-unknown",
+    is_flag=True,
+    help="Rotate copies of unknown cluster identity (made before identities were recorded)"
+    " as this cluster's.",
+)
+@pass_context
+def command(ctx: Context, dry_run: bool, adopt_unknown: bool) -> int:
+    """Apply rotation alone, locally and on every target (this cluster's copies only)."""
+    return prune(ctx.config(), ctx.env, dry_run, adopt_unknown)

@@ -7,7 +7,10 @@ a restore bundle by hand.
 
 from __future__ import annotations
 
+import click
+
 from k3s_backup.catalogue import recovery_key
+from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
@@ -57,3 +60,37 @@ def age_identity(config: Config, env: Environment) -> ExitCode:
         f"{recovery_key.age_identity_text(_existing(config))}\n"
     )
     return ExitCode.OK
+
+
+@click.group("recovery-key")
+def command() -> None:
+    """The cluster's recovery key: it authenticates every copy and encrypts restore bundles."""
+
+
+@command.command("create")
+@pass_context
+def _create_command(ctx: Context) -> int:
+    """Create this cluster's recovery key (first server; setup does it for new installs)."""
+    return create(ctx.config(), ctx.env)
+
+
+@command.command("show")
+@pass_context
+def _show_command(ctx: Context) -> int:
+    """Print the recovery key (to copy it off the node)."""
+    return show(ctx.config(), ctx.env)
+
+
+@command.command("set")
+@click.argument("source", metavar="FILE|-")
+@pass_context
+def _set_command(ctx: Context, source: str) -> int:
+    """Put the cluster's key in place on another server or a replacement node ('-': stdin)."""
+    return set_key(ctx.config(), ctx.env, source)
+
+
+@command.command("age-identity")
+@pass_context
+def _age_identity_command(ctx: Context) -> int:
+    """Print the age identity that decrypts restore bundles by hand (`age -d -i`)."""
+    return age_identity(ctx.config(), ctx.env)

@@ -25,9 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
 from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.clusters import local_time
 from k3s_backup.catalogue.recovery_key import Trust
+from k3s_backup.cli_options import (
+    AGE_IDENTITY_OPTION,
+    ALLOW_UNAUTHENTICATED_OPTION,
+    FROM_OPTION,
+    Context,
+    epilog,
+    pass_context,
+)
 from k3s_backup.commands.fetch import (
     LATEST,
     Candidate,
@@ -43,12 +53,12 @@ from k3s_backup.commands.fetch import (
 )
 from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode, SnapshotError
+from k3s_backup.errors import BackupError, ExitCode, Interrupted, SnapshotError
 from k3s_backup.formats.cluster_identity import live_database, read_identity
 from k3s_backup.plumbing.atomic import write_atomic
-from k3s_backup.plumbing.interruption import Interrupted, SignalGuard
 from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.plumbing.loopback import wait_for
+from k3s_backup.plumbing.signals import SignalGuard
 from k3s_backup.policy.identity import ClusterIdentity, describe, uid_of
 from k3s_backup.report import Reporter
 from k3s_backup.restore import preflight
@@ -557,9 +567,9 @@ class Restore:
         self.guard = SignalGuard(self._signal_received)
         self.changing = False  # from step 1 until the restore succeeded: keep the verified file
 
-    def _signal_received(self, name: str) -> None:
+    def _signal_received(self, stop: Interrupted) -> None:
         self.report.warn(
-            f"{name} received: finishing the running step (cutting it could leave this node"
+            f"{stop.name} received: finishing the running step (cutting it could leave this node"
             " half changed), then stopping and saying where each node is"
         )
 
@@ -711,7 +721,7 @@ class Restore:
 
     def _execute(self, executor: Executor, steps: list[Step]) -> int:
         self.changing = True
-        self.guard.deferring = True
+        self.guard.defer()
         executor.guard = self.guard
         labels = _letters(steps)
         for index, (number, step) in enumerate(zip(labels, steps, strict=True)):
@@ -806,3 +816,59 @@ def restore(config: Config, env: Environment, options: Options) -> int:
         finally:
             if not runner.changing:  # kept from step 1 until the restore succeeded
                 shutil.rmtree(workdir, ignore_errors=True)
+
+
+@click.command("restore", epilog=epilog("restore"))
+@click.argument("name", default="latest")
+@FROM_OPTION
+@click.option("--dry-run", is_flag=True, help="Fetch, verify, check, show the plan; run nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (cluster name, the saved token).")
+@click.option("--force", is_flag=True, help="Go on despite the pre-flight's overridable problems.")
+@click.option(
+    "--servers",
+    metavar="HOST,...",
+    help="The other servers, over SSH [default: [[restore.servers]]; '' for none].",
+)
+@click.option(
+    "--agents", metavar="HOST,...", help="The agents, over SSH [default: [[restore.agents]]]."
+)
+@click.option(
+    "--cluster",
+    metavar="UID",
+    help="Restore a copy of this cluster (its kube-system UID, or the UID's start; 'unknown'"
+    " for copies made before identities were recorded), when copies of several are present.",
+)
+@AGE_IDENTITY_OPTION
+@ALLOW_UNAUTHENTICATED_OPTION
+@pass_context
+def command(
+    ctx: Context,
+    name: str,
+    source: str | None,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    servers: str | None,
+    agents: str | None,
+    cluster: str | None,
+    identity: Path | None,
+    allow_unauthenticated: bool,
+) -> int:
+    """Restore snapshot NAME (latest, a name or a unique prefix) on this node, verified first."""
+
+    def hosts(value: str | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(h.strip() for h in value.split(",") if h.strip())
+
+    options = Options(
+        wanted=name,
+        source=source,
+        dry_run=dry_run,
+        yes=yes,
+        force=force,
+        servers=hosts(servers),
+        agents=hosts(agents),
+        identity=identity,
+        cluster=cluster,
+        allow_unauthenticated=allow_unauthenticated,
+    )
+    return restore(ctx.config(), ctx.env, options)

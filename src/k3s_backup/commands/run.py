@@ -3,16 +3,30 @@ The work is the backup package's (backup/locked_run.py); this is the command's d
 
 from __future__ import annotations
 
-from typing import TextIO
+import dataclasses
+import io
+
+import click
 
 from k3s_backup.backup.locked_run import run_backup
-from k3s_backup.config import Config
-from k3s_backup.environment import Environment
-from k3s_backup.errors import ExitCode
+from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_context
 
 
-def run(
-    config: Config, env: Environment, json_out: TextIO | None = None, new_cluster: bool = False
-) -> ExitCode:
-    """`run [--json] [--new-cluster]`: the run report as JSON on stdout with --json."""
-    return run_backup(config, env, json_out, new_cluster)
+@click.command("run", epilog=epilog("run"))
+@click.option(
+    "--log-only",
+    is_flag=True,
+    help="Report only to log_file (for schedules): the console gets only what was not logged.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run report as JSON instead of progress."
+)
+@NEW_CLUSTER_OPTION
+@pass_context
+def command(ctx: Context, log_only: bool, as_json: bool, new_cluster: bool) -> int:
+    """Snapshot etcd, ship it to every target, verify, rotate, report."""
+    env = ctx.env
+    json_out = env.stdout if as_json else None
+    if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
+        env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())
+    return run_backup(ctx.config(), env, json_out, new_cluster)

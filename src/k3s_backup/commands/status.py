@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
+
 from k3s_backup.catalogue.clusters import (
     current_identity,
     others_warnings,
@@ -21,6 +23,7 @@ from k3s_backup.catalogue.clusters import (
     survey,
 )
 from k3s_backup.catalogue.inventory import Copy, LocalManifests, local_copies, target_copies
+from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, pass_context
 from k3s_backup.config import Config, load_config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -350,3 +353,12 @@ def show_status(explicit: Path | None, env: Environment, root: Path, as_json: bo
     else:
         _print(status, env)
     return ExitCode.OK if status.healthy else ExitCode.FAILED
+
+
+@click.command("status", epilog=epilog("status"))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@ROOT_OPTION
+@pass_context
+def command(ctx: Context, as_json: bool, root: Path) -> int:
+    """Last run, next run, copies everywhere, and how fresh the newest off-node copy is."""
+    return show_status(ctx.config_file, ctx.env, root, as_json)

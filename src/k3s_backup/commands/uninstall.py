@@ -9,6 +9,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import click
+
+from k3s_backup.cli_options import ROOT_OPTION, Context, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.scheduling import Change, SystemPaths, config_file, planned_removal
@@ -52,3 +55,13 @@ def run_uninstall(
         env.stdout.write(f"{config}: kept (--purge-config removes it)\n")
     env.stdout.write("Backups, snapshots, keys, known_hosts, the log and the state are kept.\n")
     return ExitCode.OK
+
+
+@click.command("uninstall")
+@click.option("--purge-config", is_flag=True, help="Also remove the configuration file.")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; change nothing.")
+@ROOT_OPTION
+@pass_context
+def command(ctx: Context, purge_config: bool, dry_run: bool, root: Path) -> int:
+    """Remove the schedule and logrotate rule; never backups, keys or known_hosts."""
+    return run_uninstall(ctx.config_file, root, purge_config, dry_run, ctx.env)

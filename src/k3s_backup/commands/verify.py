@@ -8,6 +8,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import click
+
 from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
@@ -17,6 +19,7 @@ from k3s_backup.catalogue.inventory import (
     target_copies,
 )
 from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust
+from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -134,3 +137,11 @@ def verify_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
     for f in bad:
         env.stderr.write(f"error: {f.location}: {f.name}: {f.problem}\n")
     return ExitCode.FAILED if bad else ExitCode.OK
+
+
+@click.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of findings.")
+@pass_context
+def command(ctx: Context, as_json: bool) -> int:
+    """Re-hash every copy where it is stored and compare with its manifest."""
+    return verify_copies(ctx.config(), ctx.env, as_json)

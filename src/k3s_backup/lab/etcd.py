@@ -16,14 +16,8 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from k3s_backup.plumbing.loopback import (
-    Service,
-    free_ports,
-    log_tail,
-    spawn_logged,
-    stop_child,
-    wait_for,
-)
+from k3s_backup.plumbing.etcd_member import EtcdMember
+from k3s_backup.plumbing.loopback import Service, wait_for
 
 ETCD = "etcd"
 ETCDCTL = "etcdctl"
@@ -131,7 +125,7 @@ def restore_snapshot(
         etcdctl([*args, str(plain)])
 
 
-class EtcdServer(Service):
+class EtcdServer(EtcdMember, Service):
     """`etcd` with its own data dir and free loopback ports; a context manager."""
 
     def __init__(
@@ -142,54 +136,21 @@ class EtcdServer(Service):
         client_port: int | None = None,
         peer_port: int | None = None,
     ) -> None:
+        ports = None if client_port is None or peer_port is None else (client_port, peer_port)
+        # A lone member: short raft timers make the first election quick.
+        quick = ["--logger=zap", "--heartbeat-interval=25", "--election-timeout=250"]
+        data_dir = data_dir or workdir / "etcd-data"
+        super().__init__(ETCD, data_dir, workdir / "etcd.log", name, None, ports, quick)
         self.workdir = workdir
-        self.data_dir = data_dir or workdir / "etcd-data"
-        self.name = name
-        self.log_path = workdir / "etcd.log"
-        self._auto_ports = client_port is None and peer_port is None
-        auto = free_ports(2)
-        self.client_port = client_port or auto[0]
-        self.peer_port = peer_port or auto[1]
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
 
     @property
     def pid(self) -> int:
-        if self._proc is None:
+        if self.proc is None:
             raise EtcdError("etcd is not started")
-        return self._proc.pid
-
-    def _command(self) -> list[str]:
-        return [
-            ETCD,
-            f"--name={self.name}",
-            f"--data-dir={self.data_dir}",
-            f"--listen-client-urls={self.endpoint}",
-            f"--advertise-client-urls={self.endpoint}",
-            f"--listen-peer-urls={self.peer_url}",
-            f"--initial-advertise-peer-urls={self.peer_url}",
-            f"--initial-cluster={self.name}={self.peer_url}",
-            "--logger=zap",
-            # A lone member: short raft timers make the first election quick.
-            "--heartbeat-interval=25",
-            "--election-timeout=250",
-        ]
-
-    def launch(self) -> None:
-        """Start the process without waiting (see wait_ready)."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._proc = spawn_logged(self._command(), self.log_path)
+        return self.proc.pid
 
     def wait_ready(self) -> None:
-        proc = self._proc
+        proc = self.proc
         if proc is None:
             raise EtcdError("etcd is not started")
 
@@ -197,7 +158,7 @@ class EtcdServer(Service):
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise EtcdError(f"etcd exited with {proc.returncode}:\n{log_tail(self.log_path)}")
+                raise EtcdError(f"etcd exited with {proc.returncode}:\n{self.log_tail()}")
             # A probe sent before the election waits out its whole timeout: start short, and
             # grow it so that a slow machine still gets an answer.
             healthy = etcd_healthy(self.endpoint, probe_timeout[0])
@@ -206,26 +167,18 @@ class EtcdServer(Service):
 
         wait_for(ready, START_TIMEOUT, f"etcd at {self.endpoint} to be healthy")
 
-    def start(self) -> Self:
+    def start(self) -> Self:  # type: ignore[override]
         fresh = not self.data_dir.exists()
-        for attempt in range(START_ATTEMPTS):
-            self.launch()
-            try:
-                self.wait_ready()
-                return self
-            except BaseException as exc:
-                self.stop()
-                lost_port = isinstance(exc, EtcdError) and "address already in use" in str(exc)
-                if not (lost_port and self._auto_ports and fresh and attempt + 1 < START_ATTEMPTS):
-                    raise
-            # Another process took a port between free_ports() and etcd's bind: pick new ones.
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-            self.client_port, self.peer_port = free_ports(2)
-        raise AssertionError("unreachable")
 
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        stop_child(proc, STOP_TIMEOUT)
+        def prepare() -> None:
+            if fresh:  # a retry after a lost port starts again from nothing
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not fresh:
+            self.ports_chosen = True  # an existing member's data names its peer URL
+        super().start(self.wait_ready, START_ATTEMPTS, prepare)
+        return self
 
     def _ctl(self, args: Sequence[str], stdin: bytes | None = None) -> bytes:
         return etcdctl(args, endpoint=self.endpoint, stdin=stdin)

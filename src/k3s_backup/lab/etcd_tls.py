@@ -104,10 +104,10 @@ class TlsEtcdServer(EtcdServer):
     def tls_endpoint(self) -> str:
         return f"https://127.0.0.1:{self.tls_port}"
 
-    def _command(self) -> list[str]:
+    def command(self) -> list[str]:
         command = [
             arg
-            for arg in super()._command()
+            for arg in super().command()
             if not arg.startswith(("--listen-client-urls=", "--advertise-client-urls="))
         ]
         return [

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(
@@ -31,3 +33,8 @@ def write_atomic(
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
+    """`data` as indented, key-sorted JSON, written as `write_atomic` writes."""
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from k3s_backup.plumbing.interrupts import safe_point
+from k3s_backup.plumbing.signals import safe_point
 
 T = TypeVar("T")
 Notice = Callable[[Exception, float, int, int], None]  # (failure, wait, next attempt, attempts)
@@ -48,4 +48,4 @@ class Retry:
                 if self.notice is not None:
                     self.notice(exc, delay, self.attempt + 1, self.attempts)
             self.sleep(delay)
-            safe_point()  # a signal noted during the wait (plumbing/interrupts.py)
+            safe_point()  # a signal noted during the wait (plumbing/signals.py)
