@@ -23,7 +23,7 @@ from k3s_backup.catalogue.inventory import (
 )
 from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
 from k3s_backup.cli_options import Context, pass_context
-from k3s_backup.config import Config
+from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.plumbing.lock import exclusive_run
@@ -34,7 +34,7 @@ from k3s_backup.policy.retention import GfsPlan, GfsRules
 from k3s_backup.report import Reporter
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state
-from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.retry import Retrying
 
 
 def _show(reporter: Reporter, location: str, retention: GfsPlan, dry_run: bool) -> None:
@@ -106,22 +106,26 @@ class Pruner:
         failed = False
         for target_config in self.config.targets:
             try:
-                with open_target(target_config, self.config.cluster_name) as target:
-                    copies = with_identities(
-                        target, target_copies(target, self.config.cluster_name), known
-                    )
-                    owned = self.owned(target.name, copies)
-                    verified = [c for c in owned if c.has_manifest]
-                    self.held[target.name] = verified[-1].name if verified else None
-                    retention = plan(owned, rules_of(target_config), frozenset())
-                    _show(self.report, target.name, retention, self.dry_run)
-                    if not self.dry_run:
-                        remove_from_target(target, retention.remove)
+                self.target(target_config, known)
             except BackupError as exc:
                 failed = True
                 said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
                 self.report.error(f"target {target_config.name}: {said}")
         return not failed
+
+    def target(self, config: TargetConfig, known: dict[str, ClusterIdentity | None]) -> None:
+        """List, plan, then delete: each of the two units of work on a target is done again
+        on a new connection after a link failure (deleting what is gone already is no error)."""
+        cluster = self.config.cluster_name
+        retrying = Retrying(config, cluster, self.report)
+        copies = retrying(lambda t: with_identities(t, target_copies(t, cluster), known))
+        owned = self.owned(config.name, copies)
+        verified = [c for c in owned if c.has_manifest]
+        self.held[config.name] = verified[-1].name if verified else None
+        retention = plan(owned, rules_of(config), frozenset())
+        _show(self.report, config.name, retention, self.dry_run)
+        if not self.dry_run:
+            retrying(lambda target: remove_from_target(target, retention.remove))
 
 
 def prune(config: Config, env: Environment, dry_run: bool, adopt_unknown: bool = False) -> ExitCode:
