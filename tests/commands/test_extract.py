@@ -24,7 +24,7 @@ from nacl.secret import SecretBox
 from k3s_backup.catalogue import bundle
 from k3s_backup.kube.manifests import APPLY_ORDER
 from k3s_backup.lab.etcd import EtcdServer
-from k3s_backup.lab.fake_k3s import APPLIED_FILENAME
+from k3s_backup.lab.fake_kubectl import APPLIED_FILENAME
 from tests.support import k8s_encoder as enc
 from tests.support.cli_runner import invoke
 from tests.support.faults import small_tmpfs

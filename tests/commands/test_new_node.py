@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from k3s_backup.lab.fake_k3s import FakeK3sState, bootstrap_key, install_fake_k3s, new_token
+from k3s_backup.lab.fake_k3s import FakeK3sState, install_fake_k3s, new_token
+from k3s_backup.lab.fake_k3s_server import bootstrap_key
 from k3s_backup.lab.lab import Lab
 from tests.commands.test_restore import Clock
 from tests.commands.test_setup import host_fingerprint, setup_args

@@ -16,8 +16,8 @@ import pytest
 
 from k3s_backup.lab.etcd import snapshot_status
 from k3s_backup.lab.fake_k3s import FakeK3sState
-from k3s_backup.lab.tcp_proxy import CuttingProxy
 from tests.support.cli_runner import Result, clock_at, invoke
+from tests.support.tcp_proxy import CuttingProxy
 
 OUR_NAME = re.compile(r"^k3s-lab-\d{8}-\d{6}-k3s-05-\d+(\.zip)?(\.zst)?(\.age)?$")
 STORAGE_SUFFIX = re.compile(r"(\.zst)?(\.age)?$")

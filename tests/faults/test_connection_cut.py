@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from k3s_backup.lab.lab import Lab
-from k3s_backup.lab.tcp_proxy import CuttingProxy
 from k3s_backup.plumbing.loopback import wait_for
 from tests.support.cli_runner import Result, invoke
 from tests.support.faults import (
@@ -30,6 +29,7 @@ from tests.support.faults import (
     snapshots,
     temporaries,
 )
+from tests.support.tcp_proxy import CuttingProxy
 
 SECRET = 600_000  # incompressible bytes in etcd: the copy is most of the connection's traffic
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.lab.lab import Lab
-from k3s_backup.lab.tcp_proxy import CuttingProxy
 from k3s_backup.plumbing.loopback import wait_for
 from tests.support.faults import WAIT, Clock, cli, ours, snapshots, spawn_run, temporaries
+from tests.support.tcp_proxy import CuttingProxy
 
 UPLOADING = 2_000_000  # bytes through the proxy: well past the handshake, well before the end
 

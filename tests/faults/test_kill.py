@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.lab.lab import Lab
-from k3s_backup.lab.tcp_proxy import CuttingProxy
 from tests.support.faults import (
     Clock,
     assert_final_names_whole,
@@ -27,6 +26,7 @@ from tests.support.faults import (
     temporaries,
     wait_for_backup_host,
 )
+from tests.support.tcp_proxy import CuttingProxy
 
 # The log line after which the run is killed: it then runs the phase named by the key (each line
 # is followed by a subprocess or a network round trip, so the run is surely inside that phase).

@@ -18,7 +18,7 @@ from k3s_backup.lab.etcd import etcd_healthy, snapshot_status
 from k3s_backup.lab.fake_k3s import FakeK3sState, set_failure
 from k3s_backup.lab.lab import Lab
 from k3s_backup.lab.sshd import read_banner
-from k3s_backup.lab.tcp_proxy import CuttingProxy
+from tests.support.tcp_proxy import CuttingProxy
 
 SAVED = re.compile(
     r'^time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" level=info msg="Snapshot (\S+) saved\."$'

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.lab.fake_k3s import FakeK3sState
-from k3s_backup.lab.http_recorder import RecordingServer
 from k3s_backup.monitoring.http import DeliveryError, post
 from k3s_backup.plumbing.loopback import free_port
 from tests.support.cli_runner import Result, invoke
+from tests.support.http_recorder import RecordingServer
 
 CHECK = "/ping/0f6e2a4c"  # stands for a healthchecks.io check's secret UUID
 HOOK = "/hooks/T000/s3cr3t"

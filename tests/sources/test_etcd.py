@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.lab.etcd import EtcdServer, restore_snapshot, snapshot_status
-from k3s_backup.lab.etcd_tls import CertificateAuthority, TlsEtcdServer
 from k3s_backup.plumbing.loopback import free_port
 from tests.support.cli_runner import invoke
+from tests.support.etcd_tls import CertificateAuthority, TlsEtcdServer
 from tests.support.keys import recovery_key_file
 
 

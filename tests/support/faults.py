@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from k3s_backup.lab.fake_k3s import FakeK3sState, has_trailer
+from k3s_backup.lab.fake_k3s import FakeK3sState
+from k3s_backup.lab.k3s_cli import has_trailer
 from k3s_backup.lab.lab import Lab
 from k3s_backup.plumbing.loopback import stat_fields, wait_for
 from tests.support.cli_runner import Result, invoke

@@ -14,10 +14,10 @@ import pytest
 from k3s_backup.config import SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.lab.lab import Lab
-from k3s_backup.lab.tcp_proxy import CuttingProxy
 from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.guard import OwnNamesOnly
 from k3s_backup.targets.ssh import SshTarget, _prefetch_quietly
+from tests.support.tcp_proxy import CuttingProxy
 
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
 
