@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.lab.lab import Lab
-from k3s_backup.lab.tcp_proxy import CuttingProxy
 from k3s_backup.plumbing.loopback import wait_for
 from tests.support.cli_runner import Result, invoke
 from tests.support.faults import Clock, ours
+from tests.support.tcp_proxy import CuttingProxy
 
 SECRET = 600_000  # incompressible bytes in etcd: a download is most of its connection's traffic
 RETRY_SAID = "trying again in 7 s (attempt 2 of 3)"
