@@ -186,6 +186,7 @@ class Bench:
     def __post_init__(self) -> None:
         self.env = {**self.lab.env(), "ETCDCTL_API": "3", "RESTIC_PASSWORD": RESTIC_PASSWORD}
         self.remote = self.lab.root / "backup-host"
+        (self.remote / "k3s-backup").mkdir(mode=0o700, exist_ok=True)  # as `setup` makes it
         self.config = self.lab.write_config(
             self.work / "config.toml",
             cluster_name="k3s-bench",

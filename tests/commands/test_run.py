@@ -333,6 +333,7 @@ def test_prune_dry_run_changes_nothing_then_prune_rotates(lab, backup, tmp_path)
 
 def test_local_target_kind(lab, tmp_path):
     usb = tmp_path / "usb"
+    usb.mkdir(mode=0o700)
     config = lab.write_config(
         tmp_path / "local.toml",
         targets=[{"name": "usb", "type": "local", "path": str(usb), "keep": 2}],

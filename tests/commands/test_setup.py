@@ -12,7 +12,7 @@ import paramiko
 import pytest
 import zstandard
 
-from k3s_backup.targets.ssh import fingerprint
+from k3s_backup.ssh.hostkeys import fingerprint
 from tests.support.cli_runner import Result, invoke
 from tests.support.filesystem import unwritable
 

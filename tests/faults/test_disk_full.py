@@ -70,6 +70,7 @@ def test_a_node_disk_without_room_for_a_second_copy_still_ships_every_form(
         lab.etcd.put(f"/registry/secrets/default/big-{index}", os.urandom(1_000_000))
     identity = pyrage.x25519.Identity.generate()
     recipient = str(identity.to_public())
+    (lab.remote_dir / "sealed").mkdir(mode=0o700)  # as setup makes a target's directory
     targets = [
         lab.ssh_target(name="zstd-copy", compression="zstd"),
         lab.ssh_target(

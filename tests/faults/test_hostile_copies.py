@@ -90,6 +90,7 @@ def target_of(kind: str, lab: Lab, tmp_path: Path, **form: object) -> dict[str, 
     if kind == "ssh":
         return lab.ssh_target(**form)
     if kind == "local":
+        (tmp_path / "usb").mkdir(mode=0o700, exist_ok=True)  # a mounted disk's directory
         return {"name": "usb", "type": "local", "path": tmp_path / "usb", "keep": 7, **form}
     server: S3Server = form.pop("server")  # type: ignore[assignment]
     return {

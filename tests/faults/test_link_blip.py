@@ -108,8 +108,8 @@ def backed_up(blip: Blip, runs: int = 1) -> Path:
 
 # what `list` and `verify` say of a target they could not read (exit 1)
 UNREADABLE = {
-    "list": "error: cannot list backup-host: backup-host: cannot ",
-    "verify": "error: backup-host: *: backup-host: cannot ",
+    "list": "error: cannot list backup-host: cannot ",
+    "verify": "error: backup-host: *: cannot ",
 }
 
 

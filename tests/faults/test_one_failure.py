@@ -21,6 +21,7 @@ def test_an_unforeseen_error_in_one_target_fails_that_target_alone(
     lab: Lab, tmp_path: Path
 ) -> None:
     nas = tmp_path / "nas"
+    nas.mkdir(mode=0o700)  # mounted: its failure is the bundle that reads as EIO
     first = lab.write_config(tmp_path / "one.toml", keep_local=2)
     clock = Clock()
     assert cli(lab, first, clock, "run").code == 0

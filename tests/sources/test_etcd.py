@@ -31,6 +31,7 @@ def write_config(tmp_path: Path, etcd: TlsEtcdServer, **etcd_keys: object) -> Pa
     }
     lines = "\n".join(f"{key} = {_toml(value)}" for key, value in settings.items())
     path = tmp_path / "config.toml"
+    (tmp_path / "usb").mkdir(mode=0o700, exist_ok=True)
     path.write_text(
         f'cluster_name = "kubeadm"\nsource = "etcd"\nnode_name = "cp-1"\n'
         f'snapshot_dir = "{tmp_path}/snapshots"\nstate_dir = "{tmp_path}/state"\n'

@@ -84,6 +84,7 @@ def test_missing_database_is_a_clear_error(tmp_path):
 def test_auto_picks_sqlite_and_run_ships_a_checked_copy(tmp_path):
     data_dir = k3s_tree(tmp_path)
     config = tmp_path / "config.toml"
+    (tmp_path / "usb").mkdir(mode=0o700)
     config.write_text(
         f'cluster_name = "home"\nnode_name = "pi"\nsnapshot_dir = "{tmp_path}/snapshots"\n'
         f'state_dir = "{tmp_path}/state"\nlog_file = "{tmp_path}/log"\n'

@@ -23,7 +23,7 @@ from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY
 from k3s_backup.plumbing.streams import RefusedInput
-from k3s_backup.targets.base import Target
+from k3s_backup.targets.base import Target, probes_of
 from k3s_backup.targets.factory import open_target
 from tests.support.broken_streams import FailingSource
 
@@ -50,6 +50,14 @@ class DirectoryRaw:
         mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
         return mode(self.directory / name) == 0o600 and mode(self.directory) == 0o700
 
+    def remove_place(self) -> str:
+        """Take the (empty) directory away; what a message about it must name."""
+        self.directory.rmdir()
+        return f"{self.directory} does not exist"
+
+    def place_exists(self) -> bool:
+        return self.directory.exists()
+
 
 @dataclass
 class BucketRaw:
@@ -70,12 +78,20 @@ class BucketRaw:
     def private(self, name: str) -> bool:
         return True  # object ACLs are the bucket's: private by default
 
+    def remove_place(self) -> str:
+        self.client.delete_bucket(Bucket=self.bucket)
+        return f"bucket {self.bucket} does not exist"
+
+    def place_exists(self) -> bool:
+        return any(b["Name"] == self.bucket for b in self.client.list_buckets()["Buckets"])
+
 
 @pytest.fixture(params=["local", "ssh", "s3"])
 def target_and_raw(request, tmp_path) -> Iterator[tuple[Target, Any]]:
     raw: Any
     if request.param == "local":
         directory = tmp_path / "usb" / "k3s-etcd"
+        directory.mkdir(mode=0o700, parents=True)  # as setup (or the operator) makes it
         config: Any = LocalTargetConfig(name="usb", type="local", path=directory)
         raw = DirectoryRaw(directory)
     elif request.param == "ssh":
@@ -217,3 +233,31 @@ def test_get_of_a_copy_longer_than_announced_stops_one_byte_past_it(target_and_r
     whole = io.BytesIO()
     target.get(NAME, whole, len(data))
     assert whole.getvalue() == data
+
+
+def test_probes_under_the_name_guard_check_the_place_and_leave_nothing(target_and_raw):
+    """setup and doctor ask the backend beneath the guard: it is there, takes a write (the
+    probe removed again), and says how much room it has when it can."""
+    target, raw = target_and_raw
+    probes = probes_of(target)
+    probes.connect()
+    probes.ensure_directory()  # already there: changes nothing
+    assert probes.directory_exists()
+    probes.check_writable()
+    assert raw.names() == []
+    free = probes.free_space()
+    assert free is None or free > 0
+
+
+def test_a_missing_place_is_named_and_never_created(target_and_raw):
+    """A wrong path (or bucket) fails every command but setup: listing and storing name it and
+    what to do, and nothing is created there (only setup's `ensure_directory` creates)."""
+    target, raw = target_and_raw
+    said = raw.remove_place()
+    with pytest.raises(TargetError, match="does not exist") as listed:
+        target.list()
+    with pytest.raises(TargetError, match="does not exist") as stored:
+        target.put(NAME, io.BytesIO(b"x" * 1000), sha(b"x" * 1000))
+    for error in (listed, stored):
+        assert said in str(error.value) and "check `" in str(error.value)
+    assert not raw.place_exists()

@@ -14,9 +14,10 @@ import pytest
 from k3s_backup.config import SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.lab.lab import Lab
+from k3s_backup.ssh.paramiko_quirks import prefetch_quietly
 from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.guard import OwnNamesOnly
-from k3s_backup.targets.ssh import SshTarget, _prefetch_quietly
+from k3s_backup.targets.ssh import SshTarget
 from tests.support.tcp_proxy import CuttingProxy
 
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
@@ -41,8 +42,8 @@ def drop(target: SshTarget, proxy: CuttingProxy) -> None:
     """The socket can no longer send, on a stalled link: the server never hears of it, so
     paramiko's reader thread still takes the connection for alive (the moment, in a real cut,
     at which paramiko's sender raises EOFError)."""
-    assert target._client is not None
-    transport = target._client.get_transport()
+    assert target.session._client is not None
+    transport = target.session._client.get_transport()
     assert transport is not None
     proxy.freeze()
     transport.sock.shutdown(socket.SHUT_WR)
@@ -56,7 +57,7 @@ def dropped(connected: tuple[SshTarget, CuttingProxy]) -> SshTarget:
 
 def test_closing_a_dropped_connection_is_not_an_error(dropped: SshTarget) -> None:
     dropped.close()
-    assert dropped._client is None and dropped._sftp is None
+    assert dropped.session._client is None and dropped.session._sftp is None
 
 
 def test_listing_over_a_dropped_connection_is_a_target_error(dropped: SshTarget) -> None:
@@ -81,12 +82,12 @@ def test_a_download_on_a_dropped_link_leaves_no_thread_traceback(
     target, proxy = connected
     lab.remote_dir.mkdir(parents=True, exist_ok=True)
     (lab.remote_dir / NAME).write_bytes(b"x" * 1_000_000)
-    assert target._sftp is not None
-    remote = target._sftp.open(str(lab.remote_dir / NAME), "rb")  # opened before the drop
+    assert target.session._sftp is not None
+    remote = target.session._sftp.open(str(lab.remote_dir / NAME), "rb")  # opened before the drop
     attributes = remote.stat()  # prefetch asks for the size first: answered before the drop
     monkeypatch.setattr(remote, "stat", lambda: attributes)
     drop(target, proxy)
-    _prefetch_quietly(remote)
+    prefetch_quietly(remote)
     for thread in threading.enumerate():
         if thread.name.endswith("(_prefetch_thread)"):
             thread.join(timeout=10)

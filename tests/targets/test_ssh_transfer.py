@@ -13,9 +13,10 @@ import pytest
 
 from k3s_backup.config import SshTargetConfig
 from k3s_backup.lab.lab import Lab
+from k3s_backup.ssh.paramiko_quirks import DEFAULT_WRITE_SIZE, MAX_WRITE_SIZE
 from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.guard import OwnNamesOnly
-from k3s_backup.targets.ssh import DEFAULT_WRITE_SIZE, MAX_WRITE_SIZE, SshTarget
+from k3s_backup.targets.ssh import SshTarget
 
 NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
 
@@ -27,8 +28,8 @@ def test_upload_uses_gcm_and_the_announced_write_size(lab: Lab) -> None:
         target = guarded.inner
         assert isinstance(target, SshTarget)
         target.put(NAME, io.BytesIO(data), hashlib.sha256(data).hexdigest())
-        assert target._client is not None
-        transport = target._client.get_transport()
+        assert target.session._client is not None
+        transport = target.session._client.get_transport()
         assert transport is not None
         assert vars(transport)["remote_cipher"] == "aes128-gcm@openssh.com"  # not in the stubs
         assert target._write_size is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ import yaml
 
 from k3s_backup.catalogue.inventory import target_copies
 from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, pass_context
-from k3s_backup.commands.setup import snapshot_size_estimate, ssh_target
+from k3s_backup.commands.setup import snapshot_size_estimate
 from k3s_backup.commands.status import FAIL, OK, WARN, freshness, human_age
 from k3s_backup.config import (
     Config,
@@ -33,10 +33,18 @@ from k3s_backup.report import human_size
 from k3s_backup.scheduling import SystemPaths, config_file, installed_schedules
 from k3s_backup.sources.factory import choose_source
 from k3s_backup.ssh import nodekeys
+from k3s_backup.ssh.errors import KeyRefusedError
+from k3s_backup.ssh.hostkeys import (
+    HostKeyChanged,
+    fetch_host_key,
+    known_hosts_host,
+    known_key,
+    shown,
+)
 from k3s_backup.ssh.keyfile import KeyFileError
 from k3s_backup.state import read_state
+from k3s_backup.targets.base import Probes, probes_of
 from k3s_backup.targets.factory import open_target
-from k3s_backup.targets.ssh import KeyRefusedError, fetch_host_key, fingerprint, known_hosts_host
 
 LOG_TAIL_LINES = 400
 SHOWN_ERRORS = 5
@@ -215,36 +223,29 @@ class Doctor:
     def host_key(self, target: SshTargetConfig) -> Check:
         name = f"{target.name}: host key"
         host = known_hosts_host(target.host, target.port)
-        known = nodekeys.known_key(target.known_hosts, target.host, target.port)
+        known = known_key(target.known_hosts, target.host, target.port)
         types = [k.get_name() for k in known] or None
         try:
             offered = fetch_host_key(target.host, target.port, float(target.connect_timeout), types)
         except BackupError as exc:
             return Check(name, FAIL, str(exc), f"check that sshd runs on {host}")
-        shown = f"{offered.get_name()} {fingerprint(offered)}"
         if not known:
             return Check(
                 name,
                 FAIL,
-                f"{host} offers {shown}, which is not in {target.known_hosts}",
+                f"{host} offers {shown(offered)}, which is not in {target.known_hosts}",
                 "k3s-backup setup (shows the fingerprint and asks before trusting it)",
             )
         if not any(k == offered for k in known):
-            had = ", ".join(fingerprint(k) for k in known)
-            return Check(
-                name,
-                FAIL,
-                f"{host} CHANGED its key: {target.known_hosts} has {had}, the host offers"
-                f" {fingerprint(offered)}",
-                f"if the host was reinstalled (check on it): ssh-keygen -R '{host}' -f"
-                f" {target.known_hosts} && k3s-backup setup",
-            )
-        return Check(name, OK, f"{shown} is in {target.known_hosts}")
+            changed = HostKeyChanged(target.host, target.port, target.known_hosts, known, offered)
+            return Check(name, FAIL, changed.problem, changed.fix)
+        return Check(name, OK, f"{shown(offered)} is in {target.known_hosts}")
 
     def remote(self, target: SshTargetConfig, prefix: str) -> Checks:
-        with ssh_target(target) as ssh:
+        with open_target(target, self.config.cluster_name) as opened:
+            probes = probes_of(opened)
             try:
-                ssh.connect()
+                probes.connect()
             except KeyRefusedError:
                 public = nodekeys.public_line(target.identity_file)
                 yield Check(
@@ -264,23 +265,22 @@ class Doctor:
                 f"{target.user}@{target.host}:{target.port} (key auth, no prompts,"
                 f" {target.connect_timeout}s timeout)",
             )
-            directory = self.remote_dir(target, prefix, ssh.directory_exists, ssh.check_writable)
+            directory = self.remote_dir(target, prefix, probes)
             yield directory
             if directory.status == OK:
-                yield self.room(prefix, str(target.path), target.keep, ssh.free_space())
+                yield self.room(prefix, str(target.path), target.keep, probes.free_space())
 
     def remote_dir(
         self,
         target: SshTargetConfig,
         prefix: str,
-        exists: Callable[[], bool],
-        writable: Callable[[], None],
+        probes: Probes,
     ) -> Check:
         name = prefix + "directory"
         try:
-            if not exists():
+            if not probes.directory_exists():
                 return Check(name, FAIL, f"{target.path} does not exist", "k3s-backup setup")
-            writable()
+            probes.check_writable()
         except BackupError as exc:
             return Check(
                 name,

@@ -107,7 +107,8 @@ def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], lis
                 lambda target: _target_entries(config, target, trust, known),
             )
         except BackupError as exc:
-            problems.append(f"{target_config.name}: {exc}")
+            said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
+            problems.append(f"{target_config.name}: {said}")
     return entries, problems
 
 

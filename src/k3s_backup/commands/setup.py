@@ -39,10 +39,20 @@ from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size
 from k3s_backup.scheduling import Change, SystemPaths
 from k3s_backup.ssh import nodekeys
+from k3s_backup.ssh.errors import KeyRefusedError
+from k3s_backup.ssh.hostkeys import (
+    HostKeyChanged,
+    fetch_host_key,
+    fingerprint,
+    host_key_file,
+    known_key,
+    shown,
+    trust_host_key,
+)
 from k3s_backup.ssh.keyfile import KeyFileError
 from k3s_backup.state import read_state
+from k3s_backup.targets.base import Probes, probes_of
 from k3s_backup.targets.factory import open_target
-from k3s_backup.targets.ssh import KeyRefusedError, SshTarget, fetch_host_key, fingerprint
 
 STEPS = 6
 DEFAULTS: dict[str, Any] = {
@@ -270,36 +280,21 @@ class Setup:
 
     def host_key(self, target: SshTargetConfig) -> None:
         self.step(2, f"Host key of {target.host}:{target.port}")
-        known = nodekeys.known_key(target.known_hosts, target.host, target.port)
+        known = known_key(target.known_hosts, target.host, target.port)
         types = [k.get_name() for k in known] or None
         try:
             offered = fetch_host_key(target.host, target.port, float(target.connect_timeout), types)
         except BackupError as exc:
             raise SetupStop(str(exc)) from None
-        shown = f"{offered.get_name()} {fingerprint(offered)}"
         if known:
             if any(k == offered for k in known):
-                self.result(f"{shown} already in {target.known_hosts}: unchanged")
+                self.result(f"{shown(offered)} already in {target.known_hosts}: unchanged")
                 return
-            raise SetupStop(self.changed_key_message(target, known, offered))
-        self.result(f"the host offers {shown}; it is not in {target.known_hosts}")
-        self.result(
-            "check it ON THE BACKUP HOST: ssh-keygen -lf /etc/ssh/ssh_host_"
-            f"{offered.get_name().removeprefix('ssh-').split('-')[0]}_key.pub"
-        )
+            changed = HostKeyChanged(target.host, target.port, target.known_hosts, known, offered)
+            raise SetupStop(str(changed))
+        self.result(f"the host offers {shown(offered)}; it is not in {target.known_hosts}")
+        self.result(f"check it ON THE BACKUP HOST: ssh-keygen -lf {host_key_file(offered)}")
         self.decide_trust(target, offered)
-
-    def changed_key_message(
-        self, target: SshTargetConfig, known: list[paramiko.PKey], offered: paramiko.PKey
-    ) -> str:
-        host = f"[{target.host}]:{target.port}" if target.port != 22 else target.host
-        return (
-            f"the host key of {host} CHANGED: {target.known_hosts} has"
-            f" {', '.join(fingerprint(k) for k in known)}, the host offers {fingerprint(offered)}."
-            " This can be an attack; not trusting it. If the host was really reinstalled, check"
-            f" the new fingerprint on it, remove the old entry (ssh-keygen -R '{host}' -f"
-            f" {target.known_hosts}) and run setup again"
-        )
 
     def decide_trust(self, target: SshTargetConfig, offered: paramiko.PKey) -> None:
         wanted = fingerprint(offered)
@@ -327,7 +322,7 @@ class Setup:
         if self.dry:
             self.result(f"would add it to {target.known_hosts} (0600)")
             return
-        nodekeys.trust_host_key(target.known_hosts, target.host, target.port, offered)
+        trust_host_key(target.known_hosts, target.host, target.port, offered)
         self.changed.append("known_hosts")
         self.result(f"trusted: added to {target.known_hosts}")
 
@@ -363,13 +358,14 @@ class Setup:
                 " and has room"
             )
             return
-        with ssh_target(target) as ssh:
-            self.connect(ssh, target)
-            existed = ssh.directory_exists()
+        with open_target(target, config.cluster_name) as opened:
+            probes = probes_of(opened)
+            self.connect(probes, target)
             try:
-                ssh.ensure_directory()
-                ssh.check_writable()
-                free = ssh.free_space()
+                existed = probes.directory_exists()
+                probes.ensure_directory()
+                probes.check_writable()
+                free = probes.free_space()
             except BackupError as exc:
                 raise SetupStop(str(exc)) from None
         if not existed:
@@ -377,11 +373,11 @@ class Setup:
         self.result(f"connected; {target.path} {'exists' if existed else 'created (0700)'}")
         self.check_room(config, target, free)
 
-    def connect(self, ssh: SshTarget, target: SshTargetConfig) -> None:
+    def connect(self, probes: Probes, target: SshTargetConfig) -> None:
         """Connect; while the key is refused, show the line to add and (on a terminal) retry."""
         while True:
             try:
-                ssh.connect()
+                probes.connect()
                 return
             except KeyRefusedError as exc:
                 self.result(f"refused: {exc}")
@@ -619,20 +615,6 @@ def _holds_signed_copies(config: Config, target_config: TargetConfig) -> bool:
             )
     except BackupError:
         return False
-
-
-def ssh_target(target: SshTargetConfig) -> SshTarget:
-    """The raw SSH backend (its setup/doctor checks are not part of the Target interface)."""
-    return SshTarget(
-        target.name,
-        target.host,
-        target.user,
-        target.port,
-        str(target.path),
-        target.identity_file,
-        target.known_hosts,
-        float(target.connect_timeout),
-    )
 
 
 def snapshot_size_estimate(config: Config) -> int:

@@ -134,7 +134,8 @@ def verify_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
                 lambda target: _verify_target(config, target, trust),
             )
         except BackupError as exc:
-            findings.append(Finding("*", target_config.name, False, str(exc)))
+            said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
+            findings.append(Finding("*", target_config.name, False, said))
     if as_json:
         env.stdout.write(json.dumps([asdict(f) for f in findings], indent=2) + "\n")
     else:

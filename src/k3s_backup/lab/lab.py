@@ -72,6 +72,8 @@ class Lab(Service):
             install_fake_k3s(self.bin_dir, self._k3s_state())
             install_fake_systemctl(self.bin_dir, self.state_file)
             (self.root / "backup-host").mkdir(exist_ok=True)
+            self.remote_dir.mkdir(mode=0o700, exist_ok=True)  # as `setup` makes it
+            self.remote_dir.chmod(0o700)
             self.sshd.write_known_hosts(self.known_hosts)
             if not self.recovery_key.exists():
                 recovery_key.save(self.recovery_key, recovery_key.decode(recovery_key.generate()))

@@ -1,47 +1,47 @@
-"""The other nodes of the cluster during a restore, reached over SSH like an SSH target.
-
-The same connection code as targets/ssh.py (keys, strict known_hosts, the refusing host-key
-policy); commands are argument lists, each argument quoted with shlex.quote, never pasted.
-"""
+"""The other nodes of the cluster during a restore, each reached through an SSH session
+(ssh/session.py: the node's key, strict known_hosts); commands are argument lists, each
+argument quoted by the session, never pasted."""
 
 from __future__ import annotations
 
 import posixpath
-import shlex
-from dataclasses import dataclass
-
-import paramiko
+from pathlib import Path
 
 from k3s_backup.config import NodeConfig
-from k3s_backup.errors import TargetError
-from k3s_backup.targets.ssh import CONNECTION_ERRORS, SshTarget
+from k3s_backup.plumbing.closable import Closable
+from k3s_backup.ssh.session import COMMAND_TIMEOUT, ExecResult, SshSession
 
-COMMAND_TIMEOUT = 10 * 60
-NO_EXIT_STATUS = -1  # paramiko's exit status of a channel that closed without sending one
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    status: int
-    output: str  # stdout and stderr, merged
+CommandResult = ExecResult  # status, and stdout and stderr merged
 
 
-class RemoteNode(SshTarget):
+class RemoteNode(Closable):
     """One node; `role` is "server" or "agent" (their K3s units are k3s and k3s-agent)."""
 
     def __init__(self, config: NodeConfig, role: str) -> None:
-        super().__init__(
-            name=f"{config.user}@{config.host}",
-            host=config.host,
-            user=config.user,
-            port=config.port,
-            path=str(config.data_dir),
-            identity_file=config.identity_file,
-            known_hosts=config.known_hosts,
-            connect_timeout=float(config.connect_timeout),
-        )
+        self.name = f"{config.user}@{config.host}"
+        self.session = SshSession.from_config(self.name, config)
         self.role = role
         self.data_dir = str(config.data_dir)
+
+    @property
+    def host(self) -> str:
+        return self.session.host
+
+    @property
+    def user(self) -> str:
+        return self.session.user
+
+    @property
+    def port(self) -> int:
+        return self.session.port
+
+    @property
+    def identity_file(self) -> Path:
+        return self.session.identity_file
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.session.known_hosts
 
     @property
     def unit(self) -> str:
@@ -52,30 +52,10 @@ class RemoteNode(SshTarget):
         return posixpath.join(self.data_dir, "server", "db")
 
     def run(self, argv: list[str]) -> CommandResult:
-        self._connect()
-        assert self._client is not None
-        command = " ".join(shlex.quote(arg) for arg in argv)
-        try:
-            transport = self._client.get_transport()
-            if transport is None:
-                raise paramiko.SSHException("not connected")
-            channel = transport.open_session(timeout=self.connect_timeout)
-            channel.settimeout(COMMAND_TIMEOUT)
-            channel.set_combine_stderr(True)  # one stream: no deadlock on a full stderr pipe
-            channel.exec_command(command)
-            output = channel.makefile("rb").read().decode(errors="replace")
-            status = channel.recv_exit_status()
-            channel.close()
-        except CONNECTION_ERRORS as exc:
-            raise TargetError(
-                f"{self.name}: `{command}` failed: {exc}; whether it ran there is unknown"
-            ) from None
-        if status == NO_EXIT_STATUS:  # the channel closed without one: the link was lost
-            raise TargetError(
-                f"{self.name}: the SSH link was lost during `{command}`; whether it ran there"
-                " is unknown"
-            )
-        return CommandResult(status, output)
+        return self.session.exec(argv, COMMAND_TIMEOUT)
+
+    def close(self) -> None:
+        self.session.close()
 
     def stop_command(self) -> list[str]:
         return ["systemctl", "stop", self.unit]

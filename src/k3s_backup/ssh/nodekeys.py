@@ -1,5 +1,5 @@
 """The node's SSH key for the backup host: generated with `cryptography` (ed25519, OpenSSH
-format, 0600), its authorized_keys lines, and trusting the backup host's key in known_hosts."""
+format, 0600) and its authorized_keys lines. Host keys are in hostkeys.py."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import os
 import socket
 from pathlib import Path
 
-import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from k3s_backup.ssh.hostkeys import fingerprint
 from k3s_backup.ssh.keyfile import load_private_key
-from k3s_backup.targets.ssh import fingerprint, known_hosts_host, known_hosts_line
 
 # What `k3s-backup` does over SSH: the SFTP subsystem and one `sha256sum -- <path>` exec. So a
 # forced command (command="internal-sftp") would break verification. `restrict` turns off every
@@ -80,30 +79,6 @@ def unsafe_permissions(path: Path) -> str | None:
     if info.st_uid != os.getuid():
         return f"owned by uid {info.st_uid}, not by the user running k3s-backup ({os.getuid()})"
     return None
-
-
-# ---- known_hosts --------------------------------------------------------------------------
-
-
-def known_key(known_hosts: Path, host: str, port: int) -> list[paramiko.PKey]:
-    """The keys known_hosts holds for host:port (hashed entries included)."""
-    keys = paramiko.HostKeys()
-    try:
-        keys.load(str(known_hosts))
-    except FileNotFoundError:
-        return []
-    entry = keys.lookup(known_hosts_host(host, port))
-    return list(entry.values()) if entry else []
-
-
-def trust_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) -> None:
-    """Append the host's key line to known_hosts (created 0600, its dir 0700)."""
-    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as out:
-        if out.tell() > 0 and not known_hosts.read_bytes().endswith(b"\n"):
-            out.write("\n")
-        out.write(known_hosts_line(host, port, key) + "\n")
 
 
 def local_address_towards(host: str, port: int) -> str | None:

@@ -4,6 +4,10 @@ The rest of the program never knows where bytes go: it lists, puts, gets, stats 
 `put` is atomic and verified: nothing half-written or unverified ever carries a final name.
 Its source may be a stream encoded while it is read, whose digest nobody knows beforehand: the
 target then verifies the stored copy against what it read.
+
+Beside it, one capability for setup and doctor (`Probes`: is the place there, can we write,
+how much room), which every backend offers and wrappers pass through `unwrap()` (restic's
+Unwrapper): `probes_of(target)` finds it under any wrappers.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from k3s_backup.plumbing.closable import Closable
 from k3s_backup.plumbing.streams import HashingReader, Readable, Writable
@@ -111,3 +116,42 @@ class Target(Closable, ABC):
     @abstractmethod
     def sha256(self, name: str) -> str:
         """The SHA-256 of the stored bytes, computed as close to them as the backend allows."""
+
+
+@runtime_checkable
+class Probes(Protocol):
+    """What setup and doctor ask of a backend's place before any copy goes there. Only setup
+    creates the place (`ensure_directory`): every other command fails on a missing one."""
+
+    def connect(self) -> None:
+        """Reach the place now (SSH: connect and authenticate), raising what a first
+        operation would."""
+
+    def directory_exists(self) -> bool: ...
+
+    def ensure_directory(self) -> None:
+        """Create the directory 0700 (with its parents) if missing; S3: a missing bucket is
+        a TargetError naming it (buckets are made with the provider's tools)."""
+
+    def check_writable(self) -> None:
+        """Write and remove a small hidden probe; TargetError naming the fix if refused."""
+
+    def free_space(self) -> int | None:
+        """Bytes available there, or None when the backend cannot tell."""
+
+
+@runtime_checkable
+class Unwrapper(Protocol):
+    """A target wrapping another (the name guard, retries): the one it wraps."""
+
+    def unwrap(self) -> Target: ...
+
+
+def probes_of(target: Target) -> Probes:
+    """The probes of the backend under any wrappers."""
+    inner: Target = target
+    while not isinstance(inner, Probes):
+        if not isinstance(inner, Unwrapper):
+            raise TypeError(f"{type(inner).__name__} offers no probes and wraps no target")
+        inner = inner.unwrap()
+    return inner

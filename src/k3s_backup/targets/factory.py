@@ -7,6 +7,7 @@ from pathlib import Path
 from k3s_backup.config import LocalTargetConfig, S3TargetConfig, SshTargetConfig
 from k3s_backup.errors import TargetError
 from k3s_backup.ssh.nodekeys import unsafe_permissions
+from k3s_backup.ssh.session import SshSession
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.guard import OwnNamesOnly
 from k3s_backup.targets.local import LocalTarget
@@ -19,14 +20,7 @@ def open_target(
     backend: Target
     if isinstance(config, SshTargetConfig):
         backend = SshTarget(
-            name=config.name,
-            host=config.host,
-            user=config.user,
-            port=config.port,
-            path=str(config.path),
-            identity_file=config.identity_file,
-            known_hosts=config.known_hosts,
-            connect_timeout=float(config.connect_timeout),
+            config.name, SshSession.from_config(config.name, config), str(config.path)
         )
     elif isinstance(config, S3TargetConfig):
         from k3s_backup.targets.s3 import S3Target  # boto3 is slow to import: only when used

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 from pathlib import Path
 
 from k3s_backup.errors import TargetError
@@ -36,7 +38,15 @@ class LocalTarget(Target):
     def location(self) -> str:
         return str(self.directory)
 
-    def _ensure_dir(self) -> None:
+    # -- probes, for setup and doctor ------------------------------------------------------
+
+    def connect(self) -> None:
+        """Nothing to reach: the directory is on this machine."""
+
+    def directory_exists(self) -> bool:
+        return self.directory.is_dir()
+
+    def ensure_directory(self) -> None:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
@@ -44,9 +54,36 @@ class LocalTarget(Target):
                 f"{self.name}: cannot create {self.directory}: {exc.strerror}"
             ) from exc
 
+    def check_writable(self) -> None:
+        probe = self.directory / temp_name("k3s-backup-write-probe")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            probe.unlink()
+        except OSError as exc:
+            path = shlex.quote(str(self.directory))
+            raise TargetError(
+                f"{self.name}: {self.directory} is not writable ({exc.strerror}): `chown"
+                f" $(id -un) {path} && chmod 700 {path}`"
+            ) from None
+
+    def free_space(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.directory).free
+        except OSError:
+            return None
+
+    def _no_directory(self) -> TargetError:
+        """A wrong `path` (or a disk not mounted) must not become a new, empty tree."""
+        path = shlex.quote(str(self.directory))
+        return TargetError(
+            f"{self.name}: {self.directory} does not exist; check `path` in the config (is the"
+            f" disk mounted?), or create it: `mkdir -m 700 {path}`"
+        )
+
     def list(self) -> list[StoredObject]:
         if not self.directory.is_dir():
-            return []
+            raise self._no_directory()
         found = []
         for entry in os.scandir(self.directory):
             if entry.is_file(follow_symlinks=False):
@@ -54,7 +91,6 @@ class LocalTarget(Target):
         return found
 
     def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
-        self._ensure_dir()
         temp = self.directory / temp_name(name)
         outgoing = Outgoing(source, sha256)
         try:
@@ -69,7 +105,11 @@ class LocalTarget(Target):
             os.replace(temp, self.directory / name)
             _fsync_dir(self.directory)
         except OSError as exc:
-            raise TargetError(f"{self.name}: cannot write {name}: {exc.strerror}") from exc
+            if not self.directory.is_dir():
+                raise self._no_directory() from None
+            raise TargetError(
+                f"{self.name}: cannot write {name} in {self.directory}: {exc.strerror}"
+            ) from exc
         finally:
             temp.unlink(missing_ok=True)
         return outgoing.verified()

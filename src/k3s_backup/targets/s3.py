@@ -87,6 +87,8 @@ class S3Target(Target):
     def _fail(self, action: str, name: str, exc: Exception) -> TargetError:
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
+            if error.get("Code") == "NoSuchBucket":
+                return self._no_bucket()
             reason = f"{error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
         else:
             reason = str(exc) or type(exc).__name__
@@ -95,6 +97,47 @@ class S3Target(Target):
         link_failed = isinstance(exc, (HTTPClientError, BotoConnectionError))
         error = TargetUnreachable if link_failed else TargetError
         return error(f"{self.name}: cannot {action} {name} in {self.location}: {reason}")
+
+    # -- probes, for setup and doctor ------------------------------------------------------
+
+    def connect(self) -> None:
+        """Nothing to open: every request makes its own connection."""
+
+    def directory_exists(self) -> bool:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise self._fail("reach", "the bucket", exc) from None
+        except BotoCoreError as exc:
+            raise self._fail("reach", "the bucket", exc) from None
+        return True
+
+    def ensure_directory(self) -> None:
+        """Buckets are the provider's to make (with their policy, region, versioning)."""
+        if not self.directory_exists():
+            raise self._no_bucket()
+
+    def check_writable(self) -> None:
+        probe = self._key(temp_name("k3s-backup-write-probe"))
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"k3s-backup probe\n")
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("write a probe", "object", exc) from None
+        finally:
+            self._discard(probe)
+
+    def free_space(self) -> int | None:
+        return None  # a bucket has no size of its own to tell
+
+    def _no_bucket(self) -> TargetError:
+        return TargetError(
+            f"{self.name}: bucket {self.bucket} does not exist at {self.endpoint}; check"
+            " `bucket` in the config, or create it with the provider's tools"
+        )
+
+    # -- the interface ----------------------------------------------------------------------
 
     def list(self) -> list[StoredObject]:
         found = []
