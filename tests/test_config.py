@@ -13,6 +13,13 @@ type = "ssh"
 host = "192.168.1.100"
 """
 
+S3_TARGET = """
+[[targets]]
+name = "offsite"
+type = "s3"
+bucket = "k3s-backups"
+"""
+
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.toml"
@@ -54,6 +61,15 @@ def write(tmp_path: Path, text: str) -> Path:
         (VALID_TARGET + VALID_TARGET, "target names must be unique, repeated: proxmox"),
         ('[k3s]\ndata_dir = "var/lib"\n' + VALID_TARGET, "k3s.data_dir: must be an absolute path"),
         ("keep_local = \n", "not valid TOML"),
+        (S3_TARGET + 'object_lock = "on"\n', "targets[0].object_lock: Input should be 'off'"),
+        (
+            S3_TARGET + "object_lock_days = 30\n",
+            "targets[0]: target 'offsite': object_lock_days needs object_lock = \"governance\"",
+        ),
+        (
+            S3_TARGET + 'object_lock = "compliance"\nobject_lock_days = 0\n',
+            "targets[0].object_lock_days: must be at least 1, got 0",
+        ),
     ],
 )
 def test_bad_config_exits_2_naming_key_and_file(tmp_path, text, message):

@@ -122,10 +122,24 @@ class S3TargetConfig(_TargetConfigBase):
     credentials_file: Path | None = None
     profile: StrictStr | None = None
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # S3 Object Lock (the bucket must be created with it): every object a run puts is locked
+    # until the scheduled run whose rotation would remove it (policy.lock_period), or for
+    # `object_lock_days` after the copy was made when set.
+    object_lock: Literal["off", "governance", "compliance"] = "off"
+    object_lock_days: StrictInt | None = Field(default=None, ge=1, le=36500)
 
     _abs_credentials = field_validator("credentials_file", mode="after")(
         lambda value: value if value is None else _absolute(value)
     )
+
+    @model_validator(mode="after")
+    def _lock_days_need_lock(self) -> S3TargetConfig:
+        if self.object_lock_days is not None and self.object_lock == "off":
+            raise ValueError(
+                f'target {self.name!r}: object_lock_days needs object_lock = "governance" or'
+                ' "compliance"'
+            )
+        return self
 
 
 TargetConfig = Annotated[

@@ -7,10 +7,12 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import boto3
 import pytest
 
 from k3s_backup.lab.fake_k3s import FakeK3sState
 from k3s_backup.lab.fake_systemctl import set_unit_active
+from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY
 from k3s_backup.policy.schedule import parse
 from k3s_backup.scheduling import SystemPaths, cron_file, program_path, write_file
 from tests.support.cli_runner import invoke
@@ -236,3 +238,35 @@ def test_never_run_fails(lab, tmp_path):
     assert code == 1
     assert checks["last run"]["status"] == "FAIL"
     assert checks["log"]["status"] == "WARN"
+
+
+@pytest.mark.parametrize("bucket_locked", [True, False])
+def test_object_lock_set_needs_a_bucket_made_with_it(node, lab, s3_server, tmp_path, bucket_locked):
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
+    bucket = f"doc-{tmp_path.name.lower().replace('_', '-')}"[:60].rstrip("-")
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=bucket_locked)
+    s3 = {
+        "name": "objects",
+        "type": "s3",
+        "bucket": bucket,
+        "endpoint_url": s3_server.endpoint_url,
+        "credentials_file": str(s3_server.write_credentials(tmp_path / "s3-credentials")),
+        "object_lock": "compliance",
+    }
+    node.configure(targets=[lab.ssh_target(), s3])
+    code, checks = node.doctor()
+    check = checks["objects: object lock"]
+    if bucket_locked:
+        assert check["status"] == "OK", check
+        assert f"bucket {bucket} has Object Lock enabled" in check["saw"]
+    else:
+        assert code == 1 and check["status"] == "FAIL"
+        assert f"bucket {bucket} has no Object Lock" in check["saw"]
+        assert "--object-lock-enabled-for-bucket" in check["fix"]
+        assert "put-object-lock-configuration" in check["fix"]

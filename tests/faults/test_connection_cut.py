@@ -175,7 +175,8 @@ def test_a_host_down_for_good_fails_after_every_attempt(lab: Lab, tmp_path: Path
     assert "target backup-host failed (after 3 attempts)" in result.stderr
     assert "Connection refused" in result.stderr
     assert report["targets"]["backup-host"] | {"error": None} == {
-        "ok": False, "error": None, "shipped": [], "removed": [], "copies": 0, "bytes": 0,
+        "ok": False, "error": None, "shipped": [], "removed": [], "locked": {}, "copies": 0,
+        "bytes": 0,
         "newest": None, "newest_unix": None, "attempts": 3,
     }  # fmt: skip
     assert len(ours(lab.snapshot_dir)) == 1  # kept for the next night

@@ -118,7 +118,9 @@ class Run(RunContext):
             held: dict[str, list[Copy]] = {}
             failures: dict[str, BackupError] = {}
             for target_config in self.config.targets:
-                target = stack.enter_context(open_target(target_config, self.config.cluster_name))
+                target = stack.enter_context(
+                    open_target(target_config, self.config.cluster_name, self.config.schedule)
+                )
                 try:
                     held[target.name] = self.target_copies(target)
                     opened[target.name] = target
@@ -142,7 +144,8 @@ class Run(RunContext):
         A refusal by the target itself (key, permission, full disk) is not tried again. The
         first attempt uses `first`, already open, or is `first_failure`, already met."""
         self.doing = f"upload to {target_config.name}"
-        retrying = Retrying(target_config, self.config.cluster_name, self.report)
+        cluster, schedule = self.config.cluster_name, self.config.schedule
+        retrying = Retrying(target_config, cluster, self.report, schedule)
 
         def first_attempt() -> TargetResult:
             if first_failure is not None:

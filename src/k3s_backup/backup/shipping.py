@@ -21,7 +21,7 @@ from k3s_backup.plumbing.progress import TransferBar
 from k3s_backup.plumbing.signals import safe_point
 from k3s_backup.plumbing.streams import MeteredReader
 from k3s_backup.policy import naming
-from k3s_backup.targets.base import Target, final_of_temp, put_bytes
+from k3s_backup.targets.base import CopyLocked, Target, final_of_temp, put_bytes
 
 
 @dataclass
@@ -29,6 +29,9 @@ class TargetResult:
     ok: bool
     shipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # copies rotation would remove that S3 Object Lock keeps: name -> until (UTC ISO 8601;
+    # None: a legal hold)
+    locked: dict[str, str | None] = field(default_factory=dict)
     copies: int = 0
     bytes: int = 0
     newest: str | None = None  # the newest verified copy there, after this run
@@ -73,9 +76,13 @@ def ship(run: RunContext, target: Target, newest: naming.SnapshotName) -> Target
         copies = run.owned(target.name, run.target_copies(target))
         keep = frozenset({stored_name(newest, form)})
         retention = plan(copies, rules_of(target_config), keep)
-        remove_from_target(target, retention.remove)
-    result.removed = [n.filename for n in retention.remove]
-    for removed in retention.remove:
+        locked = remove_from_target(target, retention.remove)
+    for held in locked:
+        run.report.info(held.describe(target.name))
+    gone = [n for n in retention.remove if n not in {held.name for held in locked}]
+    result.removed = [n.filename for n in gone]
+    result.locked = {h.name.filename: h.until.isoformat() if h.until else None for h in locked}
+    for removed in gone:
         run.report.info(f"Rotated {removed.filename} off {target.name}")
     run.warn_others(target.name)
     kept = listed_copies(target, run.config.cluster_name)
@@ -181,7 +188,11 @@ def _remove_stale_temporaries(run: RunContext, target: Target, node: str) -> Non
         )
         parsed = naming.parse(cluster, snapshot)
         if parsed is not None and parsed.node == node:
-            target.delete(stored.name)
+            try:
+                target.delete(stored.name)
+            except CopyLocked as exc:  # a bucket's default retention locked it
+                run.report.info(f"{exc}; left there, no final name")
+                continue
             run.report.info(f"Removed {stored.name} on {target.name}, left by a killed run")
 
 

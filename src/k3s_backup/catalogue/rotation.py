@@ -6,14 +6,17 @@ without rotating each other's copies away.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from k3s_backup.catalogue.inventory import Copy
 from k3s_backup.policy import naming
 from k3s_backup.policy.retention import GfsPlan, GfsRules, plan_gfs
-from k3s_backup.targets.base import Target
+from k3s_backup.targets.base import CopyLocked, Target
 
 
 def rules_of(target: _HasRetention) -> GfsRules:
@@ -42,13 +45,37 @@ def plan(copies: list[Copy], rules: GfsRules, protect: frozenset[str]) -> GfsPla
     return GfsPlan(keep=sorted(keep_all), remove=sorted(remove_all), reasons=reasons)
 
 
-def remove_from_target(target: Target, removal: list[naming.SnapshotName]) -> None:
+@dataclass(frozen=True)
+class Locked:
+    """A copy rotation would remove that a retention lock (S3 Object Lock) still keeps."""
+
+    name: naming.SnapshotName
+    until: datetime | None  # None: a legal hold, no date
+
+    @property
+    def held(self) -> str:
+        if self.until is None:
+            return "under a legal hold"
+        return f"locked until {self.until.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+
+    def describe(self, location: str) -> str:
+        return f"{self.name.filename} on {location}: {self.held}; removed by the first run after"
+
+
+def remove_from_target(target: Target, removal: list[naming.SnapshotName]) -> list[Locked]:
     """Delete each copy, then its manifest and restore bundle (a sidecar alone is harmless,
-    a copy alone is not)."""
+    a copy alone is not). A copy still locked is left whole and returned, not a failure."""
+    locked = []
     for name in removal:
-        target.delete(name.filename)
-        target.delete(naming.manifest_name(name.filename))
-        target.delete(naming.bundle_name(name.filename))
+        try:
+            target.delete(name.filename)
+        except CopyLocked as exc:
+            locked.append(Locked(name, exc.until))
+            continue
+        for sidecar in (naming.manifest_name(name.filename), naming.bundle_name(name.filename)):
+            with contextlib.suppress(CopyLocked):  # locked with its copy: goes with a later run
+                target.delete(sidecar)
+    return locked
 
 
 def remove_local(

@@ -20,6 +20,7 @@ from k3s_backup.commands.status import FAIL, OK, WARN, freshness, human_age
 from k3s_backup.config import (
     Config,
     LocalTargetConfig,
+    S3TargetConfig,
     SshTargetConfig,
     TargetConfig,
     load_config,
@@ -44,7 +45,7 @@ from k3s_backup.ssh.hostkeys import (
 from k3s_backup.ssh.keyfile import KeyFileError
 from k3s_backup.state import read_state
 from k3s_backup.targets.base import Probes, probes_of
-from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.factory import open_target, s3_backend
 
 LOG_TAIL_LINES = 400
 SHOWN_ERRORS = 5
@@ -78,6 +79,8 @@ class Doctor:
                 yield self.local_target(target)
             else:
                 yield self.any_target(target)
+                if isinstance(target, S3TargetConfig) and target.object_lock != "off":
+                    yield self.s3_object_lock(target)
         yield self.last_run()
         yield self.log()
 
@@ -323,6 +326,27 @@ class Doctor:
         except BackupError as exc:
             return Check(name, FAIL, str(exc), f"check the [[targets]] entry {target.name!r}")
         return Check(name, OK, f"lists {count} copies of ours")
+
+    def s3_object_lock(self, target: S3TargetConfig) -> Check:
+        """object_lock set: the bucket must have been made with Object Lock, or every put's
+        PutObjectRetention fails (and nothing would protect the copies)."""
+        name = f"{target.name}: object lock"
+        try:
+            enabled = s3_backend(target, self.config.cluster_name).object_lock_enabled()
+        except BackupError as exc:
+            return Check(name, FAIL, str(exc), f"check the [[targets]] entry {target.name!r}")
+        if enabled:
+            return Check(name, OK, f"bucket {target.bucket} has Object Lock enabled")
+        return Check(
+            name,
+            FAIL,
+            f"object_lock = {target.object_lock!r} but bucket {target.bucket} has no Object Lock",
+            "Object Lock needs a versioned bucket created with it: `aws s3api create-bucket"
+            f" --bucket NEW --object-lock-enabled-for-bucket`, or on {target.bucket}:"
+            f" `aws s3api put-bucket-versioning --bucket {target.bucket} --versioning-configuration"
+            f" Status=Enabled` then `aws s3api put-object-lock-configuration --bucket"
+            f" {target.bucket} --object-lock-configuration ObjectLockEnabled=Enabled`",
+        )
 
     # -- history ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ identities were recorded) for this cluster's.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 
 import click
@@ -21,7 +22,13 @@ from k3s_backup.catalogue.inventory import (
     target_copies,
     with_identities,
 )
-from k3s_backup.catalogue.rotation import plan, remove_from_target, remove_local, rules_of
+from k3s_backup.catalogue.rotation import (
+    Locked,
+    plan,
+    remove_from_target,
+    remove_local,
+    rules_of,
+)
 from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
@@ -34,16 +41,35 @@ from k3s_backup.policy.retention import GfsPlan, GfsRules
 from k3s_backup.report import Reporter
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state
+from k3s_backup.targets.base import Target
 from k3s_backup.targets.retry import Retrying
 
 
-def _show(reporter: Reporter, location: str, retention: GfsPlan, dry_run: bool) -> None:
+def _show(
+    reporter: Reporter,
+    location: str,
+    retention: GfsPlan,
+    dry_run: bool,
+    locked: Callable[[SnapshotName], Locked | None] = lambda name: None,
+) -> None:
     for name in retention.keep:
         rules = ", ".join(retention.reasons.get(name.filename, []))
         reporter.info(f"{location}: keep   {name.filename}  ({rules})")
     verb = "would remove" if dry_run else "remove"
     for name in retention.remove:
-        reporter.info(f"{location}: {verb} {name.filename}")
+        held = locked(name) if dry_run else None
+        if held is not None:  # what the real prune would report instead of removing it
+            reporter.info(f"{location}: keep   {name.filename}  ({held.held}: not removable yet)")
+        else:
+            reporter.info(f"{location}: {verb} {name.filename}")
+
+
+def locked_in(target: Target) -> Callable[[SnapshotName], Locked | None]:
+    def locked(name: SnapshotName) -> Locked | None:
+        held = target.lock_of(name.filename)
+        return Locked(name, held.until) if held is not None else None
+
+    return locked
 
 
 class Pruner:
@@ -64,10 +90,14 @@ class Pruner:
             t.name: remembered(state, t.name, config.cluster_name) for t in config.targets
         }
 
-    def owned(self, location: str, copies: list[Copy]) -> list[Copy]:
+    def split(self, copies: list[Copy]) -> tuple[list[Copy], list[Copy]]:
+        """(the copies this cluster owns and may rotate, the others)."""
         if self.adopt_unknown and self.current is not None:
             copies = [c if c.identity else replace(c, identity=self.current) for c in copies]
-        owned, others = split_by_cluster(copies, self.current)
+        return split_by_cluster(copies, self.current)
+
+    def owned(self, location: str, copies: list[Copy]) -> list[Copy]:
+        owned, others = self.split(copies)
         for warning in others_warnings(self.config.cluster_name, location, others):
             self.report.warn(warning)
         return owned
@@ -114,18 +144,28 @@ class Pruner:
         return not failed
 
     def target(self, config: TargetConfig, known: dict[str, ClusterIdentity | None]) -> None:
-        """List, plan, then delete: each of the two units of work on a target is done again
-        on a new connection after a link failure (deleting what is gone already is no error)."""
-        cluster = self.config.cluster_name
+        """Survey, plan, then delete. The survey and the deletions are each one unit of work
+        on the target, done again on a new connection after a link failure (deleting what is
+        gone already is no error); the plan is said once, between them."""
+        cluster, rules = self.config.cluster_name, rules_of(config)
         retrying = Retrying(config, cluster, self.report)
-        copies = retrying(lambda t: with_identities(t, target_copies(t, cluster), known))
+
+        def survey(target: Target) -> tuple[list[Copy], dict[str, Locked | None]]:
+            """The copies there and, for a dry run, which of those to remove are locked."""
+            copies = with_identities(target, target_copies(target, cluster), known)
+            removal = plan(self.split(copies)[0], rules, frozenset()).remove
+            locked = locked_in(target) if self.dry_run else lambda name: None
+            return copies, {name.filename: locked(name) for name in removal}
+
+        copies, locks = retrying(survey)
         owned = self.owned(config.name, copies)
         verified = [c for c in owned if c.has_manifest]
         self.held[config.name] = verified[-1].name if verified else None
-        retention = plan(owned, rules_of(config), frozenset())
-        _show(self.report, config.name, retention, self.dry_run)
+        retention = plan(owned, rules, frozenset())
+        _show(self.report, config.name, retention, self.dry_run, lambda n: locks.get(n.filename))
         if not self.dry_run:
-            retrying(lambda target: remove_from_target(target, retention.remove))
+            for held in retrying(lambda target: remove_from_target(target, retention.remove)):
+                self.report.info(held.describe(config.name))
 
 
 def prune(config: Config, env: Environment, dry_run: bool, adopt_unknown: bool = False) -> ExitCode:

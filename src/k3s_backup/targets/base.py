@@ -18,13 +18,25 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from k3s_backup.errors import TargetError
 from k3s_backup.plumbing.closable import Closable
 from k3s_backup.plumbing.streams import HashingReader, Readable, Writable
 
 TEMP_MARK = ".partial-"
 _TEMP_RE = re.compile(r"\.(?P<final>.+)\.partial-[0-9a-f]{8}", re.DOTALL)
+
+
+class CopyLocked(TargetError):
+    """`delete` refused before trying: the backend keeps the object under a retention lock
+    (S3 Object Lock) until `until`, or indefinitely (a legal hold) when None. Not a failure:
+    rotation reports it and removes the copy once the lock has expired."""
+
+    def __init__(self, message: str, until: datetime | None) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,14 @@ class Target(Closable, ABC):
     def stat(self, name: str) -> StoredObject | None: ...
 
     @abstractmethod
-    def delete(self, name: str) -> None: ...
+    def delete(self, name: str) -> None:
+        """Remove `name` (nothing if absent); CopyLocked, deleting nothing, if a retention
+        lock keeps it."""
+
+    def lock_of(self, name: str) -> CopyLocked | None:
+        """What `delete(name)` would raise now: the retention lock keeping it, if any. None
+        for a backend without locks."""
+        return None
 
     @abstractmethod
     def sha256(self, name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from k3s_backup.errors import TargetError
 from k3s_backup.plumbing.streams import Readable, Writable
 from k3s_backup.policy import naming
-from k3s_backup.targets.base import StoredObject, Target, Verified, final_of_temp
+from k3s_backup.targets.base import CopyLocked, StoredObject, Target, Verified, final_of_temp
 
 
 class OwnNamesOnly(Target):
@@ -48,6 +48,9 @@ class OwnNamesOnly(Target):
         """Our names, and the temporary uploads of our names (a killed run leaves them)."""
         final = final_of_temp(name)
         self.inner.delete(name if final is not None and self._check(final) else self._check(name))
+
+    def lock_of(self, name: str) -> CopyLocked | None:
+        return self.inner.lock_of(self._check(name))
 
     def sha256(self, name: str) -> str:
         return self.inner.sha256(self._check(name))

@@ -17,6 +17,7 @@ from typing import TypeVar
 from k3s_backup.config import TargetConfig
 from k3s_backup.errors import TargetUnreachable
 from k3s_backup.plumbing.retry import Retry
+from k3s_backup.policy.schedule import DEFAULT_SCHEDULE
 from k3s_backup.report import Reporter
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
@@ -33,9 +34,16 @@ class Retrying:
     done again on a new one after a link failure, said once per retry through `reporter`.
     `attempts` is how many the last unit took."""
 
-    def __init__(self, config: TargetConfig, cluster: str, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        config: TargetConfig,
+        cluster: str,
+        reporter: Reporter,
+        schedule: str = DEFAULT_SCHEDULE,  # dates an S3 Object Lock: run's (targets/factory.py)
+    ) -> None:
         self.config = config
         self.cluster = cluster
+        self.schedule = schedule
         self.report = reporter
         self.retry = Retry(
             config.retries,
@@ -56,7 +64,7 @@ class Retrying:
         def attempt() -> T:
             if first is not None and self.retry.attempt == 1:
                 return first()
-            with open_target(self.config, self.cluster) as target:
+            with open_target(self.config, self.cluster, self.schedule) as target:
                 return work(target)
 
         return self.retry(attempt)
