@@ -1,5 +1,8 @@
-"""Work on a target that survives a link blip: every command opens its targets here, so each
-honours the target's `retries` and `retry_delay` (the place restic wraps its retry backend).
+"""Work on a target that survives a link blip: every command that works on copies (run, list,
+verify, prune, fetch, restore, and inspect, diff, drill, extract through fetch) opens its
+targets here, so each honours the target's `retries` and `retry_delay` (the place restic wraps
+its retry backend). The probes of setup, doctor and status ask once: reachability is what they
+report.
 
 The unit tried again is the caller's whole work on a new connection, never one call: a copy's
 stream is encoded while it is read and cannot rewind, and a download may have written half a
