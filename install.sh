@@ -4,6 +4,7 @@
 set -euo pipefail
 PREFIX="${K3S_BACKUP_PREFIX:-/opt/k3s-backup}"
 BIN_LINK="${K3S_BACKUP_BIN_LINK:-/usr/local/bin/k3s-backup}"
+COMPLETION="${K3S_BACKUP_COMPLETION:-/etc/bash_completion.d/k3s-backup}"
 here="$(cd "$(dirname "$0")" && pwd)"
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -23,7 +24,11 @@ python3 -m venv "$PREFIX"
 ln -sfn "$PREFIX/bin/k3s-backup" "$BIN_LINK"
 install -d -m 0700 /etc/k3s-backup /var/lib/k3s-backup
 if [ ! -e /etc/k3s-backup/config.toml ]; then
-    "$BIN_LINK" config init --output /etc/k3s-backup/config.toml
+    "$BIN_LINK" config init --output /etc/k3s-backup/config.toml >/dev/null
 fi
-echo "Installed: $("$BIN_LINK" --version)"
-echo "Next: edit /etc/k3s-backup/config.toml, then run: k3s-backup run"
+# Bash completion of commands and options (click's own; bash-completion loads this directory).
+install -d -m 0755 "$(dirname "$COMPLETION")"
+_K3S_BACKUP_COMPLETE=bash_source "$BIN_LINK" > "$COMPLETION.tmp"
+mv "$COMPLETION.tmp" "$COMPLETION"
+chmod 0644 "$COMPLETION"
+echo "Installed $("$BIN_LINK" --version). Next: sudo k3s-backup setup --host BACKUP-HOST"

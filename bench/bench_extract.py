@@ -18,11 +18,9 @@ import random
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from bench_inspect import IN_FLIGHT, TXN_OPS, _b64, _txn, measure
+from common import load, measure
 
 from k3s_backup.formats.protowire import encode_bytes
 from k3s_backup.lab.etcd import EtcdServer
@@ -42,7 +40,7 @@ def _object(kind: str, name: str, namespace: str, data: dict[str, bytes]) -> byt
     return b"k8s\x00" + encode_bytes(1, type_meta) + encode_bytes(2, raw)
 
 
-def _value(rng: random.Random, index: int) -> tuple[bytes, bytes]:
+def _entry(rng: random.Random, index: int) -> tuple[bytes, bytes]:
     namespace = NAMESPACES[index % len(NAMESPACES)]
     size = rng.choice((600, 1200, 2500, 4000, 16000))
     if index % 3:
@@ -54,28 +52,11 @@ def _value(rng: random.Random, index: int) -> tuple[bytes, bytes]:
     return key.encode(), secret
 
 
-def load(endpoint: str, size_mb: int, seed: int = 19) -> int:
-    rng = random.Random(seed)
-    written = index = 0
-    batches: list[list[dict[str, Any]]] = []
-    while written < size_mb << 20:
-        ops = []
-        for _ in range(TXN_OPS):
-            key, value = _value(rng, index)
-            ops.append({"requestPut": {"key": _b64(key), "value": _b64(value)}})
-            written += len(value)
-            index += 1
-        batches.append(ops)
-    with ThreadPoolExecutor(IN_FLIGHT) as pool:
-        list(pool.map(lambda ops: _txn(endpoint, ops), batches))
-    return index
-
-
 def run_once(root: Path, size_mb: int) -> tuple[int, int, float, int]:
     """(objects, file size, seconds, peak RSS) of one extract of a snapshot of `size_mb`."""
     snapshot = root / f"bench-{size_mb}.db"
     with EtcdServer(root / f"etcd-{size_mb}") as etcd:
-        objects = load(etcd.endpoint, size_mb)
+        objects = load(etcd.endpoint, size_mb, _entry, 19)
         etcd.snapshot_save(snapshot)
     cli = "from k3s_backup.cli import main; raise SystemExit(main())"
     seconds, rss, out = measure([sys.executable, "-c", cli, "extract", str(snapshot)])

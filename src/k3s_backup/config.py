@@ -28,6 +28,9 @@ from k3s_backup.policy.schedule import parse as parse_schedule
 
 DEFAULT_CONFIG_PATH = Path("/etc/k3s-backup/config.toml")
 CONFIG_ENV_VAR = "K3S_BACKUP_CONFIG"
+# The sample target's host in `config init`'s template (a reserved name, RFC 2606): not a
+# configured host, so `setup` asks for the real one (or takes --host) instead of using it.
+PLACEHOLDER_HOST = "backup-host.example"
 
 TARGET_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 

@@ -1,17 +1,42 @@
 """What a command tells the operator: stdout/stderr and log file lines, either text
-(`[YYYY-mm-dd HH:MM:SS] message`) or, with `--log-format json`, one JSON object per line for
+(`[YYYY-mm-dd HH:MM:SS+HH:MM] message`) or, with `--log-format json`, one JSON object per line for
 log shippers. A log that cannot be written warns once and never fails the backup."""
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from k3s_backup.environment import Environment
 
-LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 LEVEL_PREFIXES = {"info": "", "warning": "WARNING: ", "error": "ERROR: "}
+
+
+def shown_time(value: datetime | int | str | None) -> str:
+    """A time as every command shows it to people: local time with its UTC offset, to the
+    second (`2026-12-02 03:00:00+01:00`). Takes a datetime (naive: local), a unix time, or the
+    ISO 8601 text of a state file or manifest; other text is shown as it is."""
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        moment = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    else:
+        moment = value
+    return moment.astimezone().isoformat(sep=" ", timespec="seconds")
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 copy`, `2 copies`, `0 snapshots`."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
 
 
 def human_size(size: int) -> str:
@@ -39,7 +64,7 @@ class Reporter:
         if self.env.log_format == "json":
             entry = {"time": now.isoformat(timespec="seconds"), "level": level, "message": message}
             return json.dumps(entry) + "\n"
-        stamp = now.strftime(LOG_TIME_FORMAT)
+        stamp = shown_time(now)
         text = LEVEL_PREFIXES[level] + message
         return "".join(f"[{stamp}] {line}\n" for line in text.splitlines())
 

@@ -22,6 +22,7 @@ from k3s_backup.environment import Environment
 from k3s_backup.formats.etcd_db import EtcdDb
 from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.policy import naming
+from k3s_backup.report import shown_time
 from tests.support.cli_runner import invoke
 from tests.support.json_schema import validate
 from tests.support.k8s_data import k8s_protobuf, live_revision_and_keys, load_cluster
@@ -79,8 +80,9 @@ def test_drill_of_a_truncated_copy_fails_and_says_why(lab, tmp_path):
     drill = _state(lab)["last_drill"]
     assert drill["ok"] is False and "truncated" in drill["problem"]
     status = invoke(["--config", str(config), "status"], environ=lab.env())
-    assert f"Last drill:  {drill['when']}  {name}: FAILED" in status.stdout
-    assert f"WARN: the last restore rehearsal ({drill['when']}) of {name} failed" in (status.stdout)
+    when = shown_time(drill["when"])  # local time with its offset, as every time is shown
+    assert f"Last drill:  {when}  {name}: FAILED" in status.stdout
+    assert f"WARN: the last restore rehearsal ({when}) of {name} failed" in (status.stdout)
 
 
 def test_drill_of_a_truncated_file_fails_before_restoring(lab, tmp_path):

@@ -27,7 +27,7 @@ from k3s_backup.lab.etcd import EtcdServer
 from k3s_backup.lab.fake_kubectl import APPLIED_FILENAME
 from tests.support import k8s_encoder as enc
 from tests.support.cli_runner import invoke
-from tests.support.faults import small_tmpfs
+from tests.support.faults import set_state, small_tmpfs
 
 KEYS = {"aescbc": ("aescbckey", os.urandom(32)), "aesgcm": ("gcmkey", os.urandom(32))}
 KEYS["secretbox"] = ("boxkey", os.urandom(32))
@@ -476,8 +476,6 @@ def test_deleted_since_gives_what_the_later_snapshot_lacks(snaps):
     }
     none = invoke(["extract", str(snaps.later), "--deleted-since", str(snaps.path)])
     assert none.code == 1 and "no object in" in none.stderr
-    live = extract(snaps, "--deleted-since", "live")
-    assert live.code == 2 and "--deleted-since live is not supported yet" in live.stderr
 
 
 def test_text_utf8_cannot_carry_is_escaped_not_a_crash(snaps):
@@ -572,6 +570,40 @@ def test_apply_applies_nothing_when_an_object_could_not_be_extracted(lab, tmp_pa
     ) in result.stderr
     assert "nothing applied: not every selected object was extracted" in result.stderr
     assert _applied(lab) == []
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "zip"])
+def test_deleted_since_live_compares_with_a_snapshot_taken_now_then_removed(
+    lab, backed_up, compressed
+):
+    set_state(lab, compress_default=compressed)  # K3s's etcd-snapshot-compress
+    snapshots_before = sorted(p.name for p in lab.snapshot_dir.iterdir())
+    args = ["--config", str(backed_up), "extract", "latest", "--deleted-since", "live"]
+    result = invoke([*args, "-o", "json"], environ=lab.env())
+    assert result.code == 0, result.stderr
+    [secret] = json.loads(result.stdout)["items"]  # the one deleted live since the backup
+    assert secret == enc.without_server_fields(enc.BUILT_INS["Secret"]()[1])
+    assert "warning" not in result.stderr
+    # The snapshot taken for it is gone: nothing new beside K3s's snapshots or in state_dir.
+    assert sorted(p.name for p in lab.snapshot_dir.iterdir()) == snapshots_before
+    assert not list((lab.root / "state").glob("live-*"))
+
+
+def test_deleted_since_live_removes_its_snapshot_when_extract_fails(lab, backed_up):
+    args = ["--config", str(backed_up), "extract", "latest", "--deleted-since", "live"]
+    result = invoke([*args, "-n", "no-such-namespace"], environ=lab.env())
+    assert result.code == 1 and "no object in" in result.stderr
+    assert not list((lab.root / "state").glob("live-*"))
+
+
+def test_deleted_since_live_with_k3s_down_fails_and_leaves_nothing(lab, backed_up):
+    set_state(lab, service_active=False)
+    args = ["--config", str(backed_up), "extract", "latest", "--deleted-since", "live"]
+    result = invoke(args, environ=lab.env())
+    assert result.code == 1, result.stderr
+    assert "`k3s etcd-snapshot save` failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((lab.root / "state").glob("live-*"))
 
 
 def test_a_full_disk_under_out_leaves_only_whole_files_and_names_the_rest(snaps, tmp_path):

@@ -273,9 +273,10 @@ def test_local_delete_that_leaves_the_file_falls_back_with_a_warning(lab, backup
 def test_log_and_state_record_the_run(lab, backup):
     assert backup().code == 0
     log = (lab.root / "k3s-backup.log").read_text().splitlines()
-    assert log and all(re.match(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ", line) for line in log)
+    stamp = r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d\] "  # local time, its offset
+    assert log and all(re.match(stamp, line) for line in log)
     assert any("Backup complete" in line for line in log)
-    assert any("Target backup-host: 1 copies" in line for line in log)
+    assert any("Target backup-host: 1 copy (" in line for line in log)
     state = json.loads((lab.root / "state" / "state.json").read_text())
     assert state["last_run"]["outcome"] == "success"
     assert state["last_run"]["targets"]["backup-host"]["ok"] is True

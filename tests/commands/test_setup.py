@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import re
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import paramiko
 import pytest
 import zstandard
 
+from k3s_backup.lab.fake_k3s import FakeK3sState
 from k3s_backup.ssh.hostkeys import fingerprint
 from tests.support.cli_runner import Result, invoke
 from tests.support.filesystem import unwritable
@@ -348,3 +350,70 @@ def test_dry_run_shows_the_configuration_without_the_secret_urls(lab, root):
     assert result.code == 0, result.stderr
     assert '| ping_url = "https://hc-ping.com/…"' in result.stdout
     assert "secret-uuid" not in result.stdout + result.stderr
+
+
+def template_for(lab, root: Path) -> str:
+    """`config init`'s template as install.sh writes it, its system paths moved into the lab and
+    the temporary root (every comment and line as written)."""
+    template = invoke(["config", "init"]).stdout
+    ssh = root / "root" / ".ssh"
+    for system, lab_path in (
+        ('node_name = ""', f'node_name = "{lab_node_name(lab)}"'),
+        ('"/var/lib/rancher/k3s/server/db/snapshots"', f'"{lab.snapshot_dir}"'),
+        ('"/var/log/k3s-backup.log"', f'"{lab.root / "k3s-backup.log"}"'),
+        ('"/var/lib/k3s-backup"', f'"{lab.root / "state"}"'),
+        ('"/etc/k3s-backup/recovery.key"', f'"{lab.recovery_key}"'),
+        ('bin = "k3s"', f'bin = "{lab.bin_dir / "k3s"}"'),
+        ('"/var/lib/rancher/k3s"', f'"{lab.data_dir}"'),
+        ('"/root/.ssh/id_ed25519"', f'"{ssh / "id_ed25519"}"'),
+        ('"/root/.ssh/known_hosts"', f'"{ssh / "known_hosts"}"'),
+    ):
+        assert system in template
+        template = template.replace(system, lab_path)
+    return template
+
+
+def lab_node_name(lab) -> str:
+    return FakeK3sState.load(lab.state_file).node_name
+
+
+def comments(text: str) -> list[str]:
+    return [line[line.index("#") :] for line in text.splitlines() if "#" in line]
+
+
+def test_setup_on_the_template_asks_for_the_host_instead_of_using_the_sample(lab, root):
+    config = root / "etc" / "k3s-backup" / "config.toml"
+    config.write_text(template_for(lab, root))
+    before = config.read_bytes()
+    args = [a for a in setup_args(lab, root) if a not in ("--host", lab.sshd.host)]
+    result = invoke(args, environ=lab.env())  # stdin is no terminal: it cannot ask
+    assert result.code == 2
+    assert "no backup host: pass --host (stdin is not a terminal to ask)" in result.stderr
+    assert "backup-host.example" not in result.stdout + result.stderr  # never tried
+    assert config.read_bytes() == before
+
+
+def test_setup_on_the_template_keeps_every_comment_and_then_changes_nothing(lab, root):
+    config = root / "etc" / "k3s-backup" / "config.toml"
+    template = template_for(lab, root)
+    config.write_text(template)
+    authorize(lab, root)
+    done = setup(lab, root)
+    assert done.code == 0, done.stderr
+    assert f"Configuration {config}\n      updated (0600)" in done.stdout
+    written = config.read_text()
+    assert comments(written) == comments(template)  # every comment, in its place and order
+    assert f'host = "{lab.sshd.host}"' in written and "backup-host.example" not in written
+    lines = list(difflib.ndiff(template.splitlines(), written.splitlines()))
+    changed = {line[2:].split(" = ")[0] for line in lines if line[:2] in ("- ", "+ ")}
+    assert (
+        {"host", "connect_timeout"}
+        <= changed
+        <= {"host", "user", "port", "path", "connect_timeout"}
+    )
+
+    again = setup(lab, root)
+    assert again.code == 0, again.stderr
+    assert f"Configuration {config}\n      unchanged" in again.stdout
+    assert "Nothing changed" in again.stdout
+    assert config.read_text() == written  # byte for byte

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -65,11 +66,59 @@ def test_freshness_is_warn_past_twice_and_fail_past_three_times_the_interval(
     assert result.code == (0 if level == "OK" else 1)
 
 
-def test_no_schedule_installed_is_unhealthy(lab, node):
+def test_no_schedule_installed_is_unhealthy_and_shows_no_next_run(lab, node):
+    assert "Next run:" in status(lab, node, now=later(1)).stdout
     (node / "etc" / "cron.d" / "k3s-backup").unlink()
     result = status(lab, node, now=later(1))
     assert result.code == 1
     assert "WARN: no schedule installed" in result.stdout
+    assert "NOT INSTALLED" in result.stdout
+    assert "Next run" not in result.stdout  # nothing will run
+
+
+SHOWN_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d")
+ANY_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d[0-9:.]*(?:Z|[+-]\d\d:?\d\d)?")
+
+
+def shown_times(text: str) -> list[str]:
+    """Every date and time in `text`, each of which must be local time with its offset, to
+    the second (not UTC with `Z`, not microseconds)."""
+    found = ANY_TIME.findall(text)
+    assert found and all(SHOWN_TIME.fullmatch(t) for t in found), found
+    return found
+
+
+def test_text_shows_the_newest_off_node_copys_age_and_one_time_format(lab, node):
+    data = json.loads(status(lab, node, "--json", now=later(5)).stdout)
+    text = status(lab, node, now=later(5)).stdout
+    shown_times(text)
+    newest = data["newest_offsite"]
+    [line] = [ln for ln in text.splitlines() if ln.startswith("Newest off-node copy")]
+    when = datetime.fromisoformat(newest["time"])
+    assert datetime.fromisoformat(shown_times(line)[0]) == when
+    assert re.search(r"\((4h 59m|5h 0m) ago\) on backup-host, OK$", line), line
+    [last] = [ln for ln in text.splitlines() if ln.startswith("Last run:")]
+    started = datetime.fromisoformat(data["last_run"]["started"]).replace(microsecond=0)
+    assert datetime.fromisoformat(shown_times(last)[0]) == started
+    assert "local:       1 copy, " in text and "backup-host: 1 copy, " in text
+    assert "copies" not in text
+
+
+def test_list_run_and_doctor_show_times_the_same_way(lab, node):
+    config = node / "etc" / "k3s-backup" / "config.toml"
+    listed = invoke(["--config", str(config), "list"], environ=lab.env())
+    assert listed.code == 0, listed.stderr
+    [header, *rows] = listed.stdout.splitlines()
+    assert "CREATED " in header and "(UTC)" not in header
+    data = json.loads(invoke(["--config", str(config), "list", "--json"], environ=lab.env()).stdout)
+    for row, entry in zip(rows, data, strict=True):
+        [created, *_rest] = shown_times(row)
+        assert datetime.fromisoformat(created) == datetime.fromisoformat(entry["created"])
+    log = (lab.root / "k3s-backup.log").read_text()
+    shown_times(log)  # the run's log lines
+    doctor = invoke(["doctor", "--root", str(node)], environ=lab.env(), now=later(1))
+    [line] = [ln for ln in doctor.stdout.splitlines() if "succeeded" in ln]
+    shown_times(line)
 
 
 def test_an_unreachable_target_and_a_partial_run_are_unhealthy(lab, node):

@@ -146,7 +146,7 @@ def test_the_intruder_destroys_nothing_and_everything_still_works(node: Node, la
     lab.etcd.put("/registry/configmaps/default/app", "v2")
     rotating = node.cli("run")
     assert rotating.code == 0, rotating.stderr
-    locked = re.findall(r"(\S+) on objects: locked until (\S+ \S+ UTC)", rotating.stdout)
+    locked = re.findall(r"(\S+) on objects: locked until (\S+ \S+[+-]\d\d:\d\d);", rotating.stdout)
     assert [name for name, _ in locked] == node.copies()[:1]
     report = validate(json.dumps(read_state(lab.root / "state")["last_run"]), "run")
     assert list(report["targets"]["objects"]["locked"]) == node.copies()[:1]

@@ -39,6 +39,32 @@ def test_an_undecoded_pod_field_refuses_the_whole_object_and_names_the_field():
         decode_object(enc.with_affinity("web", "ns"))
 
 
+def test_objects_stored_before_kubernetes_1_25_with_their_empty_cluster_name_decode():
+    """ObjectMeta field 15 (clusterName, a plain string until 1.25): written empty into every
+    object an older API server stored, so clusters upgraded since still hold it."""
+    meta, shown = enc.object_meta("old", "ns", labels={"app": "web"}, before_1_25=True)
+    raw = enc.m(1, meta) + enc.string_map(2, {"k": "v"})
+    decoded = decode_object(enc.wrap("v1", "ConfigMap", raw))
+    expected = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": shown, "data": {"k": "v"}}
+    assert decoded == expected
+    assert "clusterName" not in decoded["metadata"]
+
+
+def test_the_newest_pod_fields_decode_or_are_named():
+    """PodSpec 41 (hostnameOverride, a *string) decodes; 42 (workloadRef) is named."""
+    meta, shown = enc.object_meta("web-0", "ns")
+    spec = enc.m(2, enc.s(1, "app"), enc.s(2, "busybox")) + enc.s(41, "web-0.example")
+    pod = decode_object(enc.wrap("v1", "Pod", enc.m(1, meta) + enc.m(2, spec)))
+    assert pod["metadata"] == shown
+    assert pod["spec"] == {
+        "containers": [{"image": "busybox", "name": "app"}],
+        "hostnameOverride": "web-0.example",
+    }
+    grouped = spec + enc.m(42, enc.s(1, "training"), enc.s(2, "workers"))
+    with pytest.raises(UndecodableError, match=r"^Pod\.spec\.workloadRef is not decoded$"):
+        decode_object(enc.wrap("v1", "Pod", enc.m(1, meta) + enc.m(2, grouped)))
+
+
 def test_an_unknown_field_number_refuses_the_object():
     value, _shown = enc.config_map("c", "ns", {"a": "b"})
     inner = enc.m(1, enc.s(1, "c")) + enc.s(99, "from the future")

@@ -62,10 +62,12 @@ def object_meta(
     annotations: dict[str, str] | None = None,
     owner: tuple[str, str] | None = None,
     owner_is_controller: bool = False,
+    before_1_25: bool = False,
 ) -> tuple[bytes, dict[str, Any]]:
     """ObjectMeta as Go's marshaller writes it: every plain field, empty or not, and the
     server-set ones (uid 5, resourceVersion 6 empty in storage, generation 7, creation 8,
-    managedFields 17)."""
+    managedFields 17). `before_1_25`: as an API server up to 1.24 wrote it, with the plain
+    string clusterName (15, empty) that 1.25 removed."""
     uid = f"uid-{namespace}-{name}"
     data = (
         s(1, name)
@@ -106,6 +108,8 @@ def object_meta(
                 "uid": f"uid-{owner_name}",
             }
         ]
+    if before_1_25:
+        data += s(15, "")
     managed = m(
         17,
         s(1, "kubectl-client-side-apply"),

@@ -20,7 +20,7 @@ from k3s_backup.plumbing.signals import signals_deferred
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
 from k3s_backup.policy.offsite import only_here
-from k3s_backup.report import human_size
+from k3s_backup.report import human_size, plural
 from k3s_backup.sources.base import LocalSnapshot
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
@@ -187,7 +187,7 @@ class Run(RunContext):
         for name, result in results.items():
             if result.ok:
                 self.report.info(
-                    f"Target {name}: {result.copies} copies ({human_size(result.bytes)})"
+                    f"Target {name}: {plural(result.copies, 'copy')} ({human_size(result.bytes)})"
                 )
             else:
                 self.report.info(f"Target {name}: FAILED (the error above)")  # said once

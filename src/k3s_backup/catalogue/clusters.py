@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from k3s_backup.catalogue.inventory import (
     LOCAL,
@@ -23,6 +22,7 @@ from k3s_backup.config import Config
 from k3s_backup.errors import BackupError
 from k3s_backup.formats.cluster_identity import live_database, read_identity
 from k3s_backup.policy.identity import ClusterIdentity, describe, same_cluster, uid_of
+from k3s_backup.report import plural, shown_time
 from k3s_backup.targets.factory import open_target
 
 
@@ -40,7 +40,7 @@ class Lineage:
 
 
 def local_time(unix: int) -> str:
-    return datetime.fromtimestamp(unix).astimezone().isoformat(timespec="seconds")
+    return shown_time(unix)
 
 
 def lineages(location: str, copies: list[Copy]) -> list[Lineage]:
@@ -64,14 +64,14 @@ def others_warnings(cluster: str, location: str, others: list[Copy]) -> list[str
         count, newest = len(lineage.copies), local_time(lineage.newest.name.unix)
         if lineage.identity is None:
             warnings.append(
-                f"{where} holds {count} copies of {cluster} of unknown identity (made before"
-                f" k3s-backup recorded cluster identities), newest {newest}: kept, never"
+                f"{where} holds {plural(count, 'copy')} of {cluster} of unknown identity (made"
+                f" before k3s-backup recorded cluster identities), newest {newest}: kept, never"
                 " rotated; if they are this cluster's, `k3s-backup prune --adopt-unknown`"
                 " rotates them with it"
             )
         else:
             warnings.append(
-                f"{where} holds {count} copies of another cluster named {cluster}"
+                f"{where} holds {plural(count, 'copy')} of another cluster named {cluster}"
                 f" ({describe(lineage.identity)}), newest {newest}: if this node replaces a"
                 f" lost server, restore them: `{restore_command(location)}`"
             )
@@ -83,8 +83,9 @@ def listing(held: dict[str, list[Copy]]) -> list[str]:
     lines = []
     for location, copies in held.items():
         for lineage in lineages(location, copies):
+            copies_text = plural(len(lineage.copies), "copy")
             lines.append(
-                f"  {location}: {describe(lineage.identity)}; {len(lineage.copies)} copies,"
+                f"  {location}: {describe(lineage.identity)}; {copies_text},"
                 f" newest {lineage.newest.name.filename} ({local_time(lineage.newest.name.unix)})"
             )
     return lines

@@ -10,12 +10,13 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from k3s_backup.catalogue.inventory import Copy
 from k3s_backup.policy import naming
 from k3s_backup.policy.retention import GfsPlan, GfsRules, plan_gfs
+from k3s_backup.report import shown_time
 from k3s_backup.targets.base import CopyLocked, Target
 
 
@@ -56,7 +57,7 @@ class Locked:
     def held(self) -> str:
         if self.until is None:
             return "under a legal hold"
-        return f"locked until {self.until.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+        return f"locked until {shown_time(self.until)}"
 
     def describe(self, location: str) -> str:
         return f"{self.name.filename} on {location}: {self.held}; removed by the first run after"

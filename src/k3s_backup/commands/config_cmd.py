@@ -9,11 +9,11 @@ import click
 import tomli_w
 
 from k3s_backup.cli_options import Context, pass_context
-from k3s_backup.config import Config, redacted
+from k3s_backup.config import PLACEHOLDER_HOST, Config, redacted
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
 
-TEMPLATE = """\
+TEMPLATE = f"""\
 # k3s-backup configuration. Every key is optional except [[targets]]; the values shown are
 # the defaults. Snapshots hold every Secret of the cluster in clear: keep this file 0600.
 
@@ -67,7 +67,7 @@ config_dir = "/etc/rancher/k3s"     # config.yaml and config.yaml.d/ (saved in t
 [[targets]]
 name = "proxmox"
 type = "ssh"              # ssh | local | s3
-host = "192.168.1.100"
+host = "{PLACEHOLDER_HOST}"   # `k3s-backup setup` asks for the backup host (or --host)
 user = "root"
 port = 22
 path = "/var/backups/k3s-etcd"
@@ -126,7 +126,7 @@ def init(output: Path | None, force: bool, env: Environment) -> ExitCode:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(TEMPLATE)
     os.chmod(output, 0o600)
-    env.stdout.write(f"Wrote {output}; edit the [[targets]] table, then run `k3s-backup run`.\n")
+    env.stdout.write(f"Wrote {output} (0600); `k3s-backup setup` fills in the backup host.\n")
     return ExitCode.OK
 
 

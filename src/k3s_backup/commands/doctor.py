@@ -30,7 +30,7 @@ from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.plumbing.commands import CommandError, run_command
 from k3s_backup.policy.schedule import Schedule, longest_gap
 from k3s_backup.policy.schedule import parse as parse_schedule
-from k3s_backup.report import human_size
+from k3s_backup.report import human_size, plural, shown_time
 from k3s_backup.scheduling import SystemPaths, config_file, installed_schedules
 from k3s_backup.sources.factory import choose_source
 from k3s_backup.ssh import nodekeys
@@ -325,7 +325,7 @@ class Doctor:
                 count = len(target_copies(opened, self.config.cluster_name))
         except BackupError as exc:
             return Check(name, FAIL, str(exc), f"check the [[targets]] entry {target.name!r}")
-        return Check(name, OK, f"lists {count} copies of ours")
+        return Check(name, OK, f"lists {plural(count, 'copy')} of ours")
 
     def s3_object_lock(self, target: S3TargetConfig) -> Check:
         """object_lock set: the bucket must have been made with Object Lock, or every put's
@@ -360,13 +360,14 @@ class Doctor:
             return Check(
                 "last run",
                 FAIL,
-                f"{last.get('started')} ended {last.get('outcome')} (exit {last.get('exit_code')})",
+                f"{shown_time(last.get('started'))} ended {last.get('outcome')}"
+                f" (exit {last.get('exit_code')})",
                 f"k3s-backup run, and read {self.config.log_file}",
             )
         assert isinstance(success, dict)
         age = self.env.now() - datetime.fromisoformat(str(success.get("started")))
         level = freshness(age, interval)
-        saw = f"succeeded {human_age(age)} ({success.get('started')})"
+        saw = f"succeeded {human_age(age)} ({shown_time(success.get('started'))})"
         if level == OK:
             return Check("last run", OK, saw)
         return Check("last run", level, f"{saw}: late for a {interval} schedule", "k3s-backup run")

@@ -14,9 +14,9 @@ import json
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -33,9 +33,10 @@ from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.formats import encryption_at_rest, k8s_objects, kubernetes
 from k3s_backup.formats.encryption_at_rest import DecryptionError, KeyRing
-from k3s_backup.formats.etcd_db import EtcdDb, LiveKey
+from k3s_backup.formats.etcd_db import EtcdDb
 from k3s_backup.kube import manifests
 from k3s_backup.kube.manifests import Manifest
+from k3s_backup.sources.live import live_snapshot
 
 # Not objects one applies back: the server recreates them, or they are not objects at all.
 NOT_EXTRACTED = {
@@ -266,30 +267,44 @@ class ListSink(Sink):
         return None
 
 
-@dataclass(frozen=True)
-class Planned:
+class Planned(NamedTuple):
+    """One selected object: a small tuple, since a plan holds every object of the snapshot
+    (its size grows with the count of keys, never with the values)."""
+
+    rank: int  # its kind's place in apply order
     key: bytes
-    live: LiveKey
-    parsed: kubernetes.ObjectKey
+    revision_key: bytes  # where its value is (EtcdDb.value_at)
+
+    @property
+    def parsed(self) -> kubernetes.ObjectKey:
+        parsed = _parsed(self.key)
+        assert parsed is not None  # plan() keeps only registry keys
+        return parsed
+
+
+def _parsed(key: bytes) -> kubernetes.ObjectKey | None:
+    return kubernetes.parse_key(key.decode(errors="backslashreplace"))
 
 
 def plan(db: EtcdDb, selection: Selection, absent: set[bytes]) -> list[Planned]:
     """The selected keys (none of `absent`: --deleted-since), in apply order; values unread."""
-    state = db.live(kubernetes.REGISTRY_PREFIX.encode())
     planned = []
-    for key, live in state.keys.items():
-        parsed = kubernetes.parse_key(key.decode(errors="backslashreplace"))
+    for key, revision_key in db.latest_revisions(kubernetes.REGISTRY_PREFIX.encode()).items():
+        parsed = _parsed(key)
         if parsed is not None and selection.matches(parsed) and key not in absent:
-            planned.append(Planned(key, live, parsed))
-    return sorted(planned, key=lambda p: manifests.apply_rank(*astuple(p.parsed)))
+            rank = manifests.apply_rank(parsed.resource, parsed.namespace, parsed.name)[0]
+            planned.append(Planned(rank, key, revision_key))
+    planned.sort()  # by rank, then by key: resource, namespace, name
+    return planned
 
 
 def _extract_one(
     db: EtcdDb, item: Planned, keys: KeyRingLoader, options: Options, sink: Sink, done: Outcome
 ) -> None:
     shown = item.key.decode(errors="backslashreplace")
+    parsed = item.parsed
     try:
-        plain = _decrypted(db.value_at(item.live.revision_key).value, item.key, keys)
+        plain = _decrypted(db.value_at(item.revision_key).value, item.key, keys)
     except DecryptionError as exc:
         done.refused.append(Refused(shown, str(exc)))
         return
@@ -297,7 +312,7 @@ def _extract_one(
         body = _decode(plain, shown)
     except ValueError as exc:
         done.refused.append(Refused(shown, str(exc), undecoded=True))
-        if options.raw and (problem := sink.add_raw(item.parsed, plain)) is None:
+        if options.raw and (problem := sink.add_raw(parsed, plain)) is None:
             done.raw_written += 1
         return
     controller = manifests.controller_of(body)
@@ -305,9 +320,7 @@ def _extract_one(
         done.owned.append(f"{shown} (owned by {controller}, which recreates it)")
         return
     body = manifests.strip_server_fields(body, options.keep_owner_references)
-    problem = sink.add(
-        Manifest(item.parsed.resource, item.parsed.namespace, item.parsed.name, body)
-    )
+    problem = sink.add(Manifest(parsed.resource, parsed.namespace, parsed.name, body))
     if problem is None:
         done.written += 1
     else:
@@ -325,7 +338,7 @@ def extract_into(
 
 
 def _live_keys(db: EtcdDb) -> set[bytes]:
-    return set(db.live(kubernetes.REGISTRY_PREFIX.encode()).keys)
+    return set(db.latest_revisions(kubernetes.REGISTRY_PREFIX.encode()))
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -346,6 +359,27 @@ def _opened(
         EtcdDb(copy.path) as db,
     ):
         yield copy.name, db
+
+
+@contextmanager
+def _other(
+    options: Options, load_config: ConfigLoader, env: Environment, identity: Path | None
+) -> Iterator[EtcdDb]:
+    """The database --deleted-since compares with: a snapshot taken now for `live`."""
+    assert options.deleted_since is not None
+    if options.deleted_since != LIVE:
+        with _opened(
+            options.deleted_since, load_config, env, identity, options.allow_unauthenticated
+        ) as (_shown, db):
+            yield db
+        return
+
+    def warn(text: str) -> None:
+        env.stderr.write(f"warning: {text}\n")
+
+    env.stderr.write("Taking a live snapshot to compare with ...\n")
+    with live_snapshot(load_config(), env.environ, env.now(), warn) as path, EtcdDb(path) as db:
+        yield db
 
 
 def _report(done: Outcome, env: Environment, options: Options) -> None:
@@ -383,25 +417,12 @@ def extract(
 ) -> ExitCode:
     if options.out_dir is not None:
         _check_out_dir(options.out_dir)
-    if options.deleted_since == LIVE:
-        raise ConfigError(
-            "--deleted-since live is not supported yet: take a snapshot (k3s-backup run) and"
-            " give its name"
-        )
     keys = KeyRingLoader(options.encryption_config, load_config)
     sink = _sink(options, env)
     with ExitStack() as stack:
         absent: set[bytes] = set()
         if options.deleted_since is not None:
-            _other, other = stack.enter_context(
-                _opened(
-                    options.deleted_since,
-                    load_config,
-                    env,
-                    identity,
-                    options.allow_unauthenticated,
-                )
-            )
+            other = stack.enter_context(_other(options, load_config, env, identity))
             absent = _live_keys(other)
             if not absent:
                 raise BackupError(f"{options.deleted_since} holds no Kubernetes objects")
@@ -480,7 +501,8 @@ def _apply(
 @click.option(
     "--deleted-since",
     metavar="OTHER",
-    help="Only objects present in SNAPSHOT but absent from snapshot OTHER.",
+    help="Only objects present in SNAPSHOT but absent from snapshot OTHER (`live`: a snapshot"
+    " taken now, removed afterwards).",
 )
 @click.option(
     "--apply",

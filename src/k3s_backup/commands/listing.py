@@ -20,7 +20,7 @@ from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.report import Reporter, human_size
+from k3s_backup.report import Reporter, human_size, shown_time
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.retry import on_target
 
@@ -129,14 +129,14 @@ def list_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
     else:
         width = max([len(e["name"]) for e in entries] + [4])
         env.stdout.write(
-            f"{'NAME':<{width}}  {'LOCATION':<12}  {'SIZE':>10}  {'CREATED (UTC)':<20}"
+            f"{'NAME':<{width}}  {'LOCATION':<12}  {'SIZE':>10}  {'CREATED':<25}"
             f"  {'CLUSTER':<8}  {'OBJECTS':>7}  {'AUTH':<6}  CLUSTER CREATED\n"
         )
         for e in entries:
             env.stdout.write(
                 f"{e['name']:<{width}}  {e['location']:<12}  {human_size(e['size']):>10}"
-                f"  {e['created']:<20}  {_cluster(e):<8}  {_count(e['objects']):>7}"
-                f"  {e['authentic'] or '-':<6}  {e['cluster_created'] or '-'}\n"
+                f"  {shown_time(e['created']):<25}  {_cluster(e):<8}  {_count(e['objects']):>7}"
+                f"  {e['authentic'] or '-':<6}  {shown_time(e['cluster_created'] or None)}\n"
             )
     for problem in problems:
         env.stderr.write(f"error: cannot list {problem}\n")

@@ -19,7 +19,7 @@ import click
 import paramiko
 import tomli_w
 
-from k3s_backup import scheduling
+from k3s_backup import config_file, scheduling
 from k3s_backup.catalogue import recovery_key
 from k3s_backup.catalogue.clusters import current_identity, new_chain_message, survey
 from k3s_backup.catalogue.inventory import (
@@ -29,14 +29,21 @@ from k3s_backup.catalogue.inventory import (
     target_copies,
 )
 from k3s_backup.cli_options import NEW_CLUSTER_OPTION, ROOT_OPTION, Context, epilog, pass_context
-from k3s_backup.config import Config, SshTargetConfig, TargetConfig, parse_config, redacted
+from k3s_backup.config import (
+    PLACEHOLDER_HOST,
+    Config,
+    SshTargetConfig,
+    TargetConfig,
+    parse_config,
+    redacted,
+)
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.plumbing.commands import CommandError, run_command
 from k3s_backup.policy.identity import chain_conflict
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
 from k3s_backup.policy.schedule import parse as parse_schedule
-from k3s_backup.report import human_size
+from k3s_backup.report import human_size, shown_time
 from k3s_backup.scheduling import Change, SystemPaths
 from k3s_backup.ssh import nodekeys
 from k3s_backup.ssh.errors import KeyRefusedError
@@ -140,10 +147,15 @@ class Setup:
 
     # -- values -----------------------------------------------------------------------------
 
-    def existing(self) -> dict[str, Any]:
+    def existing_text(self) -> str | None:
         try:
-            text = self.config_path.read_text(encoding="utf-8")
+            return self.config_path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            return None
+
+    def existing(self) -> dict[str, Any]:
+        text = self.existing_text()
+        if text is None:
             return {}
         try:
             return tomllib.loads(text)
@@ -157,7 +169,7 @@ class Setup:
         targets = [dict(t) for t in data.get("targets", [])]
         index = next((i for i, t in enumerate(targets) if t.get("type") == "ssh"), None)
         old = targets[index] if index is not None else {}
-        host = o.host or old.get("host") or self.ask_host()
+        host = o.host or _configured_host(old) or self.ask_host()
         target = {
             "name": old.get("name") or re.sub(r"[^A-Za-z0-9._-]", "-", host),
             "type": "ssh",
@@ -405,10 +417,10 @@ class Setup:
 
     def write_config(self, data: dict[str, Any]) -> None:
         self.step(4, f"Configuration {self.config_path}")
-        content = tomli_w.dumps(data)
-        if self.existing() == data:  # compare values, so the operator's comments are kept
+        if self.existing() == data:  # the same values: the file is left as it is, byte for byte
             self.result("unchanged")
             return
+        content = config_file.updated(self.existing_text(), data)  # comments and layout kept
         change = Change.UPDATED if self.config_path.exists() else Change.CREATED
         if self.dry:
             self.result(f"would be {change.value} (0600):")
@@ -507,7 +519,7 @@ class Setup:
         last = read_state(config.state_dir).get("last_success")
         if isinstance(last, dict):
             self.result(
-                f"skipped: a backup already succeeded at {last.get('started')}"
+                f"skipped: a backup already succeeded at {shown_time(last.get('started'))}"
                 " (`k3s-backup run` makes another now)"
             )
             return ExitCode.OK
@@ -601,6 +613,12 @@ class Setup:
             " `k3s-backup restore`."
             " The server token comes back with the copy's restore bundle."
         )
+
+
+def _configured_host(target: dict[str, Any]) -> str | None:
+    """The target's host, unless it is the template's placeholder (or absent)."""
+    host = target.get("host")
+    return host if isinstance(host, str) and host and host != PLACEHOLDER_HOST else None
 
 
 def _holds_signed_copies(config: Config, target_config: TargetConfig) -> bool:

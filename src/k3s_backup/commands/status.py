@@ -31,7 +31,7 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.offsite import HeldThrough, only_here, remembered
 from k3s_backup.policy.schedule import Schedule, longest_gap, next_run
 from k3s_backup.policy.schedule import parse as parse_schedule
-from k3s_backup.report import human_size
+from k3s_backup.report import human_size, plural, shown_time
 from k3s_backup.scheduling import SystemPaths, config_file, installed_schedules
 from k3s_backup.sources.factory import choose_source, node_name
 from k3s_backup.state import read_state
@@ -212,7 +212,7 @@ def last_run_findings(state: dict[str, Any], status: Status) -> None:
     level = WARN if outcome == "partial" else FAIL
     failed = [n for n, t in (last.get("targets") or {}).items() if not t.get("ok")]
     detail = f" (failed: {', '.join(failed)})" if failed else ""
-    status.add(level, f"last run {last.get('started')} ended {outcome}{detail}")
+    status.add(level, f"last run {shown_time(last.get('started'))} ended {outcome}{detail}")
 
 
 def last_drill_findings(state: dict[str, Any], status: Status) -> None:
@@ -223,7 +223,8 @@ def last_drill_findings(state: dict[str, Any], status: Status) -> None:
     if not drill.get("ok"):
         status.add(
             WARN,
-            f"the last restore rehearsal ({drill.get('when')}) of {drill.get('name')} failed:"
+            f"the last restore rehearsal ({shown_time(drill.get('when'))}) of {drill.get('name')}"
+            " failed:"
             f" {drill.get('problem')}; run `k3s-backup drill` once it is fixed",
         )
 
@@ -298,7 +299,7 @@ def _print(status: Status, env: Environment) -> None:
     if last:
         snapshot = last.get("snapshot") or {}
         out.write(
-            f"Last run:    {last.get('started')}  {last.get('outcome')}"
+            f"Last run:    {shown_time(last.get('started'))}  {last.get('outcome')}"
             f" (exit {last.get('exit_code')}) in {last.get('duration_seconds')}s"
         )
         size = snapshot.get("size")
@@ -311,35 +312,41 @@ def _print(status: Status, env: Environment) -> None:
     drill = status.last_drill
     if drill:
         verdict = "ok" if drill.get("ok") else f"FAILED: {drill.get('problem')}"
-        out.write(f"Last drill:  {drill.get('when')}  {drill.get('name')}: {verdict}\n")
+        out.write(f"Last drill:  {shown_time(drill.get('when'))}  {drill.get('name')}: {verdict}\n")
     out.write(f"Source:      {status.source['kind']} ({status.source['reason']})\n")
     sched = status.schedule
     where = sched.get("installed") or "NOT INSTALLED"
     out.write(f"Schedule:    {sched['expression']} ({sched['scheduler']}, {where})\n")
-    out.write(f"Next run:    {sched['next_run']}\n")
+    if sched.get("installed"):  # nothing runs on a schedule that is not installed
+        out.write(f"Next run:    {shown_time(sched['next_run'])}\n")
     for location in [status.local, *status.targets]:
-        text = f"{location.copies} copies, {human_size(location.bytes)}"
+        text = f"{plural(location.copies, 'copy')}, {human_size(location.bytes)}"
         if location.error:
             text = f"cannot read: {location.error}"
         elif location.newest_time:
-            text += f", newest {location.newest_time}"
+            text += f", newest {shown_time(location.newest_time)}"
         if location is status.local:
             text += f", {status.local_only} only on this node"
         out.write(f"{location.name + ':':<13}{text}\n")
     newest = status.newest_offsite
     if newest:
         out.write(
-            f"Newest off-node copy of this node ({newest['node']}): {newest['time']} on"
+            f"Newest off-node copy of this node ({newest['node']}): {_when(newest)} on"
             f" {newest['location']}, {newest['level']}\n"
         )
         for other in newest["other_nodes"]:
             out.write(
-                f"  other node {other['node']}: {other['time']} on {other['location']}"
+                f"  other node {other['node']}: {_when(other)} on {other['location']}"
                 " (not counted for this node)\n"
             )
     for finding in status.findings:
         out.write(f"{finding['level']}: {finding['message']}\n")
     out.write("Healthy.\n" if status.healthy else "Not healthy.\n")
+
+
+def _when(copy: dict[str, Any]) -> str:
+    """A copy's time and its age: `2026-12-02 02:00:00+01:00 (3h 12m ago)`."""
+    return f"{shown_time(copy['time'])} ({human_age(timedelta(seconds=copy['age_seconds']))})"
 
 
 def show_status(explicit: Path | None, env: Environment, root: Path, as_json: bool) -> ExitCode:

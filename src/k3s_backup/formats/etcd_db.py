@@ -214,6 +214,27 @@ class EtcdDb(Closable):
                 )
         return state
 
+    def latest_revisions(self, prefix: bytes) -> dict[bytes, bytes]:
+        """key -> the revision key of its latest put, for every key under `prefix` alive at
+        the latest revision: the smallest index of what is live (extract reads each value
+        from it later, one at a time); only keys are decoded in this pass."""
+        alive: dict[bytes, bytes] = {}
+        for raw_key, raw_value in self._keys.items():
+            tombstone = len(raw_key) == REVISION_KEY_SIZE + 1
+            if len(raw_key) != REVISION_KEY_SIZE and not tombstone:
+                raise BoltError(f"not an etcd revision key: {raw_key.hex()}")
+            try:
+                key = key_of(raw_value)
+            except ProtoError as exc:
+                raise BoltError(f"damaged KeyValue at revision {raw_key.hex()}: {exc}") from None
+            if not key.startswith(prefix):
+                continue
+            if tombstone:
+                alive.pop(key, None)
+            else:
+                alive[key] = raw_key
+        return alive
+
     def census(self, prefix: bytes, wanted: bytes) -> tuple[set[bytes], bytes | None]:
         """The keys under `prefix` alive at the latest revision, and the raw KeyValue of
         `wanted` there (None if absent or deleted), in one pass that decodes only keys: what
