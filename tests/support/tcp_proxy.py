@@ -32,7 +32,9 @@ class CuttingProxy(Service):
     With `hold=True`, a connection reaching `cut_after` is frozen instead (nothing more is
     forwarded either way, as on a stalled link) and `held` is set, until `release()`; a test can
     then act at a known point of an upload. `freeze()` holds every open connection the same
-    way, at once. With `max_cuts`, connections after that many cuts go through (a blip).
+    way, at once. With `max_cuts`, connections after that many cuts go through (a blip);
+    connections up to number `uncut_until` (counted from 1) go through too, so a test can cut
+    a command's second connection and not its first.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class CuttingProxy(Service):
         self.target = target
         self.cut_after = cut_after
         self.max_cuts = max_cuts
+        self.uncut_until = 0
         self.hold = hold
         self.cuts = 0  # connections cut so far
         self.bytes_up = 0  # client-to-server bytes forwarded, all connections
@@ -85,7 +88,8 @@ class CuttingProxy(Service):
                     continue
                 self.connections += 1
                 spent = self.max_cuts is not None and self.cuts >= self.max_cuts
-                self._spawn(self._serve, client, None if spent else self.cut_after)
+                spared = self.connections <= self.uncut_until
+                self._spawn(self._serve, client, None if spent or spared else self.cut_after)
 
     def _serve(self, client: socket.socket, limit: int | None) -> None:
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from k3s_backup.errors import BackupError
 from k3s_backup.plumbing.atomic import write_atomic
+from k3s_backup.plumbing.commands import CommandError, run_command
 
 FORMAT = 1
 META = "bundle.json"
@@ -66,16 +66,8 @@ def version_key(version: str) -> tuple[int, int, int, int] | None:
 def k3s_version(k3s_bin: str, environ: Mapping[str, str]) -> str | None:
     """The version `k3s --version` reports (`v1.33.4+k3s1`), or None if it cannot say."""
     try:
-        result = subprocess.run(
-            [k3s_bin, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=VERSION_TIMEOUT,
-            env=dict(environ),
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        result = run_command([k3s_bin, "--version"], timeout=VERSION_TIMEOUT, env=environ)
+    except CommandError:
         return None
     first = (result.stdout.strip().splitlines() or [""])[0]
     match = re.match(r"k3s version (\S+)", first)

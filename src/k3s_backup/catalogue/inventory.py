@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from k3s_backup.catalogue.manifest import MAX_MANIFEST, Manifest, for_snapshot
-from k3s_backup.errors import BackupError, TargetError
+from k3s_backup.errors import BackupError, TargetError, TargetUnreachable
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.plumbing.atomic import write_json_atomic
 from k3s_backup.plumbing.streams import RefusedInput, read_regular, sha256_stream
@@ -86,13 +86,16 @@ def with_identities(
 ) -> list[Copy]:
     """`copies` with the cluster identity their manifests record; a manifest of an older
     version without one takes the identity of the same snapshot in `known` (this node's own
-    manifests, by snapshot name), else stays unknown. A manifest that cannot be read: unknown."""
+    manifests, by snapshot name), else stays unknown. A manifest that cannot be read: unknown;
+    a failed link is raised (TargetUnreachable), for the caller's work to be tried again."""
     found = []
     for copy in copies:
         identity = None
         if copy.has_manifest:
             try:
                 manifest = read_target_manifest(target, copy.name.filename)
+            except TargetUnreachable:
+                raise  # not this manifest's fault: the caller's work is tried again
             except TargetError:
                 manifest = None
             if manifest is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from k3s_backup.config import (
 )
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
+from k3s_backup.plumbing.commands import CommandError, run_command
 from k3s_backup.policy.schedule import Schedule, longest_gap
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size, plural, shown_time
@@ -89,16 +89,10 @@ class Doctor:
 
     def systemctl_active(self, name: str, unit: str, fix: str) -> Check:
         try:
-            done = subprocess.run(
-                ["systemctl", "is-active", unit],
-                capture_output=True,
-                text=True,
-                check=False,
-                env=dict(self.env.environ),
-                timeout=30,
-            )
-        except FileNotFoundError:
-            return Check(name, WARN, f"systemctl not found: cannot tell whether {unit} runs")
+            done = run_command(["systemctl", "is-active", unit], timeout=30, env=self.env.environ)
+        except CommandError as exc:
+            said = "systemctl not found" if exc.not_found else str(exc)
+            return Check(name, WARN, f"{said}: cannot tell whether {unit} runs")
         state = done.stdout.strip() or done.stderr.strip() or f"exit {done.returncode}"
         if done.returncode == 0:
             return Check(name, OK, f"{unit} is {state}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,6 +39,7 @@ from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.formats.etcd_db import EtcdDb
 from k3s_backup.monitoring.metrics import publish_metrics
+from k3s_backup.plumbing.commands import CommandError, run_command
 from k3s_backup.plumbing.deadline import DRILL_TIMEOUT, shielded, time_limit
 from k3s_backup.plumbing.etcd_member import EtcdMember
 from k3s_backup.plumbing.lock import exclusive_run
@@ -80,17 +80,13 @@ def find_tools(environ: Mapping[str, str]) -> Tools | str:
     return Tools(etcd, etcdctl, restore)
 
 
-def _run(command: Sequence[str | bytes], environ: Mapping[str, str], timeout: float) -> bytes:
-    result = subprocess.run(
-        list(command),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env={**environ, "ETCDCTL_API": "3"},  # etcdctl 3.4 defaults to the v2 API
-        timeout=timeout,
-        check=False,
-    )
+def _run(command: Sequence[str | bytes], environ: Mapping[str, str], timeout: float) -> str:
+    try:  # etcdctl 3.4 defaults to the v2 API
+        result = run_command(command, timeout=timeout, env={**environ, "ETCDCTL_API": "3"})
+    except CommandError as exc:
+        raise DrillError(str(exc)) from None
     if result.returncode != 0:
-        detail = result.stderr.decode(errors="replace").strip().splitlines()
+        detail = result.stderr.strip().splitlines()
         tool = Path(str(command[0])).name
         raise DrillError(f"{tool} {command[1]!s} failed: {' '.join(detail[-3:])}")
     return result.stdout
@@ -140,7 +136,7 @@ class ThrowawayEtcd(EtcdMember):
             try:
                 self.ctl("endpoint", "status")
                 return
-            except (DrillError, subprocess.TimeoutExpired):
+            except DrillError:  # a timed-out probe included
                 if time.monotonic() > deadline:
                     raise DrillError(
                         f"the restored etcd did not answer within {START_TIMEOUT:.0f} s:\n"
@@ -358,7 +354,7 @@ def _locked_drill(
             with time_limit(timeout, f"drill of {wanted}"):
                 _rehearse(tools, wanted, config, env, record, identity, allow_unauthenticated)
             record["ok"] = True
-        except (BackupError, OSError, subprocess.TimeoutExpired) as exc:
+        except (BackupError, OSError) as exc:
             record["problem"] = str(exc)
             code = exc.exit_code if isinstance(exc, BackupError) else ExitCode.FAILED
     record_drill(config.state_dir, record)

@@ -26,6 +26,7 @@ import pyrage
 from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.inventory import (
     LOCAL,
+    Copy,
     LocalManifests,
     local_bundle_path,
     local_copies,
@@ -59,7 +60,7 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.retry import on_target
 
 LATEST = "latest"
 AGE_HEADER = b"age-encryption.org/v1"
@@ -119,11 +120,13 @@ def find_candidates(
         if location == LOCAL:
             found += [Candidate(c.name, LOCAL, c.size, c.identity) for c in local]
             continue
+
+        def listed(target: Target) -> list[Copy]:
+            copies = [c for c in target_copies(target, config.cluster_name) if c.has_manifest]
+            return with_identities(target, copies, manifests.known(local)) if identities else copies
+
         try:
-            with open_target(config.target(location), config.cluster_name) as target:
-                copies = [c for c in target_copies(target, config.cluster_name) if c.has_manifest]
-                if identities:
-                    copies = with_identities(target, copies, manifests.known(local))
+            copies = on_target(config.target(location), config.cluster_name, reporter, listed)
         except BackupError as exc:
             reporter.warn(f"cannot list {location}: {exc}")
             unreadable.append(location)
@@ -246,11 +249,18 @@ def _manifest_and_download(
             where = f"local: {copy.name.filename}"
             copy_capped(source, out, manifest.size, where, "the size its manifest gives")
     else:
-        with open_target(config.target(copy.location), config.cluster_name) as target:
-            manifest = _authentic_manifest(config, target, copy, trust, Reporter(env, None).warn)
+        reporter = Reporter(env, None)
+
+        def download(target: Target) -> tuple[Manifest, _Download]:
+            manifest = _authentic_manifest(config, target, copy, trust, reporter.warn)
             _check_announced(copy, manifest, dest)
+            dest.unlink(missing_ok=True)  # what a cut attempt wrote: each starts from nothing
             with _Download(dest, label, copy.size, env) as out:
                 target.get(copy.name.filename, out, manifest.size)
+            return manifest, out
+
+        target_config = config.target(copy.location)
+        manifest, out = on_target(target_config, config.cluster_name, reporter, download)
     if out.size != manifest.size or out.digest.hexdigest() != manifest.sha256:
         raise SnapshotError(
             f"{copy.location}: {copy.name.filename} does not verify: SHA-256"
@@ -378,7 +388,7 @@ THIS_NODE = "this node"  # a bundle binding: our own file under state_dir
 
 
 def _bundle_bytes(
-    config: Config, copy: Candidate, trust: Trust, warn: Warn
+    config: Config, copy: Candidate, trust: Trust, reporter: Reporter
 ) -> tuple[bytes, str | None] | None:
     """The bundle's bytes and what binds it: THIS_NODE for a local bundle, the SHA-256 the
     copy's authenticated manifest records for it, or None for an unauthenticated copy that
@@ -389,14 +399,17 @@ def _bundle_bytes(
             return read_regular(path, bundle.MAX_BUNDLE, str(path)), THIS_NODE
         except FileNotFoundError:
             return None
-    with open_target(config.target(copy.location), config.cluster_name) as target:
+
+    def read(target: Target) -> tuple[bytes, str | None] | None:
         filename = naming.bundle_name(copy.name.filename)
         if target.stat(filename) is None:
             return None
-        manifest = _authentic_manifest(config, target, copy, trust, warn)
-        buffer = io.BytesIO()
+        manifest = _authentic_manifest(config, target, copy, trust, reporter.warn)
+        buffer = io.BytesIO()  # a new one each attempt
         target.get(filename, buffer, bundle.MAX_BUNDLE)
         return buffer.getvalue(), manifest.bundle_sha256 if manifest.mac else None
+
+    return on_target(config.target(copy.location), config.cluster_name, reporter, read)
 
 
 def _open_bundle(
@@ -435,7 +448,7 @@ def fetch_bundle(
     for copy in copies:
         origin = f"{copy.location}: {naming.bundle_name(copy.name.filename)}"
         try:
-            found = _bundle_bytes(config, copy, trust, reporter.warn)
+            found = _bundle_bytes(config, copy, trust, reporter)
             if found is None:
                 continue
             return _open_bundle(found[0], found[1], identities, trust, origin)

@@ -20,8 +20,9 @@ from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
-from k3s_backup.report import human_size, shown_time
-from k3s_backup.targets.factory import open_target
+from k3s_backup.report import Reporter, human_size, shown_time
+from k3s_backup.targets.base import Target
+from k3s_backup.targets.retry import on_target
 
 
 def _entry(
@@ -70,6 +71,21 @@ def _authentic(
     return "yes"
 
 
+def _target_entries(
+    config: Config, target: Target, trust: Trust, known: dict[str, Manifest]
+) -> list[dict[str, Any]]:
+    encrypting = bool(config.target(target.name).age_recipients)
+    entries = []
+    for copy in target_copies(target, config.cluster_name):
+        name = copy.name.filename
+        manifest = read_target_manifest(target, name) if copy.has_manifest else None
+        authentic = _authentic(trust, manifest, name, target.name, encrypting)
+        if manifest is not None:
+            manifest = _with_known_identity(manifest, known)
+        entries.append(_entry(name, target.name, copy.size, copy.name.unix, manifest, authentic))
+    return entries
+
+
 def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], list[str]]:
     """All copies, and the locations that could not be read."""
     entries: list[dict[str, Any]] = []
@@ -81,19 +97,15 @@ def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], lis
         known[copy.name.filename] = local = manifests.get(copy.name)
         entries.append(_entry(copy.name.filename, LOCAL, copy.size, copy.name.unix, local))
     trust = Trust.of(config.recovery_key_file)
+    reporter = Reporter(env, None)
     for target_config in config.targets:
-        encrypting = bool(target_config.age_recipients)
         try:
-            with open_target(target_config, config.cluster_name) as target:
-                for copy in target_copies(target, config.cluster_name):
-                    name = copy.name.filename
-                    manifest = read_target_manifest(target, name) if copy.has_manifest else None
-                    authentic = _authentic(trust, manifest, name, target.name, encrypting)
-                    if manifest is not None:
-                        manifest = _with_known_identity(manifest, known)
-                    entries.append(
-                        _entry(name, target.name, copy.size, copy.name.unix, manifest, authentic)
-                    )
+            entries += on_target(
+                target_config,
+                config.cluster_name,
+                reporter,
+                lambda target: _target_entries(config, target, trust, known),
+            )
         except BackupError as exc:
             said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
             problems.append(f"{target_config.name}: {said}")

@@ -30,8 +30,7 @@ from k3s_backup.catalogue.rotation import (
     rules_of,
 )
 from k3s_backup.cli_options import Context, pass_context
-from k3s_backup.commands.run import make_source
-from k3s_backup.config import Config
+from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.plumbing.lock import exclusive_run
@@ -40,9 +39,10 @@ from k3s_backup.policy.naming import SnapshotName
 from k3s_backup.policy.offsite import protect_unshipped, remembered
 from k3s_backup.policy.retention import GfsPlan, GfsRules
 from k3s_backup.report import Reporter
+from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.retry import Retrying
 
 
 def _show(
@@ -81,7 +81,7 @@ class Pruner:
         self.dry_run = dry_run
         self.adopt_unknown = adopt_unknown
         self.report = Reporter(env, None if dry_run else config.log_file)
-        self.source = make_source(config, env)
+        self.source = open_source(config, env.environ)
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
         self.current: ClusterIdentity | None = current_identity(config, self.manifests)
         # what each target holds (policy.offsite): as listed now, else as the last run saw it
@@ -90,10 +90,14 @@ class Pruner:
             t.name: remembered(state, t.name, config.cluster_name) for t in config.targets
         }
 
-    def owned(self, location: str, copies: list[Copy]) -> list[Copy]:
+    def split(self, copies: list[Copy]) -> tuple[list[Copy], list[Copy]]:
+        """(the copies this cluster owns and may rotate, the others)."""
         if self.adopt_unknown and self.current is not None:
             copies = [c if c.identity else replace(c, identity=self.current) for c in copies]
-        owned, others = split_by_cluster(copies, self.current)
+        return split_by_cluster(copies, self.current)
+
+    def owned(self, location: str, copies: list[Copy]) -> list[Copy]:
+        owned, others = self.split(copies)
         for warning in others_warnings(self.config.cluster_name, location, others):
             self.report.warn(warning)
         return owned
@@ -132,23 +136,36 @@ class Pruner:
         failed = False
         for target_config in self.config.targets:
             try:
-                with open_target(target_config, self.config.cluster_name) as target:
-                    copies = with_identities(
-                        target, target_copies(target, self.config.cluster_name), known
-                    )
-                    owned = self.owned(target.name, copies)
-                    verified = [c for c in owned if c.has_manifest]
-                    self.held[target.name] = verified[-1].name if verified else None
-                    retention = plan(owned, rules_of(target_config), frozenset())
-                    _show(self.report, target.name, retention, self.dry_run, locked_in(target))
-                    if not self.dry_run:
-                        for held in remove_from_target(target, retention.remove):
-                            self.report.info(held.describe(target.name))
+                self.target(target_config, known)
             except BackupError as exc:
                 failed = True
                 said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
                 self.report.error(f"target {target_config.name}: {said}")
         return not failed
+
+    def target(self, config: TargetConfig, known: dict[str, ClusterIdentity | None]) -> None:
+        """Survey, plan, then delete. The survey and the deletions are each one unit of work
+        on the target, done again on a new connection after a link failure (deleting what is
+        gone already is no error); the plan is said once, between them."""
+        cluster, rules = self.config.cluster_name, rules_of(config)
+        retrying = Retrying(config, cluster, self.report)
+
+        def survey(target: Target) -> tuple[list[Copy], dict[str, Locked | None]]:
+            """The copies there and, for a dry run, which of those to remove are locked."""
+            copies = with_identities(target, target_copies(target, cluster), known)
+            removal = plan(self.split(copies)[0], rules, frozenset()).remove
+            locked = locked_in(target) if self.dry_run else lambda name: None
+            return copies, {name.filename: locked(name) for name in removal}
+
+        copies, locks = retrying(survey)
+        owned = self.owned(config.name, copies)
+        verified = [c for c in owned if c.has_manifest]
+        self.held[config.name] = verified[-1].name if verified else None
+        retention = plan(owned, rules, frozenset())
+        _show(self.report, config.name, retention, self.dry_run, lambda n: locks.get(n.filename))
+        if not self.dry_run:
+            for held in retrying(lambda target: remove_from_target(target, retention.remove)):
+                self.report.info(held.describe(config.name))
 
 
 def prune(config: Config, env: Environment, dry_run: bool, adopt_unknown: bool = False) -> ExitCode:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, Interrupted, SnapshotError
 from k3s_backup.formats.cluster_identity import live_database, read_identity
 from k3s_backup.plumbing.atomic import write_atomic
+from k3s_backup.plumbing.commands import CommandError, Completed, run_command
 from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.plumbing.loopback import wait_for
 from k3s_backup.plumbing.signals import SignalGuard
@@ -158,24 +158,13 @@ class Executor:
 
     # -- commands --------------------------------------------------------------------------
 
-    def _run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=dict(self.env.environ),
-                check=False,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # the terminal's Ctrl-C never cuts a step mid-way
-            )
-        except FileNotFoundError:
-            raise StepFailed(f"cannot run {argv[0]!r}: not found") from None
-        except subprocess.TimeoutExpired:
-            raise StepFailed(f"`{' '.join(argv)}` did not finish in {timeout:.0f} s") from None
+    def _run(self, argv: list[str], timeout: float) -> Completed:
+        try:  # in a session of its own: the terminal's Ctrl-C never cuts a step mid-way
+            return run_command(argv, timeout=timeout, env=self.env.environ, new_session=True)
+        except CommandError as exc:
+            raise StepFailed(str(exc)) from None
 
-    def _must(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    def _must(self, argv: list[str], timeout: float) -> Completed:
         result = self._run(argv, timeout)
         if result.returncode != 0:
             raise StepFailed(

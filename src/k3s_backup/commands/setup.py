@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from k3s_backup.config import (
 )
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
+from k3s_backup.plumbing.commands import CommandError, run_command
 from k3s_backup.policy.identity import chain_conflict
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE, ScheduleError, on_calendar
 from k3s_backup.policy.schedule import parse as parse_schedule
@@ -555,9 +555,10 @@ class Setup:
                 self.result(f"would run `{shlex.join(command)}` ({why}: skipped)")
             return
         for command in commands:
-            done = subprocess.run(
-                command, capture_output=True, text=True, check=False, env=dict(self.env.environ)
-            )
+            try:
+                done = run_command(command, timeout=None, env=self.env.environ)
+            except CommandError as exc:
+                raise SetupStop(str(exc)) from None
             if done.returncode != 0:
                 raise SetupStop(f"`{shlex.join(command)}` failed: {done.stderr.strip()}")
             self.result(f"ran `{shlex.join(command)}`")
@@ -579,7 +580,7 @@ class Setup:
             for line in held.splitlines():
                 self.result(line)
             return ExitCode.OK
-        from k3s_backup.commands.run import run_backup
+        from k3s_backup.backup.locked_run import run_backup
 
         self.changed.append("first backup")
         code = run_backup(config, self.env, new_cluster=self.options.new_cluster)

@@ -6,7 +6,6 @@ configuration goes only with --purge-config. Files we did not write are left alo
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 
 import click
@@ -14,14 +13,18 @@ import click
 from k3s_backup.cli_options import ROOT_OPTION, Context, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
+from k3s_backup.plumbing.commands import CommandError, run_command
 from k3s_backup.scheduling import Change, SystemPaths, config_file, planned_removal
 
 
 def _systemctl(command: list[str], env: Environment) -> None:
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=False, env=dict(env.environ)
-    )
-    verdict = "ok" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()}"
+    try:
+        done = run_command(command, timeout=None, env=env.environ)
+    except CommandError as exc:
+        verdict = str(exc)
+    else:
+        ok = done.returncode == 0
+        verdict = "ok" if ok else f"exit {done.returncode}: {done.stderr.strip()}"
     env.stdout.write(f"ran `{shlex.join(command)}`: {verdict}\n")
 
 

@@ -22,11 +22,12 @@ from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust
 from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode
+from k3s_backup.errors import BackupError, ExitCode, TargetUnreachable
 from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.plumbing.streams import sha256_stream
+from k3s_backup.report import Reporter
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.retry import on_target
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def _verify_copy(
     problem, not a reason to stop verifying the target's others."""
     try:
         return _check_copy(target, filename, size, has_manifest, trust, encrypting)
+    except TargetUnreachable:
+        raise  # the link, not this copy: the target's whole verification is tried again
     except BackupError as exc:
         return Finding(filename, target.name, False, str(exc))
 
@@ -121,10 +124,15 @@ def _verify_target(config: Config, target: Target, trust: Trust) -> list[Finding
 def verify_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
     findings = _verify_local(config)
     trust = Trust.of(config.recovery_key_file)
+    reporter = Reporter(env, None)
     for target_config in config.targets:
         try:
-            with open_target(target_config, config.cluster_name) as target:
-                findings += _verify_target(config, target, trust)
+            findings += on_target(
+                target_config,
+                config.cluster_name,
+                reporter,
+                lambda target: _verify_target(config, target, trust),
+            )
         except BackupError as exc:
             said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
             findings.append(Finding("*", target_config.name, False, said))

@@ -13,6 +13,7 @@ from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.kube import manifests
 from k3s_backup.kube.manifests import Manifest
+from k3s_backup.plumbing.commands import CommandError, run_command
 
 TIMEOUT = 300
 # etcd's resource names that kubectl spells otherwise.
@@ -28,17 +29,10 @@ def kubectl_resource(resource: str) -> str:
 def subprocess_runner(k3s_bin: str, environ: dict[str, str]) -> Runner:
     def run(args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run(
-                [k3s_bin, "kubectl", *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-                env=environ,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return subprocess.CompletedProcess(args, 127, "", f"cannot run {k3s_bin}: {exc}\n")
+            command = [k3s_bin, "kubectl", *args]
+            return run_command(command, timeout=TIMEOUT, env=environ, input=stdin)
+        except CommandError as exc:
+            return subprocess.CompletedProcess(args, 127, "", f"{exc}\n")
 
     return run
 

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable
 
 from k3s_backup import __version__
+from k3s_backup.plumbing.retry import Retry
 
 RETRY_DELAY = 1.0  # seconds before the second attempt; doubled before each further one
 
@@ -35,9 +36,12 @@ def _reason(exc: BaseException) -> str:
     return str(reason) or type(reason).__name__
 
 
-def _gives_up(exc: BaseException) -> bool:
-    """A 4xx other than 429 will not heal by asking again (wrong URL, bad token)."""
-    return isinstance(exc, urllib.error.HTTPError) and 400 <= exc.code < 500 and exc.code != 429
+def _may_heal(exc: Exception) -> bool:
+    """A failed link or a server error; a 4xx other than 429 will not heal by asking again
+    (wrong URL, bad token)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return not (400 <= exc.code < 500 and exc.code != 429)
+    return isinstance(exc, (OSError, http.client.HTTPException))
 
 
 def _post_once(url: str, body: bytes, content_type: str, timeout: float) -> None:
@@ -61,14 +65,9 @@ def post(
 ) -> None:
     """POST `body`; `timeout` applies to connecting and to each read. DeliveryError if every
     one of the 1 + `retries` attempts failed."""
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            _post_once(url, body, content_type, timeout)
-            return
-        except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts included
-            if attempts > retries or _gives_up(exc):
-                plural = "s" if attempts > 1 else ""
-                raise DeliveryError(f"{_reason(exc)} (after {attempts} attempt{plural})") from None
-        sleep(RETRY_DELAY * 2 ** (attempts - 1))
+    retry = Retry(retries, _may_heal, lambda failed: RETRY_DELAY * 2 ** (failed - 1), sleep)
+    try:
+        retry(lambda: _post_once(url, body, content_type, timeout))
+    except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts included
+        plural = "s" if retry.attempt > 1 else ""
+        raise DeliveryError(f"{_reason(exc)} (after {retry.attempt} attempt{plural})") from None

@@ -7,12 +7,12 @@ exactly one file named `<prefix>-...` (plain or `.zip`, not `.part`), and a vali
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.plumbing.commands import CommandError, Completed, run_command
 from k3s_backup.policy import naming
 from k3s_backup.sources.base import LocalSnapshot
 
@@ -42,27 +42,13 @@ class K3sSource:
         self.cluster = cluster
         self.environ = dict(environ)
 
-    def _k3s(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        command = [self.k3s_bin, *args]
+    def _k3s(self, args: list[str], timeout: float) -> Completed:
         try:
-            return subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=self.environ,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
-        except FileNotFoundError:
-            raise SnapshotError(
-                f"cannot run {self.k3s_bin!r}: not found; set [k3s] bin in the configuration"
-                " to the k3s binary (usually /usr/local/bin/k3s)"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise SnapshotError(
-                f"`{' '.join(command)}` did not finish in {timeout:.0f} s"
-            ) from None
+            return run_command([self.k3s_bin, *args], timeout=timeout, env=self.environ)
+        except CommandError as exc:
+            fix = "; set [k3s] bin in the configuration to the k3s binary"
+            fix += " (usually /usr/local/bin/k3s)"
+            raise SnapshotError(f"{exc}{fix if exc.not_found else ''}") from None
 
     def take(self, prefix: str) -> LocalSnapshot:
         """Run `k3s etcd-snapshot save --name <prefix>` and return the checked file it made."""

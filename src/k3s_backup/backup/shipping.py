@@ -1,0 +1,227 @@
+"""One target's share of a run: every local snapshot it lacks (oldest first), each verified
+where stored with its manifest and restore bundle beside it, then the target's rotation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from k3s_backup.backup.context import RunContext, file_sha256
+from k3s_backup.catalogue import recovery_key
+from k3s_backup.catalogue.inventory import local_bundle_path, local_copies, read_target_manifest
+from k3s_backup.catalogue.inventory import target_copies as listed_copies
+from k3s_backup.catalogue.manifest import Manifest
+from k3s_backup.catalogue.rotation import plan, remove_from_target, rules_of
+from k3s_backup.catalogue.storage_form import StoredForm, encrypt_bytes, stored_stream
+from k3s_backup.config import TargetConfig
+from k3s_backup.errors import SnapshotError, TargetError
+from k3s_backup.formats.snapshot import check_snapshot
+from k3s_backup.plumbing.progress import TransferBar
+from k3s_backup.plumbing.signals import safe_point
+from k3s_backup.plumbing.streams import MeteredReader
+from k3s_backup.policy import naming
+from k3s_backup.targets.base import CopyLocked, Target, final_of_temp, put_bytes
+
+
+@dataclass
+class TargetResult:
+    ok: bool
+    shipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    # copies rotation would remove that S3 Object Lock keeps: name -> until (UTC ISO 8601;
+    # None: a legal hold)
+    locked: dict[str, str | None] = field(default_factory=dict)
+    copies: int = 0
+    bytes: int = 0
+    newest: str | None = None  # the newest verified copy there, after this run
+    newest_unix: int | None = None
+    error: str | None = None
+    attempts: int = 1  # more than 1: the target was unreachable, then tried again
+
+
+def stored_form(target_config: TargetConfig) -> StoredForm:
+    return StoredForm(
+        compression=target_config.compression,
+        zstd_level=target_config.zstd_level,
+        recipients=tuple(target_config.age_recipients),
+    )
+
+
+def stored_name(name: naming.SnapshotName, form: StoredForm) -> str:
+    """The name of a local snapshot's copy in a target's stored form (`.zst`, `.age`, ...)."""
+    return name.filename + form.suffix(name.suffix)
+
+
+def ship(run: RunContext, target: Target, newest: naming.SnapshotName) -> TargetResult:
+    """Give `target` every local snapshot it lacks (oldest first), then rotate it."""
+    result = TargetResult(ok=False)
+    target_config = run.config.target(target.name)
+    form = stored_form(target_config)
+    _remove_stale_temporaries(run, target, newest.node)
+    listed = listed_copies(target, run.config.cluster_name)
+    present = {c.name.filename for c in listed if c.has_manifest}
+    bundled = {c.name.filename for c in listed if c.has_bundle}
+    for copy in local_copies(run.config.snapshot_dir, run.config.cluster_name):
+        name = stored_name(copy.name, form)
+        if not _holds(run, target, name, name in present):
+            if copy.name != newest and not _still_valid(run, copy.name):
+                continue
+            _ship_one(run, target, copy.name, run.manifests.get(copy.name), form)
+            result.shipped.append(name)
+            verb = "Copied" if copy.name == newest else "Caught up"
+            run.report.info(f"{verb} {name} to {target.name}: SHA-256 verified")
+        _ship_bundle(run, target, copy.name, name, form, bundled)
+    with run.phases.timed("rotate"):
+        copies = run.owned(target.name, run.target_copies(target))
+        keep = frozenset({stored_name(newest, form)})
+        retention = plan(copies, rules_of(target_config), keep)
+        locked = remove_from_target(target, retention.remove)
+    for held in locked:
+        run.report.info(held.describe(target.name))
+    gone = [n for n in retention.remove if n not in {held.name for held in locked}]
+    result.removed = [n.filename for n in gone]
+    result.locked = {h.name.filename: h.until.isoformat() if h.until else None for h in locked}
+    for removed in gone:
+        run.report.info(f"Rotated {removed.filename} off {target.name}")
+    run.warn_others(target.name)
+    kept = listed_copies(target, run.config.cluster_name)
+    result.copies, result.bytes = len(kept), sum(c.size for c in kept)
+    # This node's newest verified copy (a manifest is written after verifying), never
+    # another server's or another cluster's: what this node's local rotation relies on.
+    owned = {c.name for c in copies if c.name not in retention.remove}
+    verified = [c for c in kept if c.has_manifest and c.name in owned]
+    verified = [c for c in verified if c.name.node == newest.node]
+    if verified:
+        result.newest, result.newest_unix = verified[-1].name.filename, verified[-1].name.unix
+    result.ok = True
+    return result
+
+
+def _between_chunks(bar: TransferBar) -> Callable[[int], None]:
+    """After each chunk read for an upload: the bar, and a safe point for a signal."""
+
+    def advance(size: int) -> None:
+        bar.advance(size)
+        safe_point()
+
+    return advance
+
+
+def _bundle_sha256(run: RunContext, name: naming.SnapshotName) -> str:
+    path = local_bundle_path(run.config.state_dir, name.filename)
+    return file_sha256(path) if path.is_file() else ""
+
+
+def _ship_one(
+    run: RunContext, target: Target, name: naming.SnapshotName, local: Manifest, form: StoredForm
+) -> str:
+    """Encode, upload and verify one copy and its manifest; the stored name."""
+    stored = stored_name(name, form)
+    as_is = stored == name.filename  # the local file itself: its digest is known
+    started = time.monotonic()
+    with (
+        (run.config.snapshot_dir / name.filename).open("rb") as plain,
+        TransferBar(run.env, f"{stored} to {target.name}", local.size) as bar,
+    ):
+        reader = MeteredReader(plain, _between_chunks(bar))  # progress in snapshot bytes
+        # an encoded form is checked against the plain bytes as they are read; the local
+        # file itself is checked where stored, against local.sha256
+        expect = None if as_is else local.sha256
+        with stored_stream(reader, local.size, form, name.suffix, name.filename, expect) as stream:
+            verified = target.put(stored, stream, local.sha256 if as_is else None)
+        done = time.monotonic()
+    manifest = replace(
+        local,
+        name=stored,
+        size=verified.size,
+        sha256=verified.sha256,
+        compression=form.effective_compression(name.suffix),
+        encryption=form.encryption,
+        snapshot=name.filename,
+        plain_size=local.size,
+        plain_sha256=local.sha256,
+        bundle_sha256=_bundle_sha256(run, name),
+    )
+    if run.recovery_key is not None:
+        manifest = recovery_key.sign(manifest, run.recovery_key)
+    put_bytes(target, naming.manifest_name(manifest.name), manifest.to_json())
+    drained = reader.drained_at or done
+    run.phases.add("upload", drained - started)
+    run.phases.add("verify", done - drained)
+    return manifest.name
+
+
+def _holds(run: RunContext, target: Target, stored: str, listed: bool) -> bool:
+    """Whether `target` holds our verified copy `stored`: listed with a manifest that this
+    cluster's key authenticates. A manifest planted for a name we have yet to ship (or one
+    made before copies were authenticated) does not count: the copy is shipped again."""
+    if not listed or run.recovery_key is None:
+        return listed
+    try:
+        manifest = read_target_manifest(target, stored)
+    except TargetError:
+        manifest = None
+    if (
+        manifest is not None
+        and manifest.name == stored
+        and recovery_key.is_authentic(manifest, run.recovery_key)
+    ):
+        return True
+    run.report.warn(f"{stored} on {target.name} does not authenticate: shipping it again")
+    return False
+
+
+def _remove_stale_temporaries(run: RunContext, target: Target, node: str) -> None:
+    """Remove the temporary uploads a killed run of this node left (a whole snapshot's
+    worth of space each). Only this node's: we hold its lock, so none is in progress, while
+    another node sharing the directory may be uploading right now."""
+    cluster = run.config.cluster_name
+    for stored in target.list():
+        final = final_of_temp(stored.name)
+        if final is None:
+            continue
+        snapshot = (
+            naming.snapshot_of_manifest(cluster, final)
+            or naming.snapshot_of_bundle(cluster, final)
+            or final
+        )
+        parsed = naming.parse(cluster, snapshot)
+        if parsed is not None and parsed.node == node:
+            try:
+                target.delete(stored.name)
+            except CopyLocked as exc:  # a bucket's default retention locked it
+                run.report.info(f"{exc}; left there, no final name")
+                continue
+            run.report.info(f"Removed {stored.name} on {target.name}, left by a killed run")
+
+
+def _ship_bundle(
+    run: RunContext,
+    target: Target,
+    name: naming.SnapshotName,
+    stored: str,
+    form: StoredForm,
+    bundled: set[str],
+) -> None:
+    """The restore bundle beside the copy, never in clear when it can be helped: encrypted
+    to the target's age recipients, else to the recovery key's age identity."""
+    path = local_bundle_path(run.config.state_dir, name.filename)
+    if stored in bundled or not path.is_file():
+        return
+    body = path.read_bytes()
+    if form.recipients:
+        body = encrypt_bytes(body, form.recipients)
+    elif run.recovery_key is not None:
+        recipient = str(recovery_key.age_identity(run.recovery_key).to_public())
+        body = encrypt_bytes(body, (recipient,))
+    put_bytes(target, naming.bundle_name(stored), body)
+
+
+def _still_valid(run: RunContext, name: naming.SnapshotName) -> bool:
+    try:
+        check_snapshot(run.config.snapshot_dir / name.filename)
+    except SnapshotError as exc:
+        run.report.warn(f"not shipping {name.filename}: {exc}")
+        return False
+    return True

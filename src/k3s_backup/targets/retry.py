@@ -1,0 +1,87 @@
+"""Work on a target that survives a link blip: every command that works on copies (run, list,
+verify, prune, fetch, restore, and inspect, diff, drill, extract through fetch) opens its
+targets here, so each honours the target's `retries` and `retry_delay` (the place restic wraps
+its retry backend). The probes of setup, doctor and status ask once: reachability is what they
+report.
+
+The unit tried again is the caller's whole work on a new connection, never one call: a copy's
+stream is encoded while it is read and cannot rewind, and a download may have written half a
+file. So `work` starts from scratch each time: it re-creates what it sends and resets (or
+re-creates) where it writes. Only a failed link (TargetUnreachable: refused, reset, cut, timed
+out, as each backend classifies it) is tried again; a refusal by the target, a copy that does
+not verify or an input refused is the caller's at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from k3s_backup.config import TargetConfig
+from k3s_backup.errors import TargetUnreachable
+from k3s_backup.plumbing.retry import Retry
+from k3s_backup.policy.schedule import DEFAULT_SCHEDULE
+from k3s_backup.report import Reporter
+from k3s_backup.targets.base import Target
+from k3s_backup.targets.factory import open_target
+
+T = TypeVar("T")
+
+
+def link_failed(exc: Exception) -> bool:
+    return isinstance(exc, TargetUnreachable)
+
+
+class Retrying:
+    """Units of work on the target `config` describes, each on a connection of its own and
+    done again on a new one after a link failure, said once per retry through `reporter`.
+    `attempts` is how many the last unit took."""
+
+    def __init__(
+        self,
+        config: TargetConfig,
+        cluster: str,
+        reporter: Reporter,
+        schedule: str = DEFAULT_SCHEDULE,  # dates an S3 Object Lock: run's (targets/factory.py)
+    ) -> None:
+        self.config = config
+        self.cluster = cluster
+        self.schedule = schedule
+        self.report = reporter
+        self.retry = Retry(
+            config.retries,
+            link_failed,
+            lambda _failed: float(config.retry_delay),
+            reporter.env.sleep,
+            self._notice,
+        )
+
+    @property
+    def attempts(self) -> int:
+        return self.retry.attempt
+
+    def __call__(self, work: Callable[[Target], T], first: Callable[[], T] | None = None) -> T:
+        """`work` on a newly opened target; `first`, when given, is the first attempt (the
+        caller's own, on a connection it already has open)."""
+
+        def attempt() -> T:
+            if first is not None and self.retry.attempt == 1:
+                return first()
+            with open_target(self.config, self.cluster, self.schedule) as target:
+                return work(target)
+
+        return self.retry(attempt)
+
+    def _notice(self, exc: Exception, delay: float, attempt: int, attempts: int) -> None:
+        name = self.config.name
+        said = str(exc).removeprefix(f"{name}: ")  # a backend's message starts with its name
+        self.report.warn(
+            f"target {name}: {said}; trying again in {delay:g} s (attempt {attempt} of {attempts})"
+        )
+
+
+def on_target(
+    config: TargetConfig, cluster: str, reporter: Reporter, work: Callable[[Target], T]
+) -> T:
+    """`work` on the target, tried again after a link failure as its configuration says."""
+    return Retrying(config, cluster, reporter)(work)
