@@ -134,10 +134,6 @@ class Interrupted(BaseException):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
-    @classmethod
-    def of(cls, signum: int) -> Interrupted:
-        return cls(signum)
-
     @property
     def name(self) -> str:
         """SIGINT or SIGTERM."""

@@ -192,7 +192,9 @@ def _restore_and_start(
     """A started member; new ports if another process took ours between picking and binding
     (the restore names the peer URL, so it is redone with them)."""
     member = ThrowawayEtcd(tools, workdir, env.environ)
-    member.start(member.wait_ready, START_ATTEMPTS, prepare=lambda: member.restore(snapshot))
+    member.start_and_wait(
+        member.wait_ready, START_ATTEMPTS, prepare=lambda: member.restore(snapshot)
+    )
     return member
 
 

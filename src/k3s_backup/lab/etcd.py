@@ -167,7 +167,7 @@ class EtcdServer(EtcdMember, Service):
 
         wait_for(ready, START_TIMEOUT, f"etcd at {self.endpoint} to be healthy")
 
-    def start(self) -> Self:  # type: ignore[override]
+    def start(self) -> Self:
         fresh = not self.data_dir.exists()
 
         def prepare() -> None:
@@ -177,7 +177,7 @@ class EtcdServer(EtcdMember, Service):
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not fresh:
             self.ports_chosen = True  # an existing member's data names its peer URL
-        super().start(self.wait_ready, START_ATTEMPTS, prepare)
+        self.start_and_wait(self.wait_ready, START_ATTEMPTS, prepare)
         return self
 
     def _ctl(self, args: Sequence[str], stdin: bytes | None = None) -> bytes:

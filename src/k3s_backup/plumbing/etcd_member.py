@@ -16,7 +16,7 @@ PORT_TAKEN = "address already in use"  # what etcd logs when another process too
 
 
 class EtcdMember:
-    """`etcd` as a single-member cluster; `start()` launches it and waits until `ready()`."""
+    """`etcd` as a single-member cluster; `start_and_wait()` launches it, waits for `ready()`."""
 
     def __init__(
         self,
@@ -72,7 +72,7 @@ class EtcdMember:
     def log_tail(self, lines: int = 15) -> str:
         return log_tail(self.log_path, lines)
 
-    def start(
+    def start_and_wait(
         self,
         ready: Callable[[], None],
         attempts: int = 3,

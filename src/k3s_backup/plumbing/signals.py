@@ -63,7 +63,7 @@ class SignalGuard:
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.acted or self.received is not None:
             return  # the first one is being acted on: let its cleanup and report finish
-        stop = Interrupted.of(signum)
+        stop = Interrupted(signum)
         if not self.deferring:
             self.acted = True
             raise stop
