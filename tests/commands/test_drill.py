@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from k3s_backup.catalogue.opening import OpenedSnapshot
+from k3s_backup.catalogue.reading import read_snapshot
 from k3s_backup.commands.drill import (
     DrillError,
     Tools,
@@ -16,8 +18,6 @@ from k3s_backup.commands.drill import (
     compare_contents,
     find_tools,
 )
-from k3s_backup.commands.inspect import read_snapshot
-from k3s_backup.commands.open_copy import OpenedCopy
 from k3s_backup.environment import Environment
 from k3s_backup.formats.etcd_db import EtcdDb
 from k3s_backup.plumbing.lock import exclusive_run
@@ -120,13 +120,13 @@ def test_a_restored_etcd_that_differs_from_the_file_names_the_first_differing_ke
     env = Environment(environ=lab.env())
     member = _restore_and_start(tools, first, tmp_path / "member", env)
     try:
-        opened = OpenedCopy("second", "file", second, second.stat().st_size, "")
+        opened = OpenedSnapshot("second", "file", second, second.stat().st_size, "")
         with EtcdDb(second) as db, pytest.raises(DrillError) as caught:
             compare_contents(member, db, read_snapshot(opened, db))
         assert "differ at key /registry/configmaps/default/changed" in str(caught.value)
         assert "the restored etcd does not hold it" in str(caught.value)
         with EtcdDb(first) as db:
-            opened = OpenedCopy("first", "file", first, first.stat().st_size, "")
+            opened = OpenedSnapshot("first", "file", first, first.stat().st_size, "")
             reading = read_snapshot(opened, db)
             assert compare_contents(member, db, reading) == len(reading.state.keys) == 10
     finally:

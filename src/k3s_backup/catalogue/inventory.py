@@ -13,12 +13,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from k3s_backup.catalogue.manifest import MAX_MANIFEST, Manifest, for_snapshot
+from k3s_backup.config import Config
 from k3s_backup.errors import BackupError, TargetError, TargetUnreachable
 from k3s_backup.formats.cluster_identity import read_identity
 from k3s_backup.plumbing.atomic import write_json_atomic
 from k3s_backup.plumbing.streams import RefusedInput, read_regular, sha256_stream
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity
+from k3s_backup.sources.factory import choose_source
 from k3s_backup.targets.base import StoredObject, Target
 
 LOCAL = "local"
@@ -26,12 +28,19 @@ LOCAL = "local"
 
 @dataclass(frozen=True)
 class Copy:
-    name: naming.SnapshotName
-    location: str
+    """A copy of one of our snapshots at one location (this node or a target), as listed."""
+
+    name: naming.SnapshotName  # the stored file's name (`.zst`, `.age`, ... on a target)
+    location: str  # LOCAL or a target's name
     size: int
     has_manifest: bool
     has_bundle: bool = False
     identity: ClusterIdentity | None = None  # None: unknown (see with_identities)
+
+    @property
+    def snapshot(self) -> str:
+        """The snapshot's name without any suffix: the same for every stored form of it."""
+        return self.name.base
 
 
 def copies_in(objects: list[StoredObject], cluster: str, location: str) -> list[Copy]:
@@ -172,3 +181,9 @@ class LocalManifests:
         """Drop what we keep about a rotated snapshot: its manifest and its restore bundle."""
         self._path(filename).unlink(missing_ok=True)
         local_bundle_path(self.state_dir, filename).unlink(missing_ok=True)
+
+
+def local_manifests(config: Config) -> LocalManifests:
+    """This node's manifest records; one computed for a snapshot made before we recorded them
+    names the configured source (`auto` resolved as `run` resolves it), not a guess."""
+    return LocalManifests(config.state_dir, config.snapshot_dir, choose_source(config).kind)

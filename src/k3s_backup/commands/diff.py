@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from k3s_backup.catalogue.opening import ConfigLoader, damage_named, open_snapshot
+from k3s_backup.catalogue.reading import Reading, read_snapshot, show_key
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
     ALLOW_UNAUTHENTICATED_OPTION,
@@ -19,8 +21,6 @@ from k3s_backup.cli_options import (
     Context,
     pass_context,
 )
-from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
-from k3s_backup.commands.open_copy import ConfigLoader, damage_named, open_copy
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
@@ -111,8 +111,8 @@ def diff(
 ) -> ExitCode:
     with (
         time_limit(timeout, f"diff of {first} and {second}"),
-        open_copy(first, load_config, env, identity, allow_unauthenticated) as old_copy,
-        open_copy(second, load_config, env, identity, allow_unauthenticated) as new_copy,
+        open_snapshot(first, load_config, env, identity, allow_unauthenticated) as old_copy,
+        open_snapshot(second, load_config, env, identity, allow_unauthenticated) as new_copy,
         ExitStack() as databases,
     ):
         with damage_named(old_copy):

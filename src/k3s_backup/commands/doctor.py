@@ -14,9 +14,9 @@ import click
 import yaml
 
 from k3s_backup.catalogue.inventory import target_copies
+from k3s_backup.checks import FAIL, OK, WARN, freshness, human_age
 from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, pass_context
 from k3s_backup.commands.setup import snapshot_size_estimate
-from k3s_backup.commands.status import FAIL, OK, WARN, freshness, human_age
 from k3s_backup.config import (
     Config,
     LocalTargetConfig,

@@ -21,8 +21,12 @@ from typing import Any
 import click
 
 from k3s_backup.catalogue.clusters import current_identity
-from k3s_backup.catalogue.inventory import LocalManifests
+from k3s_backup.catalogue.inventory import local_manifests
+from k3s_backup.catalogue.lookup import LATEST, copies_of, find_copies, load_identities
+from k3s_backup.catalogue.opening import OpenedSnapshot, damage_named, open_snapshot
+from k3s_backup.catalogue.reading import Reading, read_snapshot, show_key
 from k3s_backup.catalogue.recovery_key import Trust
+from k3s_backup.catalogue.retrieval import fetch_bundle
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
     ALLOW_UNAUTHENTICATED_OPTION,
@@ -30,9 +34,6 @@ from k3s_backup.cli_options import (
     Context,
     pass_context,
 )
-from k3s_backup.commands.fetch import copies_of, fetch_bundle, find_candidates, load_identities
-from k3s_backup.commands.inspect import Reading, read_snapshot, show_key
-from k3s_backup.commands.open_copy import LATEST, OpenedCopy, damage_named, open_copy
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -233,7 +234,7 @@ def compare_contents(member: ThrowawayEtcd, db: EtcdDb, reading: Reading) -> int
 def _check_identity(config: Config, path: Path, env: Environment) -> ClusterIdentity | None:
     """The snapshot's cluster must be this node's (when both are known)."""
     found = read_identity(path, config.state_dir)
-    manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    manifests = local_manifests(config)
     expected = current_identity(config, manifests)
     env.stdout.write(f"cluster    {describe(found)}\n")
     if found is not None and expected is not None and not same_cluster(expected, found):
@@ -245,14 +246,14 @@ def _check_identity(config: Config, path: Path, env: Environment) -> ClusterIden
 
 
 def _check_bundle(
-    config: Config, copy: OpenedCopy, env: Environment, identity: Path | None, trust: Trust
+    config: Config, copy: OpenedSnapshot, env: Environment, identity: Path | None, trust: Trust
 ) -> str:
     """The restore bundle beside the drilled copy is there, reads, and decrypts."""
     if copy.location == "file":
         return "not checked (a file given by path)"
     reporter = Reporter(replace(env, stdout=env.stderr), None)
-    candidates, _ = find_candidates(config, reporter, copy.location)
-    here = [c for c in copies_of(candidates, copy.name) if c.location == copy.location]
+    listed, _ = find_copies(config, reporter, copy.location)
+    here = [c for c in copies_of(listed, copy.name) if c.location == copy.location]
     found = fetch_bundle(config, reporter, here, load_identities(identity), trust)
     if found is None:
         raise DrillError(
@@ -275,7 +276,7 @@ def _rehearse(
 ) -> None:
     """Fill `record` as the drill goes; raise DrillError (or another BackupError) on failure."""
     trust = Trust.of(config.recovery_key_file, allow_unauthenticated)
-    with open_copy(name, lambda: config, env, identity, allow_unauthenticated) as copy:
+    with open_snapshot(name, lambda: config, env, identity, allow_unauthenticated) as copy:
         record.update(name=copy.name, location=copy.location)
         env.stdout.write(f"drill      {copy.name} ({copy.location}; {copy.verified})\n")
         found = _check_identity(config, copy.path, env)

@@ -1,7 +1,7 @@
 """`k3s-backup extract`: objects of a snapshot as manifests for `kubectl apply -f`, without
 rolling the cluster back.
 
-The snapshot is resolved and verified as for inspect (commands/open_copy.py) and read at its
+The snapshot is resolved and verified as for inspect (catalogue/opening.py) and read at its
 latest revision; values encrypted at rest are decrypted with K3s's encryption config
 (formats/encryption_at_rest.py); JSON values are taken as stored, protobuf ones decoded from the
 API's field numbers (formats/k8s_objects.py); manifests.py strips what the server sets, orders
@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import click
 
 from k3s_backup.catalogue import bundle
+from k3s_backup.catalogue.opening import ConfigLoader, open_snapshot
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
     ALLOW_UNAUTHENTICATED_OPTION,
@@ -28,7 +29,6 @@ from k3s_backup.cli_options import (
     epilog,
     pass_context,
 )
-from k3s_backup.commands.open_copy import ConfigLoader, open_copy
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.formats import encryption_at_rest, k8s_objects, kubernetes
@@ -355,7 +355,7 @@ def _opened(
     allow_unauthenticated: bool,
 ) -> Iterator[tuple[str, EtcdDb]]:
     with (
-        open_copy(name, load_config, env, identity, allow_unauthenticated) as copy,
+        open_snapshot(name, load_config, env, identity, allow_unauthenticated) as copy,
         EtcdDb(copy.path) as db,
     ):
         yield copy.name, db

@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
+from k3s_backup.catalogue.opening import ConfigLoader, OpenedSnapshot, damage_named, open_snapshot
+from k3s_backup.catalogue.reading import Reading, read_snapshot, show_key
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
     ALLOW_UNAUTHENTICATED_OPTION,
@@ -22,52 +24,12 @@ from k3s_backup.cli_options import (
     Context,
     pass_context,
 )
-from k3s_backup.commands.open_copy import ConfigLoader, OpenedCopy, damage_named, open_copy
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
-from k3s_backup.formats.etcd_db import EtcdDb, KeyValue, LiveState
+from k3s_backup.formats.etcd_db import EtcdDb, KeyValue
 from k3s_backup.plumbing.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.report import human_size
-
-
-def show_key(key: bytes) -> str:
-    return key.decode(errors="backslashreplace")
-
-
-def classify(value: bytes) -> str:
-    """A value's tag for counts: `encrypted:<provider>` or empty."""
-    if kubernetes.is_encrypted(value):
-        return f"encrypted:{kubernetes.decode_value(value).provider}"
-    return ""
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One pass over a snapshot: what inspect, diff and drill report."""
-
-    copy: OpenedCopy
-    page_size: int
-    database_size: int
-    revision: int
-    compact_revision: int
-    consistent_index: int | None
-    bucket_entries: int
-    state: LiveState
-
-
-def read_snapshot(copy: OpenedCopy, db: EtcdDb, prefix: bytes = b"") -> Reading:
-    state = db.live(prefix, classify)
-    return Reading(
-        copy=copy,
-        page_size=db.bolt.meta.page_size,
-        database_size=db.bolt.meta.database_size,
-        revision=db.revision(state.last_revision),
-        compact_revision=db.compact_revision(),
-        consistent_index=db.consistent_index(),
-        bucket_entries=db.bucket_entries(),
-        state=state,
-    )
 
 
 def resource_counts(reading: Reading) -> tuple[Counter[tuple[str, str]], int]:
@@ -223,7 +185,7 @@ def _write_object(kv: KeyValue, env: Environment) -> None:
         out.write(kv.value.decode(errors="backslashreplace").rstrip("\n") + "\n")
 
 
-def _get(copy: OpenedCopy, key: str, as_json: bool, env: Environment) -> ExitCode:
+def _get(copy: OpenedSnapshot, key: str, as_json: bool, env: Environment) -> ExitCode:
     with damage_named(copy), EtcdDb(copy.path) as db:
         found = db.latest(key.encode(errors="surrogateescape"))
     if found is None:
@@ -253,7 +215,7 @@ def inspect(
 ) -> ExitCode:
     with (
         time_limit(timeout, f"inspect of {name}"),
-        open_copy(name, load_config, env, identity, allow_unauthenticated) as copy,
+        open_snapshot(name, load_config, env, identity, allow_unauthenticated) as copy,
     ):
         if get_key is not None:
             return _get(copy, get_key, as_json, env)

@@ -9,8 +9,8 @@ import click
 
 from k3s_backup.catalogue.inventory import (
     LOCAL,
-    LocalManifests,
     local_copies,
+    local_manifests,
     read_target_manifest,
     target_copies,
 )
@@ -90,7 +90,7 @@ def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], lis
     """All copies, and the locations that could not be read."""
     entries: list[dict[str, Any]] = []
     problems: list[str] = []
-    manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    manifests = local_manifests(config)
     known: dict[str, Manifest] = {}
     for copy in local_copies(config.snapshot_dir, config.cluster_name):
         manifests.identity(copy.name)  # read from the file once if an older manifest lacks it

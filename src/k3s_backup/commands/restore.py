@@ -28,7 +28,22 @@ import click
 
 from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.clusters import local_time
+from k3s_backup.catalogue.inventory import Copy
+from k3s_backup.catalogue.lookup import (
+    LATEST,
+    ChoiceError,
+    choose,
+    copies_of,
+    find_copies,
+    load_identities,
+)
 from k3s_backup.catalogue.recovery_key import Trust
+from k3s_backup.catalogue.retrieval import (
+    FetchedCopy,
+    fetch_bundle,
+    fetch_verified,
+    private_workdir,
+)
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
     ALLOW_UNAUTHENTICATED_OPTION,
@@ -36,19 +51,6 @@ from k3s_backup.cli_options import (
     Context,
     epilog,
     pass_context,
-)
-from k3s_backup.commands.fetch import (
-    LATEST,
-    Candidate,
-    ChoiceError,
-    Fetched,
-    choose,
-    copies_of,
-    fetch_bundle,
-    fetch_verified,
-    find_candidates,
-    load_identities,
-    private_workdir,
 )
 from k3s_backup.config import Config, NodeConfig
 from k3s_backup.environment import Environment
@@ -132,7 +134,7 @@ class Executor:
         config: Config,
         env: Environment,
         reporter: Reporter,
-        fetched: Fetched,
+        fetched: FetchedCopy,
         restore_bundle: bundle.Bundle | None,
         put_token: bool,
         options: Options,
@@ -511,7 +513,7 @@ def ssh_command(node: RemoteNode, argv: list[str]) -> str:
 
 
 def _preflight(
-    config: Config, env: Environment, fetched: Fetched, restore_bundle: bundle.Bundle | None
+    config: Config, env: Environment, fetched: FetchedCopy, restore_bundle: bundle.Bundle | None
 ) -> list[preflight.Problem]:
     data_dir = config.k3s.data_dir
     current_version = bundle.k3s_version(config.k3s.bin, env.environ)
@@ -608,7 +610,7 @@ class Restore:
         )
         return answer == cluster
 
-    def _show_plan(self, fetched: Fetched, steps: list[Step]) -> None:
+    def _show_plan(self, fetched: FetchedCopy, steps: list[Step]) -> None:
         self.report.info(
             f"Plan to restore {fetched.name.filename} (verified copy from {fetched.location}):"
         )
@@ -628,7 +630,7 @@ class Restore:
         for number, step in zip(_letters(steps), steps, strict=True):
             self.report.info(f"  {number}. {step.text}")
 
-    def _one_cluster(self, candidates: list[Candidate]) -> list[Candidate]:
+    def _one_cluster(self, candidates: list[Copy]) -> list[Copy]:
         """The copies of one cluster: the one `--cluster` names, or the only one there; with
         several and no NAME, the operator chooses (never the newest across clusters)."""
         wanted = self.options.cluster
@@ -668,9 +670,7 @@ class Restore:
                 return exc.exit_code
 
     def _run(self, workdir: Path) -> int:
-        candidates, _ = find_candidates(
-            self.config, self.report, self.options.source, identities=True
-        )
+        candidates, _ = find_copies(self.config, self.report, self.options.source, identities=True)
         candidates = self._one_cluster(candidates)
         name = choose(candidates, self.options.wanted)
         copies = copies_of(candidates, name)
@@ -683,7 +683,7 @@ class Restore:
         nearest = sorted(copies, key=lambda c: c.location != fetched.location)
         everywhere = candidates
         if self.options.source is not None:
-            everywhere, _ = find_candidates(self.config, self.report, None)
+            everywhere, _ = find_copies(self.config, self.report, None)
         others = [c for c in copies_of(everywhere, name) if c not in nearest]
         restore_bundle = fetch_bundle(self.config, self.report, nearest + others, identities, trust)
         put_token = self._settle_problems(
@@ -761,15 +761,15 @@ def _matches(identity: ClusterIdentity | None, wanted: str) -> bool:
     return identity is not None and identity.kubernetes and identity.uid.startswith(wanted)
 
 
-def _by_cluster(candidates: list[Candidate]) -> list[list[Candidate]]:
+def _by_cluster(candidates: list[Copy]) -> list[list[Copy]]:
     """Candidates grouped by cluster identity, the group with the newest copy first."""
-    groups: dict[str | None, list[Candidate]] = {}
+    groups: dict[str | None, list[Copy]] = {}
     for candidate in candidates:
         groups.setdefault(uid_of(candidate.identity), []).append(candidate)
     return sorted(groups.values(), key=lambda g: max(c.name for c in g), reverse=True)
 
 
-def _cluster_lines(candidates: list[Candidate]) -> list[str]:
+def _cluster_lines(candidates: list[Copy]) -> list[str]:
     lines = []
     for number, group in enumerate(_by_cluster(candidates), 1):
         newest = max(group, key=lambda c: c.name)

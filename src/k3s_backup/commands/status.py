@@ -22,7 +22,8 @@ from k3s_backup.catalogue.clusters import (
     split_by_cluster,
     survey,
 )
-from k3s_backup.catalogue.inventory import Copy, LocalManifests, local_copies, target_copies
+from k3s_backup.catalogue.inventory import Copy, local_copies, local_manifests, target_copies
+from k3s_backup.checks import FAIL, FAIL_AFTER, OK, WARN, WARN_AFTER, freshness, human_age
 from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, pass_context
 from k3s_backup.config import Config, load_config
 from k3s_backup.environment import Environment
@@ -37,26 +38,7 @@ from k3s_backup.sources.factory import choose_source, node_name
 from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
 
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
-WARN_AFTER, FAIL_AFTER = 2, 3  # times the schedule's longest gap
 CLOCK_SKEW = timedelta(minutes=5)  # a name this far ahead of our clock is from the future
-
-
-def freshness(age: timedelta, interval: timedelta) -> str:
-    if age > interval * FAIL_AFTER:
-        return FAIL
-    if age > interval * WARN_AFTER:
-        return WARN
-    return OK
-
-
-def human_age(age: timedelta) -> str:
-    seconds = int(age.total_seconds())
-    if seconds < 0:
-        return "in the future (check the clock)"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    return f"{days}d {hours}h ago" if days else f"{hours}h {rest // 60}m ago"
 
 
 @dataclass
@@ -232,7 +214,7 @@ def last_drill_findings(state: dict[str, Any], status: Status) -> None:
 def other_cluster_findings(config: Config, status: Status) -> None:
     """WARN for every location holding copies of this cluster name from another cluster (or of
     unknown identity): a replacement node must restore them, and rotation never touches them."""
-    manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    manifests = local_manifests(config)
     current = current_identity(config, manifests)
     unreadable: list[str] = []  # already a FAIL of collect_targets
     for location, copies in survey(config, manifests, unreadable.append).items():

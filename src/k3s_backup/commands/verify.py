@@ -15,6 +15,7 @@ from k3s_backup.catalogue.inventory import (
     Copy,
     LocalManifests,
     local_copies,
+    local_manifests,
     read_target_manifest,
     target_copies,
 )
@@ -62,7 +63,7 @@ def _local_problem(manifests: LocalManifests, copy: Copy, path: Path) -> str | N
 
 def _verify_local(config: Config) -> list[Finding]:
     findings = []
-    manifests = LocalManifests(config.state_dir, config.snapshot_dir, "k3s")
+    manifests = local_manifests(config)
     for copy in local_copies(config.snapshot_dir, config.cluster_name):
         try:
             problem = _local_problem(manifests, copy, config.snapshot_dir / copy.name.filename)

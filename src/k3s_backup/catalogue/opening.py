@@ -2,7 +2,8 @@
 plain snapshot file: fetched from a target into a private temporary when needed, checked against
 its manifest and its SHA-256 trailer, and unzipped when K3s compressed it.
 
-Shared by inspect, diff and drill; choosing and fetching copies is commands/fetch.py's.
+Shared by inspect, diff, drill and extract; choosing a copy is catalogue/lookup.py's, fetching
+and verifying it catalogue/retrieval.py's.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from k3s_backup.catalogue.inventory import LOCAL
+from k3s_backup.catalogue.lookup import choose, copies_of, find_copies, load_identities
 from k3s_backup.catalogue.manifest import MAX_MANIFEST, Manifest
 from k3s_backup.catalogue.recovery_key import Trust
-from k3s_backup.commands import fetch
+from k3s_backup.catalogue.retrieval import check_room, fetch_verified
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, SnapshotError
@@ -29,15 +31,16 @@ from k3s_backup.plumbing.streams import read_regular, sha256_stream
 from k3s_backup.policy import naming
 from k3s_backup.report import Reporter
 
-LATEST = fetch.LATEST
 SQLITE_MAGIC = b"SQLite format 3\x00"
-# fetch.fetch_verified has checked the manifest's SHA-256, unzipped, and checked the trailer.
+# retrieval.fetch_verified has checked the manifest's SHA-256, unzipped, and checked the trailer.
 FETCHED = "SHA-256 matches its manifest, SHA-256 trailer checked"
 ConfigLoader = Callable[[], Config]
 
 
 @dataclass(frozen=True)
-class OpenedCopy:
+class OpenedSnapshot:
+    """A snapshot ready to be read in place: a file given by path, a local copy, or one fetched."""
+
     name: str  # as shown to the user
     location: str  # "file", "local" or a target's name
     path: Path  # the plain (unzipped) snapshot file
@@ -56,7 +59,7 @@ def _unzip(path: Path, workdir: Path) -> Path:
     writes no more than the entry's recorded size, which must fit on the disk)."""
     with zipfile.ZipFile(path) as archive:
         [info] = archive.infolist()
-        fetch.check_room(f"unzipping {path.name}", info.file_size, workdir)
+        check_room(f"unzipping {path.name}", info.file_size, workdir)
         plain = _private_file(workdir, "plain-" + Path(info.filename).name)
         with archive.open(info) as member, plain.open("wb") as out:
             shutil.copyfileobj(member, out, 1 << 20)
@@ -113,16 +116,16 @@ def _resolve(
 ) -> tuple[Path, str, str, str]:
     """(file, location, shown name, what was verified) for `name`: a file as it is; one of our
     names (or `latest`, or a unique prefix) from this node if it verifies there, else fetched
-    and decoded from the first target whose copy verifies (commands/fetch.py)."""
+    and decoded from the first target whose copy verifies (catalogue/retrieval.py)."""
     as_path = Path(name)
     if as_path.is_file():
         return as_path, "file", name, ""
     config = load_config()
     quiet = replace(env, stdout=env.stderr)  # progress to stderr: stdout may be JSON
     reporter = Reporter(quiet, None)
-    candidates, _unreadable = fetch.find_candidates(config, reporter, None)
-    chosen = fetch.choose(candidates, name)
-    copies = fetch.copies_of(candidates, chosen)
+    found, _unreadable = find_copies(config, reporter, None)
+    chosen = choose(found, name)
+    copies = copies_of(found, chosen)
     if copies[0].location == LOCAL:
         filename = copies[0].name.filename
         try:
@@ -133,9 +136,9 @@ def _resolve(
             copies = copies[1:]
             if not copies:
                 raise
-    identities = fetch.load_identities(identity)
+    identities = load_identities(identity)
     trust = Trust.of(config.recovery_key_file, allow_unauthenticated)
-    fetched = fetch.fetch_verified(config, quiet, reporter, copies, workdir, identities, trust)
+    fetched = fetch_verified(config, quiet, reporter, copies, workdir, identities, trust)
     return fetched.plain, fetched.location, chosen, FETCHED
 
 
@@ -156,13 +159,13 @@ def _work_parent(name: str, load_config: ConfigLoader) -> Path | None:
 
 
 @contextmanager
-def open_copy(
+def open_snapshot(
     name: str,
     load_config: ConfigLoader,
     env: Environment,
     identity: Path | None = None,
     allow_unauthenticated: bool = False,
-) -> Iterator[OpenedCopy]:
+) -> Iterator[OpenedSnapshot]:
     """A verified plain snapshot for `name`; temporaries are 0600 in a 0700 dir, then removed.
     `identity` is the age identity file for copies a target stores encrypted; a copy on a
     target whose manifest has no MAC is used only with `allow_unauthenticated`."""
@@ -184,11 +187,11 @@ def open_copy(
             _refuse_sqlite(stored)
         except OSError as exc:  # a failing disk, or a file that is no file (/proc, a device)
             raise SnapshotError(f"{stored}: cannot read it: {exc.strerror or exc}") from None
-        yield OpenedCopy(shown, location, stored, size, verified)
+        yield OpenedSnapshot(shown, location, stored, size, verified)
 
 
 @contextmanager
-def damage_named(copy: OpenedCopy) -> Iterator[None]:
+def damage_named(copy: OpenedSnapshot) -> Iterator[None]:
     """Damage found while reading the database of `copy`, reported with the copy's name."""
     try:
         yield
