@@ -1,0 +1,125 @@
+"""The layering a newcomer relies on to find the room for a change (docs/design.md), checked on
+the source itself: every module under src/k3s_backup is parsed, none imported."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "k3s_backup"
+COMMANDS = "k3s_backup.commands"
+MAX_LINES = 450
+
+# Modules still too big today, with their size when this was written; each is being split
+# (docs/design.md). Remove an entry once its module is under MAX_LINES; never add one.
+TOO_BIG_TODAY = {
+    "k3s_backup/commands/restore.py": 863,
+    "k3s_backup/commands/setup.py": 779,
+    "k3s_backup/commands/extract.py": 556,
+    "k3s_backup/commands/doctor.py": 474,
+}
+# A command importing another, pending its move: snapshot_size_estimate goes to
+# sources/estimate.py (issue #15).
+PENDING_IMPORTS = {("k3s_backup.commands.doctor", "k3s_backup.commands.setup")}
+# What policy/ (pure decisions, no I/O) must never reach for.
+IO_MODULES = {
+    "os",
+    "subprocess",
+    "socket",
+    "shutil",
+    "tempfile",
+    "sqlite3",
+    "paramiko",
+    "boto3",
+    "botocore",
+    "grpc",
+    "urllib",
+    "http",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield module_name(path), path
+
+
+def is_our_module(name: str) -> bool:
+    relative = Path(*name.split(".")[1:])
+    return (PACKAGE / relative).with_suffix(".py").is_file() or (PACKAGE / relative).is_dir()
+
+
+def imports(path: Path) -> set[str]:
+    """Every module `path` imports, at its top or inside a function; `from k3s_backup.p
+    import m` counts as importing k3s_backup.p.m when m is a module of ours."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            assert node.level == 0, f"{path}: relative import of {node.module}"
+            found.add(node.module)
+            inner = (f"{node.module}.{alias.name}" for alias in node.names)
+            found.update(
+                name for name in inner if within(name, "k3s_backup") and is_our_module(name)
+            )
+    return found
+
+
+def within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def is_cli(name: str) -> bool:
+    return name in ("k3s_backup.cli", "k3s_backup.cli_options")
+
+
+def test_no_command_module_imports_another() -> None:
+    crossing = [
+        (name, imported)
+        for name, path in modules()
+        if within(name, COMMANDS) and name != COMMANDS
+        for imported in sorted(imports(path))
+        if within(imported, COMMANDS) and imported != name
+        if (name, imported) not in PENDING_IMPORTS
+    ]
+    assert crossing == []
+
+
+def test_nothing_below_the_commands_imports_them_or_the_cli() -> None:
+    upward = [
+        (name, imported)
+        for name, path in modules()
+        if not within(name, COMMANDS) and not is_cli(name)
+        for imported in sorted(imports(path))
+        if within(imported, COMMANDS) or is_cli(imported)
+    ]
+    assert upward == []
+
+
+def test_no_module_is_over_the_size_a_reader_takes_in() -> None:
+    sizes = {
+        str(path.relative_to(PACKAGE.parent)): len(path.read_text().splitlines())
+        for _, path in modules()
+    }
+    too_big = {
+        name: size for name, size in sizes.items() if size > MAX_LINES and name not in TOO_BIG_TODAY
+    }
+    assert too_big == {}, f"split these (at most {MAX_LINES} lines each)"
+
+
+def test_policy_does_no_io() -> None:
+    reaching = [
+        (name, imported)
+        for name, path in modules()
+        if within(name, "k3s_backup.policy")
+        for imported in sorted(imports(path))
+        if imported.split(".")[0] in IO_MODULES
+        or (within(imported, "k3s_backup") and not within(imported, "k3s_backup.policy"))
+    ]
+    assert reaching == []
