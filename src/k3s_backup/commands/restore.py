@@ -762,7 +762,7 @@ def _matches(identity: ClusterIdentity | None, wanted: str) -> bool:
 
 
 def _by_cluster(candidates: list[Copy]) -> list[list[Copy]]:
-    """Candidates grouped by cluster identity, the group with the newest copy first."""
+    """Copies grouped by cluster identity, the group with the newest copy first."""
     groups: dict[str | None, list[Copy]] = {}
     for candidate in candidates:
         groups.setdefault(uid_of(candidate.identity), []).append(candidate)
