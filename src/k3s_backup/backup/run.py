@@ -21,7 +21,7 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
 from k3s_backup.policy.offsite import only_here
 from k3s_backup.report import human_size, plural
-from k3s_backup.sources.base import LocalSnapshot
+from k3s_backup.sources.base import TakenSnapshot
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.retry import Retrying
@@ -38,7 +38,7 @@ class NewChainRefused(BackupError):
 
 
 def _manifest_of(
-    snapshot: LocalSnapshot, source_kind: str, identity: ClusterIdentity | None
+    snapshot: TakenSnapshot, source_kind: str, identity: ClusterIdentity | None
 ) -> Manifest:
     if snapshot.name.suffix == ".zip":  # the manifest describes the stored file, not its content
         digest = file_sha256(snapshot.path)
@@ -55,7 +55,7 @@ def _without_name(name: str, exc: BaseException) -> str:
 
 
 class Run(RunContext):
-    def take_snapshot(self) -> LocalSnapshot:
+    def take_snapshot(self) -> TakenSnapshot:
         prefix = naming.snapshot_prefix(self.config.cluster_name, self.env.now())
         self.report.info(f"Creating snapshot {prefix} ({SOURCE_LABELS[self.source.kind]})")
         snapshot = self.source.take(prefix)

@@ -11,7 +11,10 @@ from k3s_backup.policy import naming
 
 
 @dataclass(frozen=True)
-class LocalSnapshot:
+class TakenSnapshot:
+    """A snapshot a source just took, in snapshot_dir under our name, checked; its copies
+    elsewhere are catalogue.inventory.Copy."""
+
     path: Path
     name: naming.SnapshotName
     check: SnapshotCheck
@@ -22,7 +25,7 @@ class Source(Protocol):
     kind: str
     snapshot_dir: Path
 
-    def take(self, prefix: str) -> LocalSnapshot:
+    def take(self, prefix: str) -> TakenSnapshot:
         """Take a snapshot named `<prefix>-<node>-<unix>[suffix]` in snapshot_dir, checked."""
         ...
 

@@ -18,7 +18,7 @@ import grpc
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats import protowire
 from k3s_backup.formats.etcd_snapshot import check_file
-from k3s_backup.sources.base import LocalSnapshot
+from k3s_backup.sources.base import TakenSnapshot
 from k3s_backup.sources.staging import publish, staged_file, unlink_snapshot
 
 SNAPSHOT_METHOD = "/etcdserverpb.Maintenance/Snapshot"
@@ -125,7 +125,7 @@ class EtcdSource:
                 return f"etcd at {endpoint} accepts connections but does not answer gRPC"
             return _tls_problem(raw, host, endpoint, self.tls)
 
-    def take(self, prefix: str) -> LocalSnapshot:
+    def take(self, prefix: str) -> TakenSnapshot:
         problems = []
         for endpoint in self.endpoints:
             with staged_file(self.snapshot_dir) as staged:
@@ -137,7 +137,7 @@ class EtcdSource:
                     continue
                 path, name = publish(staged, self.snapshot_dir, self.cluster, prefix, self.node)
             skipped = "".join(f"; skipped: {problem}" for problem in problems)
-            return LocalSnapshot(path, name, check, detail=f"from {endpoint}{skipped}")
+            return TakenSnapshot(path, name, check, detail=f"from {endpoint}{skipped}")
         raise SnapshotError("no etcd endpoint gave a snapshot:\n  " + "\n  ".join(problems))
 
     def delete(self, filename: str) -> str | None:

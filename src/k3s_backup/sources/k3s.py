@@ -14,7 +14,7 @@ from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.etcd_snapshot import check_file
 from k3s_backup.plumbing.commands import CommandError, Completed, run_command
 from k3s_backup.policy import naming
-from k3s_backup.sources.base import LocalSnapshot
+from k3s_backup.sources.base import TakenSnapshot
 
 SAVE_TIMEOUT = 30 * 60
 DELETE_TIMEOUT = 5 * 60
@@ -50,7 +50,7 @@ class K3sSource:
             fix += " (usually /usr/local/bin/k3s)"
             raise SnapshotError(f"{exc}{fix if exc.not_found else ''}") from None
 
-    def take(self, prefix: str) -> LocalSnapshot:
+    def take(self, prefix: str) -> TakenSnapshot:
         """Run `k3s etcd-snapshot save --name <prefix>` and return the checked file it made."""
         before = self._versions()
         result = self._k3s(
@@ -85,7 +85,7 @@ class K3sSource:
             )
         path = self.snapshot_dir / produced[0].filename
         os.chmod(path, 0o600)  # older K3s made .zip files 0644; they hold every Secret
-        return LocalSnapshot(path=path, name=produced[0], check=check_file(path))
+        return TakenSnapshot(path=path, name=produced[0], check=check_file(path))
 
     def _versions(self) -> dict[str, tuple[int, int, int]]:
         """name -> (inode, size, mtime) of each file in the snapshot directory."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats.sqlite_db import check_sqlite
-from k3s_backup.sources.base import LocalSnapshot
+from k3s_backup.sources.base import TakenSnapshot
 from k3s_backup.sources.staging import publish, staged_file, unlink_snapshot
 
 BUSY_TIMEOUT_SECONDS = 60.0
@@ -45,14 +45,14 @@ class SqliteSource:
         self.cluster = cluster
         self.node = node
 
-    def take(self, prefix: str) -> LocalSnapshot:
+    def take(self, prefix: str) -> TakenSnapshot:
         with staged_file(self.snapshot_dir) as staged:
             backup_database(self.database, staged)
             check = check_sqlite(staged)
             path, name = publish(
                 staged, self.snapshot_dir, self.cluster, prefix, self.node, suffix=".db"
             )
-        return LocalSnapshot(path, name, check, detail=f"from {self.database}")
+        return TakenSnapshot(path, name, check, detail=f"from {self.database}")
 
     def delete(self, filename: str) -> str | None:
         unlink_snapshot(self.snapshot_dir, self.cluster, filename)
