@@ -17,9 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from k3s_backup.catalogue.inventory import LOCAL
+from k3s_backup.catalogue.inventory import LOCAL, local_manifests
 from k3s_backup.catalogue.lookup import choose, copies_of, find_copies, load_identities
-from k3s_backup.catalogue.manifest import MAX_MANIFEST, Manifest
 from k3s_backup.catalogue.recovery_key import Trust
 from k3s_backup.catalogue.retrieval import check_room, fetch_verified
 from k3s_backup.config import Config
@@ -27,7 +26,7 @@ from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, SnapshotError
 from k3s_backup.formats.bbolt import BoltError
 from k3s_backup.formats.etcd_snapshot import TRAILER_SIZE, ZIP_ERRORS, check_file
-from k3s_backup.plumbing.streams import read_regular, sha256_stream
+from k3s_backup.plumbing.streams import sha256_stream
 from k3s_backup.policy import naming
 from k3s_backup.report import Reporter
 
@@ -85,17 +84,10 @@ def _check(path: Path) -> str:
     return "SHA-256 trailer checked"
 
 
-def _local_manifest(config: Config, filename: str) -> Manifest | None:
-    path = config.state_dir / "manifests" / naming.manifest_name(filename)
-    try:
-        return Manifest.from_json(read_regular(path, MAX_MANIFEST, f"manifest {path}"))
-    except (FileNotFoundError, ValueError, TypeError, KeyError):
-        return None
-
-
-def _verify_local(config: Config, filename: str) -> str:
+def _verify_local(config: Config, name: naming.SnapshotName) -> str:
     """Read a local copy in place (no copy of a large file): check it against its manifest."""
-    manifest = _local_manifest(config, filename)
+    filename = name.filename
+    manifest = local_manifests(config).recorded(name)
     if manifest is None:
         return "no manifest recorded"
     with (config.snapshot_dir / filename).open("rb") as stream:
@@ -129,7 +121,7 @@ def _resolve(
     if copies[0].location == LOCAL:
         filename = copies[0].name.filename
         try:
-            verified = _verify_local(config, filename)
+            verified = _verify_local(config, copies[0].name)
             return config.snapshot_dir / filename, LOCAL, chosen, verified
         except (BackupError, OSError) as exc:  # a refused manifest too (a symlink, too big)
             reporter.warn(f"refusing the local copy: {exc}")
