@@ -41,6 +41,8 @@ class CopyLocked(TargetError):
 
 @dataclass(frozen=True)
 class StoredObject:
+    """Any file a target lists, ours or not; those of ours are catalogue.inventory.Copy."""
+
     name: str
     size: int
 
