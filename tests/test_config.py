@@ -30,7 +30,10 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('colour = "blue"\n' + VALID_TARGET, "colour: unknown key"),
+        (
+            'colour = "blue"\n' + VALID_TARGET,
+            "unknown key 'colour' (check its spelling against `k3s-backup config init`)",
+        ),
         ("keep_local = 0\n" + VALID_TARGET, "keep_local: must be at least 1, got 0"),
         ("keep_local = -2\n" + VALID_TARGET, "keep_local: must be at least 1, got -2"),
         ('keep_local = "3"\n' + VALID_TARGET, "keep_local: must be a whole number, got '3'"),
@@ -48,27 +51,39 @@ def write(tmp_path: Path, text: str) -> Path:
             "cluster_name: must not start with 'etcd-snapshot'",
         ),
         ('cluster_name = "a;rm -rf /"\n' + VALID_TARGET, "cluster_name: may only contain"),
-        (VALID_TARGET + "keep = 0\n", "targets[0].keep: must be at least 1, got 0"),
-        (VALID_TARGET + 'path = "backups"\n', "targets[0].path: must be an absolute path"),
-        (VALID_TARGET + "port = 70000\n", "targets[0].port: must be at most 65535"),
-        (VALID_TARGET + 'identity_file = "id"\n', "targets[0].identity_file: must be an absolute"),
-        (VALID_TARGET + "speed = 1\n", "targets[0].speed: unknown key"),
-        (VALID_TARGET + "retries = -1\n", "targets[0].retries: must be at least 0, got -1"),
-        (VALID_TARGET + "retry_delay = 7200\n", "targets[0].retry_delay: must be at most 3600"),
-        ('[[targets]]\nname = "x"\ntype = "ftp"\n', "targets[0]: target type must be one of"),
+        (VALID_TARGET + "keep = 0\n", "target 'proxmox': keep: must be at least 1, got 0"),
+        (VALID_TARGET + 'path = "backups"\n', "target 'proxmox': path: must be an absolute path"),
+        (VALID_TARGET + "port = 70000\n", "target 'proxmox': port: must be at most 65535"),
+        (
+            VALID_TARGET + 'identity_file = "id"\n',
+            "target 'proxmox': identity_file: must be an absolute",
+        ),
+        (
+            VALID_TARGET + "speed = 1\n",
+            "unknown key 'speed' in target 'proxmox' (check its spelling",
+        ),
+        (VALID_TARGET + "retries = -1\n", "target 'proxmox': retries: must be at least 0, got -1"),
+        (
+            VALID_TARGET + "retry_delay = 7200\n",
+            "target 'proxmox': retry_delay: must be at most 3600",
+        ),
+        ('[[targets]]\nname = "x"\ntype = "ftp"\n', "target 'x': target type must be one of"),
         ('[[targets]]\ntype = "ssh"\nhost = "h"\n', "targets[0].name: is required"),
-        ('[[targets]]\nname = "x"\ntype = "ssh"\n', "targets[0].host: is required"),
+        ('[[targets]]\nname = "x"\ntype = "ssh"\n', "target 'x': host: is required"),
         (VALID_TARGET + VALID_TARGET, "target names must be unique, repeated: proxmox"),
         ('[k3s]\ndata_dir = "var/lib"\n' + VALID_TARGET, "k3s.data_dir: must be an absolute path"),
         ("keep_local = \n", "not valid TOML"),
-        (S3_TARGET + 'object_lock = "on"\n', "targets[0].object_lock: Input should be 'off'"),
+        (
+            S3_TARGET + 'object_lock = "on"\n',
+            "target 'offsite': object_lock: Input should be 'off'",
+        ),
         (
             S3_TARGET + "object_lock_days = 30\n",
-            "targets[0]: target 'offsite': object_lock_days needs object_lock = \"governance\"",
+            "target 'offsite': object_lock_days needs object_lock = \"governance\"",
         ),
         (
             S3_TARGET + 'object_lock = "compliance"\nobject_lock_days = 0\n',
-            "targets[0].object_lock_days: must be at least 1, got 0",
+            "target 'offsite': object_lock_days: must be at least 1, got 0",
         ),
     ],
 )
@@ -79,6 +94,37 @@ def test_bad_config_exits_2_naming_key_and_file(tmp_path, text, message):
     assert str(path) in result.stderr
     assert message in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (VALID_TARGET + "kep = 3\n", "unknown key 'kep' in target 'proxmox': did you mean 'keep'?"),
+        (
+            VALID_TARGET + "identity_fle = '/root/k'\n",
+            "unknown key 'identity_fle' in target 'proxmox': did you mean 'identity_file'?",
+        ),
+        (S3_TARGET + 'buckett = "x"\n', "unknown key 'buckett' in target 'offsite': did you mean"),
+        ("keep_locl = 5\n" + VALID_TARGET, "unknown key 'keep_locl': did you mean 'keep_local'?"),
+        ('[k3s]\ndatadir = "/x"\n' + VALID_TARGET, "in [k3s]: did you mean 'data_dir'?"),
+    ],
+)
+def test_a_typo_suggests_the_nearest_key_of_that_table(tmp_path, text, message):
+    result = invoke(["--config", str(write(tmp_path, text)), "run"])
+    assert result.code == 2
+    assert message in result.stderr
+
+
+def test_each_target_is_named_by_its_name_in_every_message(tmp_path):
+    text = VALID_TARGET + "keep = 0\n" + S3_TARGET + "object_lock_days = 3\n"
+    result = invoke(["--config", str(write(tmp_path, text)), "run"])
+    assert result.code == 2
+    assert (
+        f"{tmp_path / 'config.toml'}: target 'proxmox': keep: must be at least 1" in result.stderr
+    )
+    assert "target 'offsite': object_lock_days needs object_lock" in result.stderr
+    assert "targets[" not in result.stderr
+    assert result.stderr.count("'offsite'") == 1  # named once, not "target x: target x"
 
 
 def test_missing_config_says_how_to_create_one(tmp_path):
@@ -166,7 +212,10 @@ def test_help_documents_exit_codes():
             '[notify]\nwebhook_on_success = "yes"\n' + VALID_TARGET,
             "notify.webhook_on_success: must be true or false, got 'yes'",
         ),
-        ('[notify]\nping = "x"\n' + VALID_TARGET, "notify.ping: unknown key"),
+        (
+            '[notify]\nping = "x"\n' + VALID_TARGET,
+            "unknown key 'ping' in [notify]: did you mean 'ping_url'?",
+        ),
     ],
 )
 def test_bad_monitoring_config_exits_2_naming_the_key(tmp_path, text, message):
