@@ -57,3 +57,23 @@ def test_a_known_hosts_that_is_a_directory_is_named(lab, tmp_path):
     assert result.code == 3
     assert f"cannot read known_hosts {known}: Is a directory" in result.stderr
     assert "Errno" not in result.stderr
+
+
+def test_a_key_others_can_read_is_warned_about_once_and_the_run_goes_on(lab, tmp_path):
+    key = tmp_path / "keys" / "id_ed25519"
+    key.parent.mkdir()
+    key.write_bytes(lab.sshd.client_key.read_bytes())
+    key.chmod(0o644)
+    targets = [
+        lab.ssh_target(name="first", identity_file=key),
+        lab.ssh_target(name="second", identity_file=key, path=tmp_path / "second"),
+    ]
+    (tmp_path / "second").mkdir()
+    config = lab.write_config(tmp_path / "c.toml", targets=targets)
+    result = run(lab, config)
+    assert result.code == 0
+    warning = f"warning: SSH key {key} is readable by others (mode 0644), which ssh refuses:"
+    assert result.stderr.count(warning) == 1
+    assert f"`chmod 600 {key}`" in result.stderr
+    key.chmod(0o600)
+    assert "SSH key" not in run(lab, config).stderr
