@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from k3s_backup.commands.config_cmd import TEMPLATE
+from k3s_backup.config import load_config
 from tests.support.cli_runner import invoke
 
 VALID_TARGET = """
@@ -154,6 +156,56 @@ def test_show_fills_in_the_guides_defaults(tmp_path):
         'path = "/var/backups/k3s-etcd"',
     ):
         assert expected in result.stdout
+
+
+SHOWN = """
+drill_schedule = "0 4 * * 0"
+metrics_textfile = "/var/lib/node_exporter/k3s_backup.prom"
+[etcd]
+connect_timeout = 2.5
+[[targets]]
+name = "proxmox"
+type = "ssh"
+host = "192.168.1.100"
+mode = "append-only"
+keep_weekly = 4
+[[targets]]
+name = "offsite"
+type = "s3"
+bucket = "k3s-backups"
+endpoint_url = "http://minio.lan:9000"
+object_lock = "governance"
+[[targets]]
+name = "nas"
+type = "local"
+path = "/mnt/nas"
+[[restore.servers]]
+host = "node-2"
+[notify]
+webhook_on_success = true
+"""
+
+
+@pytest.mark.parametrize("text", [SHOWN, VALID_TARGET, TEMPLATE])
+def test_show_writes_toml_that_loads_back_as_the_same_configuration(tmp_path, text):
+    path = write(tmp_path, text)
+    result = invoke(["--config", str(path), "config", "show"])
+    assert result.code == 0
+    shown = tmp_path / "shown.toml"
+    shown.write_text(result.stdout)
+    shown.chmod(0o600)
+    assert load_config(shown) == load_config(path)
+    assert invoke(["--config", str(shown), "config", "show"]).stdout == result.stdout
+
+
+def test_show_writes_defaults_as_the_template_does(tmp_path):
+    result = invoke(["--config", str(write(tmp_path, S3_TARGET)), "config", "show"])
+    lines = result.stdout.splitlines()
+    assert "timeout = 10" in lines and "ready_timeout = 300" in lines  # not 10.0
+    target = lines.index("[[targets]]")
+    assert lines[target + 1 : target + 3] == ['name = "offsite"', 'type = "s3"']
+    assert "# endpoint_url = ...  (unset)" in lines  # every key shown, an unset one commented
+    assert "# metrics_textfile = ...  (unset)" in lines[:target]  # a top-level key, not a target's
 
 
 def test_init_template_is_a_valid_config_and_private(tmp_path):
