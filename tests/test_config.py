@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from k3s_backup.commands.config_cmd import TEMPLATE
+from k3s_backup.config import load_config
 from tests.support.cli_runner import invoke
 
 VALID_TARGET = """
@@ -30,7 +32,10 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('colour = "blue"\n' + VALID_TARGET, "colour: unknown key"),
+        (
+            'colour = "blue"\n' + VALID_TARGET,
+            "unknown key 'colour' (check its spelling against `k3s-backup config init`)",
+        ),
         ("keep_local = 0\n" + VALID_TARGET, "keep_local: must be at least 1, got 0"),
         ("keep_local = -2\n" + VALID_TARGET, "keep_local: must be at least 1, got -2"),
         ('keep_local = "3"\n' + VALID_TARGET, "keep_local: must be a whole number, got '3'"),
@@ -48,27 +53,39 @@ def write(tmp_path: Path, text: str) -> Path:
             "cluster_name: must not start with 'etcd-snapshot'",
         ),
         ('cluster_name = "a;rm -rf /"\n' + VALID_TARGET, "cluster_name: may only contain"),
-        (VALID_TARGET + "keep = 0\n", "targets[0].keep: must be at least 1, got 0"),
-        (VALID_TARGET + 'path = "backups"\n', "targets[0].path: must be an absolute path"),
-        (VALID_TARGET + "port = 70000\n", "targets[0].port: must be at most 65535"),
-        (VALID_TARGET + 'identity_file = "id"\n', "targets[0].identity_file: must be an absolute"),
-        (VALID_TARGET + "speed = 1\n", "targets[0].speed: unknown key"),
-        (VALID_TARGET + "retries = -1\n", "targets[0].retries: must be at least 0, got -1"),
-        (VALID_TARGET + "retry_delay = 7200\n", "targets[0].retry_delay: must be at most 3600"),
-        ('[[targets]]\nname = "x"\ntype = "ftp"\n', "targets[0]: target type must be one of"),
+        (VALID_TARGET + "keep = 0\n", "target 'proxmox': keep: must be at least 1, got 0"),
+        (VALID_TARGET + 'path = "backups"\n', "target 'proxmox': path: must be an absolute path"),
+        (VALID_TARGET + "port = 70000\n", "target 'proxmox': port: must be at most 65535"),
+        (
+            VALID_TARGET + 'identity_file = "id"\n',
+            "target 'proxmox': identity_file: must be an absolute",
+        ),
+        (
+            VALID_TARGET + "speed = 1\n",
+            "unknown key 'speed' in target 'proxmox' (check its spelling",
+        ),
+        (VALID_TARGET + "retries = -1\n", "target 'proxmox': retries: must be at least 0, got -1"),
+        (
+            VALID_TARGET + "retry_delay = 7200\n",
+            "target 'proxmox': retry_delay: must be at most 3600",
+        ),
+        ('[[targets]]\nname = "x"\ntype = "ftp"\n', "target 'x': target type must be one of"),
         ('[[targets]]\ntype = "ssh"\nhost = "h"\n', "targets[0].name: is required"),
-        ('[[targets]]\nname = "x"\ntype = "ssh"\n', "targets[0].host: is required"),
+        ('[[targets]]\nname = "x"\ntype = "ssh"\n', "target 'x': host: is required"),
         (VALID_TARGET + VALID_TARGET, "target names must be unique, repeated: proxmox"),
         ('[k3s]\ndata_dir = "var/lib"\n' + VALID_TARGET, "k3s.data_dir: must be an absolute path"),
         ("keep_local = \n", "not valid TOML"),
-        (S3_TARGET + 'object_lock = "on"\n', "targets[0].object_lock: Input should be 'off'"),
+        (
+            S3_TARGET + 'object_lock = "on"\n',
+            "target 'offsite': object_lock: Input should be 'off'",
+        ),
         (
             S3_TARGET + "object_lock_days = 30\n",
-            "targets[0]: target 'offsite': object_lock_days needs object_lock = \"governance\"",
+            "target 'offsite': object_lock_days needs object_lock = \"governance\"",
         ),
         (
             S3_TARGET + 'object_lock = "compliance"\nobject_lock_days = 0\n',
-            "targets[0].object_lock_days: must be at least 1, got 0",
+            "target 'offsite': object_lock_days: must be at least 1, got 0",
         ),
     ],
 )
@@ -79,6 +96,37 @@ def test_bad_config_exits_2_naming_key_and_file(tmp_path, text, message):
     assert str(path) in result.stderr
     assert message in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (VALID_TARGET + "kep = 3\n", "unknown key 'kep' in target 'proxmox': did you mean 'keep'?"),
+        (
+            VALID_TARGET + "identity_fle = '/root/k'\n",
+            "unknown key 'identity_fle' in target 'proxmox': did you mean 'identity_file'?",
+        ),
+        (S3_TARGET + 'buckett = "x"\n', "unknown key 'buckett' in target 'offsite': did you mean"),
+        ("keep_locl = 5\n" + VALID_TARGET, "unknown key 'keep_locl': did you mean 'keep_local'?"),
+        ('[k3s]\ndatadir = "/x"\n' + VALID_TARGET, "in [k3s]: did you mean 'data_dir'?"),
+    ],
+)
+def test_a_typo_suggests_the_nearest_key_of_that_table(tmp_path, text, message):
+    result = invoke(["--config", str(write(tmp_path, text)), "run"])
+    assert result.code == 2
+    assert message in result.stderr
+
+
+def test_each_target_is_named_by_its_name_in_every_message(tmp_path):
+    text = VALID_TARGET + "keep = 0\n" + S3_TARGET + "object_lock_days = 3\n"
+    result = invoke(["--config", str(write(tmp_path, text)), "run"])
+    assert result.code == 2
+    assert (
+        f"{tmp_path / 'config.toml'}: target 'proxmox': keep: must be at least 1" in result.stderr
+    )
+    assert "target 'offsite': object_lock_days needs object_lock" in result.stderr
+    assert "targets[" not in result.stderr
+    assert result.stderr.count("'offsite'") == 1  # named once, not "target x: target x"
 
 
 def test_missing_config_says_how_to_create_one(tmp_path):
@@ -108,6 +156,56 @@ def test_show_fills_in_the_guides_defaults(tmp_path):
         'path = "/var/backups/k3s-etcd"',
     ):
         assert expected in result.stdout
+
+
+SHOWN = """
+drill_schedule = "0 4 * * 0"
+metrics_textfile = "/var/lib/node_exporter/k3s_backup.prom"
+[etcd]
+connect_timeout = 2.5
+[[targets]]
+name = "proxmox"
+type = "ssh"
+host = "192.168.1.100"
+mode = "append-only"
+keep_weekly = 4
+[[targets]]
+name = "offsite"
+type = "s3"
+bucket = "k3s-backups"
+endpoint_url = "http://minio.lan:9000"
+object_lock = "governance"
+[[targets]]
+name = "nas"
+type = "local"
+path = "/mnt/nas"
+[[restore.servers]]
+host = "node-2"
+[notify]
+webhook_on_success = true
+"""
+
+
+@pytest.mark.parametrize("text", [SHOWN, VALID_TARGET, TEMPLATE])
+def test_show_writes_toml_that_loads_back_as_the_same_configuration(tmp_path, text):
+    path = write(tmp_path, text)
+    result = invoke(["--config", str(path), "config", "show"])
+    assert result.code == 0
+    shown = tmp_path / "shown.toml"
+    shown.write_text(result.stdout)
+    shown.chmod(0o600)
+    assert load_config(shown) == load_config(path)
+    assert invoke(["--config", str(shown), "config", "show"]).stdout == result.stdout
+
+
+def test_show_writes_defaults_as_the_template_does(tmp_path):
+    result = invoke(["--config", str(write(tmp_path, S3_TARGET)), "config", "show"])
+    lines = result.stdout.splitlines()
+    assert "timeout = 10" in lines and "ready_timeout = 300" in lines  # not 10.0
+    target = lines.index("[[targets]]")
+    assert lines[target + 1 : target + 3] == ['name = "offsite"', 'type = "s3"']
+    assert "# endpoint_url = ...  (unset)" in lines  # every key shown, an unset one commented
+    assert "# metrics_textfile = ...  (unset)" in lines[:target]  # a top-level key, not a target's
 
 
 def test_init_template_is_a_valid_config_and_private(tmp_path):
@@ -166,7 +264,10 @@ def test_help_documents_exit_codes():
             '[notify]\nwebhook_on_success = "yes"\n' + VALID_TARGET,
             "notify.webhook_on_success: must be true or false, got 'yes'",
         ),
-        ('[notify]\nping = "x"\n' + VALID_TARGET, "notify.ping: unknown key"),
+        (
+            '[notify]\nping = "x"\n' + VALID_TARGET,
+            "unknown key 'ping' in [notify]: did you mean 'ping_url'?",
+        ),
     ],
 )
 def test_bad_monitoring_config_exits_2_naming_the_key(tmp_path, text, message):

@@ -54,3 +54,37 @@ def test_config_init_template_is_a_valid_configuration(tmp_path):
     path.write_text(TEMPLATE)
     config = load_config(path)
     assert [t.name for t in config.targets] == ["proxmox"]
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#+ (.+)$", re.MULTILINE)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readme_is_short_and_links_every_docs_page():
+    """Issue 16: the README is what it does, install, setup, status, restore and links; the
+    rest lives in docs/, each page reachable from it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    linked = {target.split("#")[0] for target in LINK.findall(readme)}
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"docs/{page.name}" in linked, f"README does not link docs/{page.name}"
+    assert "not\nfor a K3s node" in readme or "not for a K3s node" in readme
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_relative_link_and_anchor_resolves(page):
+    for target in LINK.findall(page.read_text(encoding="utf-8")):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {target}: no such file"
+        if anchor and linked.suffix == ".md":
+            headings = HEADING.findall(linked.read_text(encoding="utf-8"))
+            anchors = {_anchor(h) for h in headings}
+            assert anchor in anchors, f"{page.name}: {target}: no such heading"

@@ -93,3 +93,23 @@ ROOT_OPTION = click.option(
     help="Treat DIR as / for every system path (tests, staging).",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+
+
+def backup_host_command(name: str, help_text: str) -> click.Command:
+    """A command of the backup host's side (`serve`, `serve-prune`): service/main.py parses it
+    (argparse, standard library only) and the entry point calls it before click; this is only
+    its entry in the command list, handing the arguments on untouched."""
+
+    @click.command(
+        name,
+        help=help_text,
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    @click.pass_context
+    def command(ctx: click.Context) -> int:
+        from k3s_backup.service.main import main
+
+        return main([name, *ctx.args])
+
+    return command

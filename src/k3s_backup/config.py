@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from k3s_backup.config_errors import format_validation_error
 from k3s_backup.errors import ConfigError
 from k3s_backup.policy.naming import cluster_name_problem
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE
@@ -142,10 +143,7 @@ class S3TargetConfig(_TargetConfigBase):
     @model_validator(mode="after")
     def _lock_days_need_lock(self) -> S3TargetConfig:
         if self.object_lock_days is not None and self.object_lock == "off":
-            raise ValueError(
-                f'target {self.name!r}: object_lock_days needs object_lock = "governance" or'
-                ' "compliance"'
-            )
+            raise ValueError('object_lock_days needs object_lock = "governance" or "compliance"')
         return self
 
 
@@ -283,59 +281,11 @@ class Config(_Strict):
         raise ConfigError(f"no target named {name!r} (configured: {known})")
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    """`targets[0].keep` from pydantic's ('targets', 0, 'ssh', 'keep')."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part in ("ssh", "local", "s3") and text.startswith("targets"):
-            continue  # the discriminator's branch name, not a key the user wrote
-        else:
-            text += f".{part}" if text else part
-    return text or "(top level)"
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key (check its spelling against `k3s-backup config init`)"
-    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return "target type must be one of: ssh, local, s3"
-    ctx = error.get("ctx") or {}
-    got = error.get("input")
-    templates = {
-        "greater_than_equal": "must be at least {ge}, got {got!r}",
-        "less_than_equal": "must be at most {le}, got {got!r}",
-        "greater_than": "must be greater than {gt}, got {got!r}",
-        "int_type": "must be a whole number, got {got!r}",
-        "string_type": "must be a string, got {got!r}",
-        "float_type": "must be a number, got {got!r}",
-        "bool_type": "must be true or false, got {got!r}",
-        "path_type": "must be a path string, got {got!r}",
-        "list_type": "must be a list ([[targets]] tables), got {got!r}",
-        "model_type": "must be a table, got {got!r}",
-        "string_pattern_mismatch": (
-            "may only contain letters, digits, '.', '_' and '-', got {got!r}"
-        ),
-        "string_too_short": "must not be empty",
-        "missing": "is required",
-    }
-    if kind in templates:
-        return templates[kind].format(got=got, **ctx)
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
-def format_validation_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: {_location(e['loc'])}: {_message(e)}" for e in error.errors()]
-    return "invalid configuration\n" + "\n".join(f"  {line}" for line in lines)
-
-
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from None
+        raise ConfigError(format_validation_error(path, exc, data, Config)) from None
 
 
 def config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path:

@@ -70,3 +70,58 @@ def updated(text: str | None, data: dict[str, Any]) -> str:
     document = tomlkit.parse(text) if text is not None else tomlkit.document()
     _merge(document, data)
     return tomlkit.dumps(document)
+
+
+# -- `config show`: the effective configuration, written as the operator would write it -------
+
+SHOWN_HEADER = (
+    "The effective configuration: the file's values and every default, as TOML that loads",
+    "back as the same configuration (but for a redacted URL). Unset keys are comments.",
+)
+
+
+def shown(data: dict[str, Any], redacted_keys: frozenset[str] = frozenset()) -> str:
+    """`data` (a model_dump, None for an unset key) as TOML: a target's name and type first,
+    whole-number seconds as integers (`timeout = 10`, as the template writes them), each
+    unset key a comment, the redacted keys marked so."""
+    document = tomlkit.document()
+    for line in SHOWN_HEADER:
+        document.add(tomlkit.comment(line))
+    document.add(tomlkit.nl())
+    _fill(document, data, redacted_keys)
+    return tomlkit.dumps(document)
+
+
+def _fill(
+    container: MutableMapping[str, Any], data: dict[str, Any], redacted_keys: frozenset[str]
+) -> None:
+    add = container.add  # type: ignore[attr-defined]  # Table and TOMLDocument both have it
+    first = [key for key in ("name", "type") if key in data]
+    keys = first + [key for key in data if key not in first]
+    nested = [key for key in keys if isinstance(data[key], dict) or _is_table_array(data[key])]
+    for key in [key for key in keys if key not in nested]:  # TOML: a table's keys before its
+        value = data[key]  # sub-tables, or they would belong to the last sub-table
+        if value is None:
+            add(tomlkit.comment(f"{key} = ...  (unset)"))
+            continue
+        item = tomlkit.item(_whole(value))
+        if key in redacted_keys:
+            item.comment("redacted: its path is a secret, not shown")
+        add(key, item)
+    for key in nested:
+        value = data[key]
+        if isinstance(value, dict):
+            table = tomlkit.table()
+            _fill(table, value, redacted_keys)
+            add(key, table)
+            continue
+        tables = tomlkit.aot()
+        for entry in value:
+            table = tomlkit.table()
+            _fill(table, entry, redacted_keys)
+            tables.append(table)
+        add(key, tables)
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value

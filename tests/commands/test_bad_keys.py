@@ -74,3 +74,14 @@ def test_setup_stops_at_the_key_step_with_the_fix(lab, tmp_path, kind, key):
     assert f"error: SSH key {key} {SAID[kind]}" in result.stderr
     assert FIX[kind].format(key=key) in result.stderr
     assert not (root / "etc" / "cron.d").exists()  # stopped before installing anything
+
+
+@pytest.mark.parametrize("command", [["list"], ["verify"], ["status"]])
+def test_every_other_command_names_the_key_and_the_fix(lab, tmp_path, kind, key, command):
+    config = lab.write_config(tmp_path / "c.toml", targets=[lab.ssh_target(identity_file=key)])
+    result = invoke(["--config", str(config), *command], environ=lab.env())
+    said = result.stdout + result.stderr
+    assert result.code == 1, said
+    assert f"SSH key {key} {SAID[kind]}" in said
+    assert FIX[kind].format(key=key) in said
+    assert "Traceback" not in said and "refused" not in said

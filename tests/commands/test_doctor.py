@@ -181,6 +181,21 @@ def test_key_missing_or_readable_by_others_fails(node, lab, tmp_path):
     assert "does not exist" in checks["backup-host: key"]["saw"]
 
 
+def test_a_key_path_that_is_a_directory_fails_with_the_setup_command(node, lab, tmp_path):
+    ssh_dir = tmp_path / "ssh"
+    ssh_dir.mkdir()
+    shutil.copy(lab.sshd.client_key, ssh_dir / "id_ed25519")
+    node.configure(target={"identity_file": ssh_dir})
+    code, checks = node.doctor()
+    assert code == 1
+    assert checks["backup-host: key"]["status"] == "FAIL"
+    assert checks["backup-host: key"]["saw"] == f"SSH key {ssh_dir} is a directory, not a key file"
+    assert checks["backup-host: key"]["fix"] == (
+        "set identity_file to the private key file inside it:"
+        f" `k3s-backup setup --identity-file {ssh_dir / 'id_ed25519'}`"
+    )
+
+
 def test_unknown_and_changed_host_keys_fail(node, lab):
     lab.known_hosts.write_text("")
     _, checks = node.doctor()
@@ -213,10 +228,18 @@ def test_remote_dir_missing_unwritable_or_full_fails(node, lab, tmp_path):
     node.configure(target={"keep": 10**12})
     _, checks = node.doctor()
     assert checks["backup-host: free space"]["status"] == "FAIL"
-    node.configure(target={"path": tmp_path / "absent"})
+    absent = tmp_path / "absent"
+    node.configure(target={"path": absent})
     _, checks = node.doctor()
     assert checks["backup-host: directory"]["status"] == "FAIL"
-    assert "does not exist" in checks["backup-host: directory"]["saw"]
+    assert checks["backup-host: directory"]["saw"] == f"{absent} does not exist on {lab.sshd.host}"
+    fix = checks["backup-host: directory"]["fix"]
+    assert "if `path` of target 'backup-host' is mistyped, correct it in the config" in fix
+    assert fix.endswith(
+        f"`k3s-backup setup`, or on {lab.sshd.host}:"
+        f" `mkdir -p -m 700 {absent} && chown {lab.sshd.user} {absent}`"
+    )
+    assert not absent.exists()  # doctor only looks
 
 
 def test_last_run_late_or_failed_fails_and_the_log_shows_its_errors(node, lab):

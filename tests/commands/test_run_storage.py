@@ -166,8 +166,8 @@ def test_bad_storage_config_is_refused(lab, tmp_path):
     )
     result = invoke(["--config", str(config), "run"], environ=lab.env())
     assert result.code == 2
-    assert "targets[0].keep_weekly: must be at least 0" in result.stderr
-    assert "targets[0].compression" in result.stderr
+    assert "target 'backup-host': keep_weekly: must be at least 0" in result.stderr
+    assert "target 'backup-host': compression" in result.stderr
 
 
 def test_bad_age_recipient_is_a_clear_error(lab, tmp_path):

@@ -46,6 +46,24 @@ def test_each_unusable_key_is_named_with_its_fix(kind, good, tmp_path):
     assert fix.format(key=key) in raised.value.fix
 
 
+def test_a_directory_for_a_key_gets_the_exact_command(good, tmp_path):
+    """`identity_file = "/root/.ssh"`: the key inside it; a mkdir'ed key path: remove it and
+    let setup make the key; anything else: a new key file inside it, made by setup."""
+    ssh_dir = good.parent
+    with pytest.raises(KeyFileError) as raised:
+        load_private_key(ssh_dir)
+    assert raised.value.fix.endswith(f": `k3s-backup setup --identity-file {good}`")
+    empty = tmp_path / "empty" / "id_ed25519"
+    empty.mkdir(parents=True)
+    with pytest.raises(KeyFileError) as raised:
+        load_private_key(empty)
+    assert raised.value.fix.endswith(f"`rmdir {empty} && k3s-backup setup`")
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(KeyFileError) as raised:
+        load_private_key(empty)
+    assert raised.value.fix.endswith(f"`k3s-backup setup --identity-file {empty}/id_ed25519`")
+
+
 def test_a_missing_key_and_a_fifo(good, tmp_path):
     with pytest.raises(KeyFileError, match="does not exist"):
         load_private_key(tmp_path / "nothing")

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import click
-import tomli_w
 
 from k3s_backup.cli_options import Context, pass_context
-from k3s_backup.config import PLACEHOLDER_HOST, Config, redacted
+from k3s_backup.config import PLACEHOLDER_HOST, SECRET_URL_KEYS, Config, redacted
+from k3s_backup.config_file import shown
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
 
@@ -111,9 +111,10 @@ retries = 2                 # further attempts after a failed one
 
 
 def show(config: Config, env: Environment) -> ExitCode:
-    data = config.model_dump(mode="json", exclude_none=True)  # TOML has no null: unset keys
+    data = config.model_dump(mode="json")  # None: an unset key, shown as a comment
     data = redacted(data)  # the ping/webhook URL's path is a secret: shown as scheme://host/…
-    env.stdout.write(tomli_w.dumps(data))
+    secret = frozenset(key for key in SECRET_URL_KEYS if getattr(config.notify, key))
+    env.stdout.write(shown(data, secret))
     return ExitCode.OK
 
 

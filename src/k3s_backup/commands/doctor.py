@@ -47,6 +47,7 @@ from k3s_backup.state import read_state
 from k3s_backup.targets.base import Probes, probes_of
 from k3s_backup.targets.factory import open_target, s3_backend
 from k3s_backup.targets.service import ServiceTarget
+from k3s_backup.targets.ssh import missing_directory_fix
 
 LOG_TAIL_LINES = 400
 SHOWN_ERRORS = 5
@@ -320,7 +321,9 @@ class Doctor:
         name = prefix + "directory"
         try:
             if not probes.directory_exists():
-                return Check(name, FAIL, f"{target.path} does not exist", "k3s-backup setup")
+                saw = f"{target.path} does not exist on {target.host}"
+                fix = missing_directory_fix(target.name, target.user, target.host, str(target.path))
+                return Check(name, FAIL, saw, fix)
             probes.check_writable()
         except BackupError as exc:
             return Check(

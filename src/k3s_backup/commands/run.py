@@ -10,6 +10,8 @@ import click
 
 from k3s_backup.backup.locked_run import run_backup
 from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_context
+from k3s_backup.config import SshTargetConfig
+from k3s_backup.ssh.nodekeys import open_key_warnings
 
 
 @click.command("run", epilog=epilog("run"))
@@ -26,7 +28,11 @@ from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_con
 def command(ctx: Context, log_only: bool, as_json: bool, new_cluster: bool) -> int:
     """Snapshot etcd, ship it to every target, verify, rotate, report."""
     env = ctx.env
+    config = ctx.config()
+    keys = [t.identity_file for t in config.targets if isinstance(t, SshTargetConfig)]
+    for warning in open_key_warnings(keys):  # the run goes on: paramiko takes such a key
+        env.stderr.write(f"warning: {warning}\n")
     json_out = env.stdout if as_json else None
     if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
         env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())
-    return run_backup(ctx.config(), env, json_out, new_cluster)
+    return run_backup(config, env, json_out, new_cluster)

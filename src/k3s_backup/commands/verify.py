@@ -79,39 +79,30 @@ def _verify_copy(
     """One copy's finding; a manifest that cannot be read (or is refused) is this copy's
     problem, not a reason to stop verifying the target's others."""
     try:
-        return _check_copy(target, filename, size, has_manifest, trust, encrypting)
+        problem = _copy_problem(target, filename, size, has_manifest, trust, encrypting)
     except TargetUnreachable:
         raise  # the link, not this copy: the target's whole verification is tried again
     except BackupError as exc:
-        return Finding(filename, target.name, False, str(exc))
+        problem = str(exc)
+    return Finding(filename, target.name, problem is None, problem)
 
 
-def _check_copy(
+def _copy_problem(
     target: Target, filename: str, size: int, has_manifest: bool, trust: Trust, encrypting: bool
-) -> Finding:
+) -> str | None:
     if not has_manifest:
-        return Finding(filename, target.name, False, "manifest missing: cannot verify")
+        return "manifest missing: cannot verify"
     manifest = read_target_manifest(target, filename)
     try:
         trust.check(manifest, filename, target.name, encrypting)
     except NotAuthentic as exc:
-        return Finding(filename, target.name, False, str(exc).removeprefix(f"{target.name}: "))
+        return str(exc).removeprefix(f"{target.name}: ")
     if size != manifest.size:
-        return Finding(
-            filename,
-            target.name,
-            False,
-            f"size {size} differs from the manifest's {manifest.size} (truncated?)",
-        )
+        return f"size {size} differs from the manifest's {manifest.size} (truncated?)"
     stored = target.sha256(filename)
     if stored != manifest.sha256:
-        return Finding(
-            filename,
-            target.name,
-            False,
-            f"SHA-256 {stored} differs from the manifest's {manifest.sha256} (corrupted)",
-        )
-    return Finding(filename, target.name, True)
+        return f"SHA-256 {stored} differs from the manifest's {manifest.sha256} (corrupted)"
+    return None
 
 
 def _verify_target(config: Config, target: Target, trust: Trust) -> list[Finding]:

@@ -34,6 +34,12 @@ _PLAIN_WORDS = {
 }
 
 
+CLOSED = (
+    "the connection was closed from the other end (the server's sshd log says why: MaxStartups,"
+    " a firewall, AllowUsers, or a server that is not sshd)"
+)
+
+
 class KeyRefusedError(TargetError):
     """The host refused our key (it is not in authorized_keys there)."""
 
@@ -57,5 +63,7 @@ def reason(exc: BaseException) -> str:
     paramiko's own."""
     if isinstance(exc, NoValidConnectionsError):  # "Unable to connect to port 22 on ...": why?
         return "; ".join(sorted({reason(error) for error in exc.errors.values()}))
+    if isinstance(exc, EOFError) and not str(exc):  # paramiko's reader met the end of stream
+        return CLOSED
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return next((plain for said, plain in _PLAIN_WORDS.items() if text.startswith(said)), text)

@@ -46,10 +46,7 @@ def _file_problem(path: Path) -> KeyFileError | None:
             f"check the directories above it (`namei -l {path}`)",
         )
     if stat.S_ISDIR(info.st_mode):
-        return KeyFileError(
-            f"SSH key {path} is a directory, not a key file",
-            f"set identity_file to the private key file inside it (such as {path}/id_ed25519)",
-        )
+        return KeyFileError(f"SSH key {path} is a directory, not a key file", _inside(path))
     if not stat.S_ISREG(info.st_mode):
         return KeyFileError(
             f"SSH key {path} is not a regular file",
@@ -68,6 +65,25 @@ def _file_problem(path: Path) -> KeyFileError | None:
             f" `chown {os.getuid()} {path} && chmod 600 {path}`",
         )
     return None
+
+
+KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")  # ssh's own default names, its order
+
+
+def _inside(directory: Path) -> str:
+    """The fix for identity_file naming a directory (`/root/.ssh`, or a mkdir'ed key path)."""
+    first = "set identity_file to the private key file inside it"
+    try:
+        entries = {entry.name for entry in directory.iterdir()}
+    except OSError:
+        entries = {"?"}  # unreadable: not known to be empty
+    found = next((name for name in KEY_NAMES if (directory / name).is_file()), None)
+    if found:
+        return f"{first}: `k3s-backup setup --identity-file {directory / found}`"
+    if not entries:
+        return f"{first}, or let setup make the key here: `rmdir {directory} && k3s-backup setup`"
+    new = directory / KEY_NAMES[0]
+    return f"{first}, such as a new one setup makes: `k3s-backup setup --identity-file {new}`"
 
 
 def _not_a_key(path: Path) -> KeyFileError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -79,6 +81,25 @@ def unsafe_permissions(path: Path) -> str | None:
     if info.st_uid != os.getuid():
         return f"owned by uid {info.st_uid}, not by the user running k3s-backup ({os.getuid()})"
     return None
+
+
+def open_key_warnings(paths: Iterable[Path]) -> list[str]:
+    """One warning per key file others may read or write: ssh itself refuses such a key
+    ("UNPROTECTED PRIVATE KEY FILE"), and whoever reads it reaches the backup host as us."""
+    warnings = []
+    for path in dict.fromkeys(paths):  # a key shared by several targets: warned once
+        try:
+            info = path.stat()
+        except OSError:
+            continue  # missing or unreachable: loading it says so, with the fix
+        mode = info.st_mode & 0o777
+        if mode & 0o077 and stat.S_ISREG(info.st_mode):
+            how = "readable" if mode & 0o044 else "writable"
+            warnings.append(
+                f"SSH key {path} is {how} by others (mode {mode:04o}), which ssh refuses:"
+                f" `chmod 600 {path}`"
+            )
+    return warnings
 
 
 def local_address_towards(host: str, port: int) -> str | None:

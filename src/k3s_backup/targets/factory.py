@@ -21,7 +21,8 @@ from k3s_backup.targets.local import LocalTarget
 from k3s_backup.targets.ssh import SshTarget
 
 if TYPE_CHECKING:
-    from k3s_backup.targets.s3 import ObjectLock, S3Target
+    from k3s_backup.targets.s3 import S3Target
+    from k3s_backup.targets.s3_lock import ObjectLock
 
 
 def open_target(
@@ -67,7 +68,7 @@ def s3_backend(config: S3TargetConfig, cluster: str, schedule: str = DEFAULT_SCH
 
 def object_lock(config: S3TargetConfig, cluster: str, schedule: str) -> ObjectLock | None:
     """Each stored name (copy, manifest, bundle) is locked as its snapshot's name dates it."""
-    from k3s_backup.targets.s3 import ObjectLock
+    from k3s_backup.targets.s3_lock import ObjectLock
 
     if config.object_lock == "off":
         return None

@@ -6,18 +6,12 @@ server-side to its final key, with that SHA-256 in its metadata. Nothing unverif
 visible under a final name. S3 cannot hash an object for us, so `sha256` reads the object back.
 
 With Object Lock (`ObjectLock`; the bucket is then versioned), each final object is locked with
-a retention date, and a name means its oldest version: an overwrite only adds a newer version
-and a delete without a version only adds a delete marker, so neither hides what we stored.
-Deleting a name removes every version, and is refused (CopyLocked) while any is locked.
+a retention date and a name means its oldest version: s3_lock.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +31,7 @@ from k3s_backup.targets.base import (
     Verified,
     temp_name,
 )
+from k3s_backup.targets.s3_lock import ObjectLock, Versions
 
 # boto3 buffers each part of a stream (our copies are streams: encoded while they are read) in
 # memory, up to max_in_memory_upload_chunks parts besides those in flight: with 64 MiB parts
@@ -47,23 +42,6 @@ PART_SIZE = 8 << 20
 BUFFERED_PARTS = 2
 CONCURRENCY = 4
 SHA_METADATA = "sha256"
-
-
-@dataclass(frozen=True)
-class ObjectLock:
-    """How a locking target locks what it stores: the S3 mode, and each final name's
-    retain-until date (UTC; None for a name it does not lock)."""
-
-    mode: str  # "GOVERNANCE" or "COMPLIANCE"
-    until: Callable[[str], datetime | None]
-
-
-@dataclass(frozen=True)
-class _Version:
-    key: str
-    version_id: str
-    size: int
-    marker: bool  # a delete marker: no bytes, but a version to remove with the name
 
 
 def transfer_config() -> TransferConfig:
@@ -111,6 +89,7 @@ class S3Target(Target):
             ),
         )
         self.endpoint = endpoint_url or "AWS"
+        self.versions = Versions(name, self.client, bucket, self.location)
 
     @property
     def location(self) -> str:
@@ -174,24 +153,11 @@ class S3Target(Target):
 
     # -- the interface ----------------------------------------------------------------------
 
-    def _list_versioned(self) -> list[StoredObject]:
-        """Every name holding a version, with its oldest version's size (see the module's
-        docstring: what a name means on a locking target)."""
-        oldest: dict[str, _Version] = {}
-        try:
-            for version in self._versions(self.prefix):
-                if not version.marker:
-                    oldest[version.key] = version  # newest first: the last one listed stays
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("list", "objects", exc) from None
-        names = ((key[len(self.prefix) :], v.size) for key, v in oldest.items())
-        return [StoredObject(name, size) for name, size in names if name and "/" not in name]
-
     def list(self) -> list[StoredObject]:
-        if self.lock is not None:
-            return self._list_versioned()
         found = []
         try:
+            if self.lock is not None:  # see s3_lock.py: what a name means on a locking target
+                return self.versions.listed(self.prefix)
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix
             )
@@ -204,31 +170,12 @@ class S3Target(Target):
             raise self._fail("list", "objects", exc) from None
         return found
 
-    def _versions(self, prefix: str) -> Iterator[_Version]:
-        """Every version and delete marker under `prefix`: S3 lists a key's newest first."""
-        pages = self.client.get_paginator("list_object_versions").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        )
-        for page in pages:
-            for item in page.get("Versions", []):
-                yield _Version(item["Key"], item["VersionId"], int(item["Size"]), marker=False)
-            for item in page.get("DeleteMarkers", []):
-                yield _Version(item["Key"], item["VersionId"], 0, marker=True)
-
-    def _versions_of(self, key: str) -> tuple[_Version, ...]:
-        return tuple(v for v in self._versions(key) if v.key == key)
-
-    def _oldest(self, key: str) -> str | None:
-        """The VersionId a name means on a locking target (None: no version holds bytes)."""
-        kept = [v for v in self._versions_of(key) if not v.marker]
-        return kept[-1].version_id if kept else None
-
     def _object(self, name: str) -> dict[str, str]:
         """The Key (and, on a locking target, the VersionId) that `name` reads."""
         key = self._key(name)
         if self.lock is None:
             return {"Key": key}
-        version = self._oldest(key)
+        version = self.versions.oldest(key)
         if version is None:
             raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "no version"}}, "Get")
         return {"Key": key, "VersionId": version}
@@ -237,7 +184,7 @@ class S3Target(Target):
         temp = self._key(temp_name(name))
         sent = Outgoing(source, None)  # S3 cannot hash an object for us: hash what is sent
         try:
-            held = self._oldest(self._key(name)) if self.lock is not None else None
+            held = self.versions.oldest(self._key(name)) if self.lock is not None else None
             self.client.upload_fileobj(
                 sent,
                 self.bucket,
@@ -247,7 +194,7 @@ class S3Target(Target):
             )
             verified = self._check_uploaded(name, temp, sent, sha256)
             if held is not None:
-                return self._already_held(name, held, verified)
+                return self.versions.already_held(self._key(name), name, held, verified)
             # The digest goes into the final object's metadata: for a stream encoded while it
             # is read, it is only known now.
             self.client.copy(
@@ -259,47 +206,13 @@ class S3Target(Target):
                     "Metadata": {SHA_METADATA: verified.sha256},
                 },
             )
-            self._lock_new(name)
+            if self.lock is not None:
+                self.versions.lock_new(self.lock, self._key(name), name)
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("upload", name, exc) from None
         finally:
             self._discard(temp)
         return verified
-
-    def _lock_new(self, name: str) -> None:
-        """Lock the version just copied to `name`. A separate PutObjectRetention, not lock
-        headers on the copy: boto3's multipart copy (and moto) drop or refuse them there."""
-        until = self.lock.until(name) if self.lock is not None else None
-        if self.lock is None or until is None:
-            return
-        head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
-        if until <= _server_time(head):
-            return  # a caught-up copy older than its retention: rotation removes it now
-        self.client.put_object_retention(
-            Bucket=self.bucket,
-            Key=self._key(name),
-            VersionId=head["VersionId"],
-            Retention={"Mode": self.lock.mode, "RetainUntilDate": until},
-        )
-
-    def _already_held(self, name: str, version: str, verified: Verified) -> Verified:
-        """A locking target keeps the first version of a name: another `put` (a run shipping
-        again after one was cut short) succeeds only if that version holds the same bytes."""
-        key = self._key(name)
-        head = self.client.head_object(Bucket=self.bucket, Key=key, VersionId=version)
-        if int(head["ContentLength"]) == verified.size:
-            body = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=version)["Body"]
-            with body:
-                if sha256_stream(body) == verified.sha256:
-                    return verified
-        until = head.get("ObjectLockRetainUntilDate")
-        raise TargetError(
-            f"{self.name}: {self.location} already holds other bytes under {name}, which Object"
-            " Lock keeps (the first version of a name is the one read)"
-            + (f" until {_when(until)}" if until else "")
-            + ": it cannot be replaced; check who wrote it (`aws s3api list-object-versions"
-            f" --bucket {self.bucket} --prefix {key}`)"
-        )
 
     def _check_uploaded(self, name: str, temp: str, sent: Outgoing, sha256: str | None) -> Verified:
         """Each part was checksummed by the server as it arrived; the whole must be what we
@@ -323,7 +236,7 @@ class S3Target(Target):
             if self.lock is None:
                 self.client.delete_object(Bucket=self.bucket, Key=key)
             else:  # in a versioned bucket, only deleting each version frees the space
-                for version in self._versions_of(key):
+                for version in self.versions.of(key):
                     self.client.delete_object(
                         Bucket=self.bucket, Key=key, VersionId=version.version_id
                     )
@@ -358,42 +271,17 @@ class S3Target(Target):
                 # delete marker, and its own lifecycle rules decide when old versions go.
                 self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
             else:
-                self._delete_versions(name)
+                self.versions.delete_all(self._key(name), name)
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("delete", name, exc) from None
-
-    def _delete_versions(self, name: str) -> None:
-        """Every version of `name`, once none is locked: never a delete S3 would refuse."""
-        key = self._key(name)
-        versions = self._versions_of(key)
-        for version in versions:
-            if not version.marker:
-                self._refuse_if_locked(name, version)
-        for version in versions:
-            self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version.version_id)
 
     def lock_of(self, name: str) -> CopyLocked | None:
         if self.lock is None:
             return None
         try:
-            for version in self._versions_of(self._key(name)):
-                if not version.marker:
-                    self._refuse_if_locked(name, version)
-        except CopyLocked as locked:
-            return locked
+            return self.versions.lock_of(self._key(name), name)
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("read the lock of", name, exc) from None
-        return None
-
-    def _refuse_if_locked(self, name: str, version: _Version) -> None:
-        head = self.client.head_object(
-            Bucket=self.bucket, Key=version.key, VersionId=version.version_id
-        )
-        if head.get("ObjectLockLegalHoldStatus") == "ON":
-            raise CopyLocked(f"{self.name}: {name} is under a legal hold", None)
-        until = head.get("ObjectLockRetainUntilDate")
-        if head.get("ObjectLockMode") and until is not None and until > _server_time(head):
-            raise CopyLocked(f"{self.name}: {name} is locked until {_when(until)}", until)
 
     def sha256(self, name: str) -> str:
         try:
@@ -415,16 +303,3 @@ class S3Target(Target):
             raise self._fail("read the Object Lock configuration of", self.bucket, exc) from None
         settings = found.get("ObjectLockConfiguration", {})
         return bool(settings.get("ObjectLockEnabled") == "Enabled")
-
-
-def _server_time(response: dict[str, Any]) -> datetime:
-    """The S3 server's clock (its Date header): the one a lock's expiry is judged by."""
-    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    try:
-        return parsedate_to_datetime(date) if date else datetime.now(UTC)
-    except (TypeError, ValueError):
-        return datetime.now(UTC)
-
-
-def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -26,6 +26,17 @@ READ_BACK_LIMIT = CHUNK_SIZE  # copies up to this size are hashed by reading the
 NO_SHA256SUM = 127  # the shell's status for a command it cannot find
 
 
+def missing_directory_fix(name: str, user: str, host: str, path: str) -> str:
+    """What to do about a configured directory the backup host lacks: nothing but setup makes
+    it, so a mistyped `path` never quietly becomes a new, empty tree."""
+    quoted = shlex.quote(path)
+    return (
+        f"if `path` of target {name!r} is mistyped, correct it in the config; if it is right,"
+        f" create it: `k3s-backup setup`, or on {host}:"
+        f" `mkdir -p -m 700 {quoted} && chown {shlex.quote(user)} {quoted}`"
+    )
+
+
 class SshTarget(Target):
     kind = "ssh"
 
