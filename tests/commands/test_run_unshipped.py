@@ -78,7 +78,7 @@ def test_prune_keeps_what_a_target_lacks_too(lab, tmp_path):
     assert len(made) == 5
     smaller = lab.write_config(tmp_path / "smaller.toml", keep_local=1)
     dry = run(lab, smaller, clock, "prune", "--dry-run")
-    assert f"local: keep   {made[0]}  (a target lacks it)" in dry.stdout
+    assert f"local: keep   {made[0]}  (backup-host still lacks it)" in dry.stdout
     assert run(lab, smaller, clock, "prune").code == 1  # the target cannot be read
     assert ours(lab.snapshot_dir) == made
 

@@ -4,6 +4,7 @@ each and says it as it goes; a plan applied again after a failure goes on where 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,14 @@ from k3s_backup.plumbing.plan import (
 ENV = {"PATH": os.environ["PATH"]}
 
 
+def calling(calls: list[str], what: str) -> Callable[[], str | None]:
+    def call() -> str | None:
+        calls.append(what)
+        return None
+
+    return call
+
+
 def a_plan(tmp_path: Path, calls: list[str]) -> Plan:
     old = tmp_path / "old"
     old.write_text("stale\n")
@@ -31,7 +40,7 @@ def a_plan(tmp_path: Path, calls: list[str]) -> Plan:
         note("found: old"),
         write_file(new, "secret=1\n", 0o600, f"create {new} (0600):", f"created {new}", "secret=…"),
         remove_file(old, "not in this schedule"),
-        Call("greet", "x", "greet x", "greeted x", action=lambda: calls.append("x") or None),
+        Call("greet", "x", "greet x", "greeted x", action=calling(calls, "x")),
         run_step(["true"], skipped="under --root /r"),
     )
     return plan
@@ -82,7 +91,7 @@ def test_a_failed_command_stops_the_plan_and_again_goes_on_after_the_last_step_d
 
     plan = Plan()
     plan.add(
-        Call("a", "a", "do a", "did a", action=lambda: calls.append("first") or None),
+        Call("a", "a", "do a", "did a", action=calling(calls, "first")),
         Call("b", "b", "do b", "did b", action=flaky),
     )
     lines: list[str] = []
