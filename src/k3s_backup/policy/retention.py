@@ -96,7 +96,8 @@ def _by_last(index: int, rules: GfsRules) -> Reason:
         words = "the newest copy" if index == 0 else f"one of the {rules.last} newest"
         return Reason("last", True, f"last {index + 1}", words)
     alone = not (rules.daily or rules.weekly or rules.monthly)
-    return Reason("last", False, "", f"older than the {rules.last} {'kept' if alone else 'newest'}")
+    kept = "one" if rules.last == 1 else str(rules.last)
+    return Reason("last", False, "", f"older than the {kept} {'kept' if alone else 'newest'}")
 
 
 def _by_period(rule: str, count: int, newest_first: list[SnapshotName]) -> dict[str, Reason]:
