@@ -53,10 +53,11 @@ def note(line: str) -> Step:
 class WriteFile(Step):
     content: str = ""
     mode: int = 0o644
+    parent_mode: int = 0o777  # of a missing directory, before the umask (/etc/cron.d: 0755)
 
     def perform(self, environ: Mapping[str, str]) -> str | None:
-        # atomic; a missing system directory (/etc/cron.d, ...) gets the usual 0755
-        write_atomic(Path(self.target), self.content.encode("utf-8"), self.mode, parent_mode=0o777)
+        path = Path(self.target)
+        write_atomic(path, self.content.encode("utf-8"), self.mode, parent_mode=self.parent_mode)
         return None
 
 
@@ -90,7 +91,7 @@ class RunCommand(Step):
 @dataclass(frozen=True)
 class Call(Step):
     """A change only its command knows how to make; `action` returns a line that says more
-    than `done`, or None."""
+    than `done`, None to say `done`, or "" when it said its own lines."""
 
     action: Callable[[], str | None] = field(default=lambda: None, compare=False)
 
@@ -98,11 +99,15 @@ class Call(Step):
         return self.action()
 
 
-def write_file(path: Path, content: str, mode: int, line: str, done: str, shown: str) -> WriteFile:
-    """A file written whole (0644 for system files, 0600 for ours), its text shown in a dry
-    run as `shown` (which may differ: secrets redacted)."""
+def write_file(
+    path: Path, content: str, mode: int, line: str, done: str, shown: str, parent_mode: int = 0o777
+) -> WriteFile:
+    """A file written whole, atomically (0644 for system files, 0600 for ours), its text
+    shown in a dry run as `shown` (which may differ: secrets redacted)."""
     lines = (f"--- {path} ---", *(f"| {text}" for text in shown.splitlines()))
-    return WriteFile("write", str(path), line, done, lines, content=content, mode=mode)
+    return WriteFile(
+        "write", str(path), line, done, lines, content=content, mode=mode, parent_mode=parent_mode
+    )
 
 
 def remove_file(path: Path, why: str = "") -> RemoveFile:
@@ -158,8 +163,9 @@ def apply(plan: Plan, dry_run: bool, environ: Mapping[str, str], say: Say) -> li
             for line in step.show:
                 say(line)
         else:
-            said = step.perform(environ)
-            say(said or step.done or step.line)
+            said = step.perform(environ)  # "": the step said its own lines
+            if said != "":
+                say(said or step.done or step.line)
             changed.append(step)
         plan.done += 1
     return changed
