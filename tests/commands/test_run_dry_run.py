@@ -4,21 +4,11 @@ the node or the targets, the log or the state; what it predicts is what the run 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from k3s_backup.lab.lab import Lab
 from tests.support.cli_runner import Result, invoke
-from tests.support.faults import ours
-
-
-class Nightly:
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 23, 2, 0, 0).astimezone()
-
-    def __call__(self) -> datetime:
-        self.current += timedelta(days=1)
-        return self.current
+from tests.support.faults import Nightly, ours
 
 
 def run(lab: Lab, config: Path, clock: Nightly, *args: str) -> Result:

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timedelta
 
 from k3s_backup.lab.lab import Lab
 from tests.support.cli_runner import Result, invoke
-from tests.support.faults import ours, small_tmpfs, snapshots
+from tests.support.faults import Nightly, ours, small_tmpfs, snapshots
 from tests.support.json_schema import validate
-
-
-class Nightly:
-    """Local time advancing a day per call: runs nights apart."""
-
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 23, 2, 0, 0).astimezone()
-
-    def __call__(self) -> datetime:
-        self.current += timedelta(days=1)
-        return self.current
 
 
 def run(lab: Lab, config, clock: Nightly, *args: str) -> Result:

@@ -156,9 +156,11 @@ class Pruner:
         return not failed
 
     def target(self, config: TargetConfig, known: dict[str, ClusterIdentity | None]) -> None:
-        """Survey, plan, then delete. The survey and the deletions are each one unit of work
-        on the target, done again on a new connection after a link failure (deleting what is
-        gone already is no error); the plan is said once, between them."""
+        """Survey, plan, then apply the plan (a dry run: say it, no connection). The survey and
+        the deletions are each one unit of work on the target, done again on a new connection
+        after a link failure; the plan goes on after its last step done, so each copy is said
+        once (a deletion cut before its answer is done again: deleting what is gone is no
+        error)."""
         cluster, rules = self.config.cluster_name, rules_of(config)
         retrying = Retrying(config, cluster, self.report)
 

@@ -3,6 +3,9 @@ refused), the directory made and probed for room (SFTP), or the service waited f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from k3s_backup.catalogue.inventory import target_copies
 from k3s_backup.config import Config, SshTargetConfig
 from k3s_backup.errors import BackupError
@@ -15,6 +18,8 @@ from k3s_backup.sources.estimate import snapshot_size_estimate
 from k3s_backup.ssh.errors import KeyRefusedError
 from k3s_backup.targets.base import Probes, probes_of
 from k3s_backup.targets.factory import open_target
+
+T = TypeVar("T")
 
 
 class Remote:
@@ -65,37 +70,50 @@ class Remote:
         """The service answers for the key (host-setup made the directory): until it does,
         show the host's two commands and (on a terminal) wait for them."""
         t = self.target
-        while True:
-            try:
-                with open_target(t, self.config.cluster_name) as service:
-                    count = len(target_copies(service, self.config.cluster_name))
-                break
-            except BackupError as exc:
-                self.console.result(f"not ready: {exc}")
-                self.key_help()
-                asked = "Press Enter once both commands ran there (Ctrl-D to stop): "
-                if self.console.ask(asked) is None:
-                    raise SetupStop(
-                        f"{t.host} does not run k3s-backup serve for this key yet; run the"
-                        " commands above there, then run setup again"
-                    ) from None
+
+        def listed() -> int:
+            with open_target(t, self.config.cluster_name) as service:
+                return len(target_copies(service, self.config.cluster_name))
+
+        count = self.until_ready(
+            listed,
+            BackupError,
+            "not ready",
+            "Press Enter once both commands ran there (Ctrl-D to stop): ",
+            f"{t.host} does not run k3s-backup serve for this key yet; run the commands above"
+            " there, then run setup again",
+        )
         return f"connected to k3s-backup serve ({t.mode}); {count} copies of ours there"
 
     def connect(self, probes: Probes) -> None:
         """Connect; while the key is refused, show the line to add and (on a terminal) retry."""
+        self.until_ready(
+            probes.connect,
+            KeyRefusedError,
+            "refused",
+            "Press Enter once the line is added (Ctrl-D to stop): ",
+            f"{self.target.host} does not accept the key yet; add the line above, then run"
+            " setup again",
+        )
+
+    def until_ready(
+        self,
+        attempt: Callable[[], T],
+        waiting: type[BackupError],
+        state: str,
+        question: str,
+        stop: str,
+    ) -> T:
+        """`attempt` until it does not fail with `waiting`: each time the key's lines are
+        shown and (on a terminal) the operator asked to go on; any other failure stops."""
         while True:
             try:
-                probes.connect()
-                return
-            except KeyRefusedError as exc:
-                self.console.result(f"refused: {exc}")
+                return attempt()
+            except waiting as exc:
+                self.console.result(f"{state}: {exc}")
                 self.key_help()
-                asked = "Press Enter once the line is added (Ctrl-D to stop): "
-                if self.console.ask(asked) is None:
-                    raise SetupStop(
-                        f"{self.target.host} does not accept the key yet; add the line above,"
-                        " then run setup again"
-                    ) from None
+                if self.console.ask(question) is None:
+                    raise SetupStop(stop) from None
             except BackupError as exc:
                 raise SetupStop(str(exc)) from None
 
