@@ -100,9 +100,9 @@ def _by_last(index: int, rules: GfsRules) -> Reason:
     return Reason("last", False, "", f"older than the {kept} {'kept' if alone else 'newest'}")
 
 
-def _by_period(rule: str, count: int, newest_first: list[SnapshotName]) -> dict[str, Reason]:
+def _by_period(rule: str, count: int, newest_first: list[SnapshotName]) -> list[tuple[str, Reason]]:
     """The newest copy of each of the last `count` periods is kept; every other is said why not."""
-    why: dict[str, Reason] = {}
+    why: list[tuple[str, Reason]] = []
     seen: list[tuple[int, ...]] = []
     for snapshot in newest_first:
         bucket = _bucket(rule, snapshot)
@@ -110,14 +110,14 @@ def _by_period(rule: str, count: int, newest_first: list[SnapshotName]) -> dict[
             continue
         period = _period(rule, bucket)
         if bucket in seen:
-            why[snapshot.filename] = Reason(rule, False, "", f"not the newest of {period}")
+            why.append((snapshot.filename, Reason(rule, False, "", f"not the newest of {period}")))
         elif len(seen) == count:
             words = f"older than the {count} {PERIODS[rule]} kept"
-            why[snapshot.filename] = Reason(rule, False, "", words)
+            why.append((snapshot.filename, Reason(rule, False, "", words)))
         else:
             seen.append(bucket)
-            tag = f"{rule} {len(seen)}"
-            why[snapshot.filename] = Reason(rule, True, tag, f"{rule} of {period}")
+            reason = Reason(rule, True, f"{rule} {len(seen)}", f"{rule} of {period}")
+            why.append((snapshot.filename, reason))
     return why
 
 
@@ -129,16 +129,16 @@ def plan_gfs(
     if rules.last < 1:
         raise ValueError("keep must be at least 1: rotation never deletes the newest copy")
     newest_first = sorted(snapshots, reverse=True)
-    why: dict[str, list[Reason]] = {
-        s.filename: [_by_last(i, rules)] for i, s in enumerate(newest_first)
-    }
+    why: dict[str, list[Reason]] = {}
+    for index, snapshot in enumerate(newest_first):  # a name listed twice: both its reasons
+        why.setdefault(snapshot.filename, []).append(_by_last(index, rules))
     for rule, count in (
         ("daily", rules.daily),
         ("weekly", rules.weekly),
         ("monthly", rules.monthly),
     ):
         if count:
-            for filename, reason in _by_period(rule, count, newest_first).items():
+            for filename, reason in _by_period(rule, count, newest_first):
                 why[filename].append(reason)
     for filename in protect & why.keys():
         why[filename].append(Reason("protected", True, "just made", "just made by this run"))
