@@ -107,3 +107,13 @@ def test_a_command_that_must_succeed_fails_with_its_error_one_that_need_not_is_r
     lines: list[str] = []
     apply(Plan([run_step(["sh", "-c", "exit 4"], must_succeed=False)]), False, ENV, lines.append)
     assert lines == ["ran `sh -c 'exit 4'`: exit 4"]
+
+
+def test_notes_only_says_what_was_found_and_stops_before_the_first_change(tmp_path: Path) -> None:
+    calls: list[str] = []
+    plan = a_plan(tmp_path, calls)
+    lines: list[str] = []
+    apply(plan, False, ENV, lines.append, notes_only=True)
+    assert lines == ["found: old"] and plan.done == 1
+    apply(plan, False, ENV, lines.append)
+    assert lines[1] == f"created {tmp_path / 'etc' / 'new'}" and calls == ["x"]

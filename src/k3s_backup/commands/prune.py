@@ -196,6 +196,7 @@ class Pruner:
             connection.append(target)
             apply(steps, False, self.env.environ, say)  # goes on after the last step done
 
+        apply(steps, False, self.env.environ, say, notes_only=True)  # the copies kept, first
         retrying(work)
 
 

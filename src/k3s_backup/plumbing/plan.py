@@ -147,13 +147,18 @@ class Plan:
         return [s for s in self.steps if s.what != NOTE and s.skipped is None]
 
 
-def apply(plan: Plan, dry_run: bool, environ: Mapping[str, str], say: Say) -> list[Step]:
+def apply(
+    plan: Plan, dry_run: bool, environ: Mapping[str, str], say: Say, notes_only: bool = False
+) -> list[Step]:
     """Print (`dry_run`) or carry out each step not done yet, in order, each said as it goes;
     the steps that changed something. A failure (StepFailed, OSError, a target's error)
-    propagates after the steps before it were said."""
+    propagates after the steps before it were said. `notes_only`: stop at the first change
+    (what was found is said before the connection the changes need is opened)."""
     changed: list[Step] = []
     while plan.done < len(plan.steps):
         step = plan.steps[plan.done]
+        if notes_only and step.what != NOTE:
+            break
         if step.what == NOTE:
             say(step.line)
         elif step.skipped is not None:
