@@ -326,9 +326,15 @@ def test_prune_dry_run_changes_nothing_then_prune_rotates(lab, backup, tmp_path)
     dry = invoke(["--config", str(smaller), "prune", "--dry-run"], environ=lab.env())
     assert dry.code == 0
     assert "would remove" in dry.stdout
+    for name in before_local[:-1]:  # why, in words
+        assert f"local: would remove {name}  (older than the one kept)" in dry.stdout
+    assert f"local: keep   {before_local[-1]}  (the newest copy)" in dry.stdout
     assert (ours(lab.snapshot_dir), ours(lab.remote_dir)) == (before_local, before_remote)
     real = invoke(["--config", str(smaller), "prune"], environ=lab.env())
     assert real.code == 0
+    assert [f"local: removed {name}" for name in before_local[:-1]] == [
+        line for line in real.stdout.splitlines() if line.startswith("local: removed")
+    ]
     assert ours(lab.snapshot_dir) == before_local[-1:]
 
 

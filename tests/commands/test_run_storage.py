@@ -156,7 +156,8 @@ def test_gfs_keeps_by_rule_and_prune_dry_run_says_which(lab, tmp_path):
     assert len(stored) == 5  # newest 2 share the last day; 3 earlier days
     dry = invoke(["--config", str(config), "prune", "--dry-run"], environ=lab.env())
     assert dry.code == 0
-    assert "(last 1, daily 1)" in dry.stdout and "(daily 4)" in dry.stdout
+    assert "(the newest copy; daily of 2026-11-06)" in dry.stdout  # reasons in words
+    assert "(daily of 2026-11-03)" in dry.stdout
     assert sorted(p.name for p in lab.remote_dir.glob("*.zst")) == stored
 
 

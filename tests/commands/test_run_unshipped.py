@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timedelta
 
 from k3s_backup.lab.lab import Lab
 from tests.support.cli_runner import Result, invoke
-from tests.support.faults import ours, small_tmpfs, snapshots
+from tests.support.faults import Nightly, ours, small_tmpfs, snapshots
 from tests.support.json_schema import validate
-
-
-class Nightly:
-    """Local time advancing a day per call: runs nights apart."""
-
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 23, 2, 0, 0).astimezone()
-
-    def __call__(self) -> datetime:
-        self.current += timedelta(days=1)
-        return self.current
 
 
 def run(lab: Lab, config, clock: Nightly, *args: str) -> Result:
@@ -78,7 +66,7 @@ def test_prune_keeps_what_a_target_lacks_too(lab, tmp_path):
     assert len(made) == 5
     smaller = lab.write_config(tmp_path / "smaller.toml", keep_local=1)
     dry = run(lab, smaller, clock, "prune", "--dry-run")
-    assert f"local: keep   {made[0]}  (a target lacks it)" in dry.stdout
+    assert f"local: keep   {made[0]}  (backup-host still lacks it)" in dry.stdout
     assert run(lab, smaller, clock, "prune").code == 1  # the target cannot be read
     assert ours(lab.snapshot_dir) == made
 

@@ -280,6 +280,21 @@ def test_uninstall_removes_schedule_and_rule_never_backups(lab, root):
     assert tree(lab.remote_dir, lab.snapshot_dir) == backups
 
 
+def test_uninstall_dry_run_says_each_removal_and_removes_nothing(lab, root):
+    authorize(lab, root)
+    assert setup(lab, root, "--scheduler", "systemd").code == 0
+    before = tree(root)
+    units = root / "etc" / "systemd" / "system"
+    dry = invoke(["uninstall", "--root", str(root), "--dry-run"], environ=lab.env())
+    assert dry.code == 0, dry.stderr
+    assert tree(root) == before
+    assert f"would remove {units / 'k3s-backup.timer'}\n" in dry.stdout
+    assert "would run `systemctl disable --now k3s-backup.timer` (uninstalling under" in dry.stdout
+    real = invoke(["uninstall", "--root", str(root)], environ=lab.env())
+    assert f"removed {units / 'k3s-backup.timer'}\n" in real.stdout
+    assert not (units / "k3s-backup.timer").exists()
+
+
 def test_existing_key_with_unsafe_mode_stops_setup(lab, root, tmp_path):
     key = tmp_path / "keys" / "key"
     key.parent.mkdir()

@@ -158,7 +158,7 @@ def test_the_intruder_destroys_nothing_and_everything_still_works(node: Node, la
     assert f"would remove {node.copies()[0]}" not in dry.stdout
     pruned = node.cli("prune")
     assert pruned.code == 0, pruned.stderr
-    assert "on objects: locked until" in pruned.stdout
+    assert f"objects: {node.copies()[0]}: locked until" in pruned.stdout  # named once
 
     # restore from the bucket: the newest copy, with what etcd held then
     lab.etcd.put("/registry/configmaps/default/app", "v3")

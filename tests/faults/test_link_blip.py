@@ -171,7 +171,7 @@ def test_prune_survives_a_link_blip(blip: Blip, phase: str) -> None:
     newest = sorted(ours(blip.lab.snapshot_dir))[-1]
     assert ours(blip.lab.remote_dir)[0].startswith(newest)  # the newest copy is the one kept
     assert len(on_host(blip.lab)) == len(kept)  # with its manifest and bundle, nothing else
-    removed = "backup-host: remove "
+    removed = "backup-host: removed "  # said as each is done
     assert result.stdout.count(removed) == copies - 1  # each said once
     assert uncut.stdout.count(removed) == 2
 

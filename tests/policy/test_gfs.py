@@ -78,6 +78,38 @@ def test_reasons_say_which_rules_keep_each_copy():
     assert set(plan.reasons) == {n.filename for n in plan.keep}
 
 
+def words(plan, stamp: str) -> list[str]:
+    [name] = [f for f in plan.why if f"-{stamp}-" in f]
+    return [r.words for r in plan.why[name]]
+
+
+def test_reasons_in_words_for_every_copy_kept_or_removed():
+    """What `prune --dry-run` prints: each kept copy's rules, and each removed copy's reason
+    for every rule that passed it by."""
+    runs = daily_runs(60) + daily_runs(60, start=YEAR_START + timedelta(hours=12))  # two a day
+    plan = plan_gfs(runs, GfsRules(last=3, daily=4, weekly=2))
+    assert words(plan, "20260301-140000") == [
+        "the newest copy",
+        "daily of 2026-03-01",
+        "weekly of 2026-W09",
+    ]
+    assert words(plan, "20260301-020000") == ["one of the 3 newest"]
+    assert words(plan, "20260227-020000") == [
+        "older than the 3 newest",
+        "not the newest of 2026-02-27",
+        "not the newest of 2026-W09",
+    ]
+    assert words(plan, "20260222-140000") == ["weekly of 2026-W08"]
+    assert words(plan, "20260215-140000") == [
+        "older than the 3 newest",
+        "older than the 4 days kept",
+        "older than the 2 weeks kept",
+    ]
+    only_last = plan_gfs(runs, GfsRules(last=7))
+    assert words(only_last, "20260215-140000") == ["older than the 7 kept"]
+    assert set(plan.why) == {n.filename for n in runs}
+
+
 def test_a_protected_copy_is_kept_even_if_no_rule_keeps_it():
     runs = daily_runs(30)
     oldest = runs[0].filename

@@ -43,6 +43,17 @@ class Clock:
         return self.current
 
 
+class Nightly:
+    """Local time advancing a day per call: runs nights apart."""
+
+    def __init__(self) -> None:
+        self.current = datetime(2026, 11, 23, 2, 0, 0).astimezone()
+
+    def __call__(self) -> datetime:
+        self.current += timedelta(days=1)
+        return self.current
+
+
 @contextlib.contextmanager
 def small_tmpfs(directory: Path, size: str) -> Iterator[None]:
     """A small disk mounted on `directory` (root only; the test is skipped otherwise)."""

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from k3s_backup.catalogue.inventory import Copy
 from k3s_backup.policy import naming
-from k3s_backup.policy.retention import GfsPlan, GfsRules, plan_gfs
+from k3s_backup.policy.retention import GfsPlan, GfsRules, Reason, plan_gfs
 from k3s_backup.report import shown_time
 from k3s_backup.targets.base import CopyLocked, Target
 
@@ -43,13 +43,13 @@ def plan(copies: list[Copy], rules: GfsRules, protect: frozenset[str]) -> GfsPla
         by_node[copy.name.node].append(copy.name)
     keep_all: list[naming.SnapshotName] = []
     remove_all: list[naming.SnapshotName] = []
-    reasons: dict[str, list[str]] = {}
+    why: dict[str, list[Reason]] = {}
     for names in by_node.values():
         node_plan = plan_gfs(names, rules, protect)
         keep_all += node_plan.keep
         remove_all += node_plan.remove
-        reasons.update(node_plan.reasons)
-    return GfsPlan(keep=sorted(keep_all), remove=sorted(remove_all), reasons=reasons)
+        why.update(node_plan.why)
+    return GfsPlan(keep=sorted(keep_all), remove=sorted(remove_all), why=why)
 
 
 @dataclass(frozen=True)
@@ -69,20 +69,22 @@ class Locked:
         return f"{self.name.filename} on {location}: {self.held}; removed by the first run after"
 
 
+def remove_one(target: Target, name: naming.SnapshotName) -> Locked | None:
+    """Delete a copy, then its manifest and restore bundle (a sidecar alone is harmless, a
+    copy alone is not). A copy still locked is left whole and returned, not a failure."""
+    try:
+        target.delete(name.filename)
+    except CopyLocked as exc:
+        return Locked(name, exc.until)
+    for sidecar in (naming.manifest_name(name.filename), naming.bundle_name(name.filename)):
+        with contextlib.suppress(CopyLocked):  # locked with its copy: goes with a later run
+            target.delete(sidecar)
+    return None
+
+
 def remove_from_target(target: Target, removal: list[naming.SnapshotName]) -> list[Locked]:
-    """Delete each copy, then its manifest and restore bundle (a sidecar alone is harmless,
-    a copy alone is not). A copy still locked is left whole and returned, not a failure."""
-    locked = []
-    for name in removal:
-        try:
-            target.delete(name.filename)
-        except CopyLocked as exc:
-            locked.append(Locked(name, exc.until))
-            continue
-        for sidecar in (naming.manifest_name(name.filename), naming.bundle_name(name.filename)):
-            with contextlib.suppress(CopyLocked):  # locked with its copy: goes with a later run
-                target.delete(sidecar)
-    return locked
+    """remove_one for each; the copies still locked."""
+    return [held for name in removal if (held := remove_one(target, name)) is not None]
 
 
 def remove_local(

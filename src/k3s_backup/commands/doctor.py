@@ -16,7 +16,6 @@ import yaml
 from k3s_backup.catalogue.inventory import target_copies
 from k3s_backup.checks import FAIL, OK, WARN, freshness, human_age
 from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, pass_context
-from k3s_backup.commands.setup import snapshot_size_estimate
 from k3s_backup.config import (
     Config,
     LocalTargetConfig,
@@ -32,6 +31,7 @@ from k3s_backup.policy.schedule import Schedule, longest_gap
 from k3s_backup.policy.schedule import parse as parse_schedule
 from k3s_backup.report import human_size, plural, shown_time
 from k3s_backup.scheduling import SystemPaths, config_file, installed_schedules
+from k3s_backup.sources.estimate import snapshot_size_estimate
 from k3s_backup.sources.factory import choose_source
 from k3s_backup.ssh import nodekeys
 from k3s_backup.ssh.errors import KeyRefusedError

@@ -7,6 +7,7 @@ identities were recorded) for this cluster's.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,22 +23,17 @@ from k3s_backup.catalogue.inventory import (
     target_copies,
     with_identities,
 )
-from k3s_backup.catalogue.rotation import (
-    Locked,
-    plan,
-    remove_from_target,
-    remove_local,
-    rules_of,
-)
+from k3s_backup.catalogue.rotation import Locked, plan, remove_one, rules_of
 from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.plumbing.lock import exclusive_run
+from k3s_backup.plumbing.plan import Call, Plan, apply, note
 from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.policy.naming import SnapshotName
-from k3s_backup.policy.offsite import protect_unshipped, remembered
-from k3s_backup.policy.retention import GfsPlan, GfsRules
+from k3s_backup.policy.offsite import lacking_reason, protect_unshipped, remembered
+from k3s_backup.policy.retention import GfsPlan, GfsRules, Reason
 from k3s_backup.report import Reporter
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state
@@ -45,23 +41,30 @@ from k3s_backup.targets.base import Target
 from k3s_backup.targets.retry import Retrying
 
 
-def _show(
-    reporter: Reporter,
-    location: str,
+def _words(reasons: list[Reason]) -> str:
+    return "; ".join(r.words for r in reasons)
+
+
+def rotation_plan(
     retention: GfsPlan,
-    dry_run: bool,
+    delete: Callable[[SnapshotName], str | None],
     locked: Callable[[SnapshotName], Locked | None] = lambda name: None,
-) -> None:
+) -> Plan:
+    """Each copy kept, with why in words, then each removal with why (`delete` carries it
+    out); a copy a lock still holds is said kept, as the real prune would find it."""
+    plan = Plan()
     for name in retention.keep:
-        rules = ", ".join(retention.reasons.get(name.filename, []))
-        reporter.info(f"{location}: keep   {name.filename}  ({rules})")
-    verb = "would remove" if dry_run else "remove"
+        plan.add(note(f"keep   {name.filename}  ({_words(retention.why[name.filename])})"))
     for name in retention.remove:
-        held = locked(name) if dry_run else None
-        if held is not None:  # what the real prune would report instead of removing it
-            reporter.info(f"{location}: keep   {name.filename}  ({held.held}: not removable yet)")
-        else:
-            reporter.info(f"{location}: {verb} {name.filename}")
+        held = locked(name)
+        if held is not None:
+            plan.add(note(f"keep   {name.filename}  ({held.held}: not removable yet)"))
+            continue
+        why = _words(retention.why.get(name.filename, []))
+        line = f"remove {name.filename}  ({why})"
+        action = functools.partial(delete, name)
+        plan.add(Call("delete", name.filename, line, f"removed {name.filename}", action=action))
+    return plan
 
 
 def locked_in(target: Target) -> Callable[[SnapshotName], Locked | None]:
@@ -102,6 +105,9 @@ class Pruner:
             self.report.warn(warning)
         return owned
 
+    def say(self, location: str) -> Callable[[str], None]:
+        return lambda line: self.report.info(f"{location}: {line}")
+
     def local(self) -> None:
         copies = self.manifests.with_identities(
             local_copies(self.config.snapshot_dir, self.config.cluster_name)
@@ -109,13 +115,19 @@ class Pruner:
         owned, rules = self.owned(LOCAL, copies), GfsRules(last=self.config.keep_local)
         unshipped = self.unshipped(owned, rules)
         retention = plan(owned, rules, unshipped)
-        for filename in unshipped:
-            retention.reasons[filename] = ["a target lacks it"]
-        _show(self.report, LOCAL, retention, self.dry_run)
-        if not self.dry_run:
-            remove_local(retention.remove, self.source.delete, self.report.warn)
-            for name in retention.remove:
-                self.manifests.forget(name.filename)
+        for name in retention.keep:
+            if name.filename in unshipped:
+                retention.protected_by(name.filename, lacking_reason(name, self.held))
+
+        def delete(name: SnapshotName) -> str | None:
+            warning = self.source.delete(name.filename)
+            if warning:
+                self.report.warn(warning)
+            self.manifests.forget(name.filename)
+            return None
+
+        steps = rotation_plan(retention, delete)
+        apply(steps, self.dry_run, self.env.environ, self.say(LOCAL))
 
     def unshipped(self, copies: list[Copy], rules: GfsRules) -> frozenset[str]:
         """keep_local, but never a snapshot a target lacks while the next one fits (as `run`)."""
@@ -144,9 +156,11 @@ class Pruner:
         return not failed
 
     def target(self, config: TargetConfig, known: dict[str, ClusterIdentity | None]) -> None:
-        """Survey, plan, then delete. The survey and the deletions are each one unit of work
-        on the target, done again on a new connection after a link failure (deleting what is
-        gone already is no error); the plan is said once, between them."""
+        """Survey, plan, then apply the plan (a dry run: say it, no connection). The survey and
+        the deletions are each one unit of work on the target, done again on a new connection
+        after a link failure; the plan goes on after its last step done, so each copy is said
+        once (a deletion cut before its answer is done again: deleting what is gone is no
+        error)."""
         cluster, rules = self.config.cluster_name, rules_of(config)
         retrying = Retrying(config, cluster, self.report)
 
@@ -162,10 +176,28 @@ class Pruner:
         verified = [c for c in owned if c.has_manifest]
         self.held[config.name] = verified[-1].name if verified else None
         retention = plan(owned, rules, frozenset())
-        _show(self.report, config.name, retention, self.dry_run, lambda n: locks.get(n.filename))
-        if not self.dry_run:
-            for held in retrying(lambda target: remove_from_target(target, retention.remove)):
-                self.report.info(held.describe(config.name))
+        connection: list[Target] = []  # the unit's own: a new one after a link failure
+
+        def delete(name: SnapshotName) -> str | None:
+            held = remove_one(connection[-1], name)
+            return (
+                None
+                if held is None
+                else f"{name.filename}: {held.held}; removed by the first run after"
+            )
+
+        steps = rotation_plan(retention, delete, lambda n: locks.get(n.filename))
+        say = self.say(config.name)
+        if self.dry_run:
+            apply(steps, True, self.env.environ, say)
+            return
+
+        def work(target: Target) -> None:
+            connection.append(target)
+            apply(steps, False, self.env.environ, say)  # goes on after the last step done
+
+        apply(steps, False, self.env.environ, say, notes_only=True)  # the copies kept, first
+        retrying(work)
 
 
 def prune(config: Config, env: Environment, dry_run: bool, adopt_unknown: bool = False) -> ExitCode:

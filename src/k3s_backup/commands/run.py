@@ -9,6 +9,7 @@ import io
 import click
 
 from k3s_backup.backup.locked_run import run_backup
+from k3s_backup.backup.preview import preview_run
 from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_context
 from k3s_backup.config import SshTargetConfig
 from k3s_backup.ssh.nodekeys import open_key_warnings
@@ -23,15 +24,22 @@ from k3s_backup.ssh.nodekeys import open_key_warnings
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the run report as JSON instead of progress."
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what the run would snapshot, ship and rotate (and why); change nothing.",
+)
 @NEW_CLUSTER_OPTION
 @pass_context
-def command(ctx: Context, log_only: bool, as_json: bool, new_cluster: bool) -> int:
+def command(ctx: Context, log_only: bool, as_json: bool, dry_run: bool, new_cluster: bool) -> int:
     """Snapshot etcd, ship it to every target, verify, rotate, report."""
     env = ctx.env
     config = ctx.config()
     keys = [t.identity_file for t in config.targets if isinstance(t, SshTargetConfig)]
     for warning in open_key_warnings(keys):  # the run goes on: paramiko takes such a key
         env.stderr.write(f"warning: {warning}\n")
+    if dry_run:
+        return preview_run(config, env)
     json_out = env.stdout if as_json else None
     if log_only:  # what Reporter logs is not also printed (the schedule appends both to the log)
         env = dataclasses.replace(env, stdout=io.StringIO(), stderr=io.StringIO())

@@ -5,7 +5,6 @@ configuration goes only with --purge-config. Files we did not write are left alo
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import click
@@ -13,50 +12,41 @@ import click
 from k3s_backup.cli_options import ROOT_OPTION, Context, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
-from k3s_backup.plumbing.commands import CommandError, run_command
+from k3s_backup.plumbing.plan import Plan, apply, note, remove_file, run_step
 from k3s_backup.scheduling import Change, SystemPaths, config_file, planned_removal
 
 
-def _systemctl(command: list[str], env: Environment) -> None:
-    try:
-        done = run_command(command, timeout=None, env=env.environ)
-    except CommandError as exc:
-        verdict = str(exc)
-    else:
-        ok = done.returncode == 0
-        verdict = "ok" if ok else f"exit {done.returncode}: {done.stderr.strip()}"
-    env.stdout.write(f"ran `{shlex.join(command)}`: {verdict}\n")
-
-
-def run_uninstall(
-    explicit: Path | None, root: Path, purge_config: bool, dry_run: bool, env: Environment
-) -> ExitCode:
+def uninstall_plan(explicit: Path | None, root: Path, purge_config: bool, env: Environment) -> Plan:
+    """The timers stopped, our files removed (ForeignFileError for one we did not write),
+    systemd told; the configuration only with `purge_config`."""
     paths = SystemPaths(root)
     timers = {paths.timer: "k3s-backup.timer", paths.drill_timer: "k3s-backup-drill.timer"}
     ours = [paths.cron, *timers, paths.service, paths.drill_service, paths.logrotate]
     removals = [(path, planned_removal(path)) for path in ours]  # refuses files not ours
     present = [unit for path, unit in timers.items() if dict(removals)[path] is Change.REMOVED]
-    timer_present = bool(present)
-    for unit in present if paths.is_system_root and not dry_run else []:
-        _systemctl(["systemctl", "disable", "--now", unit], env)
-    verb = "would remove" if dry_run else "removed"
+    skipped = None if paths.is_system_root else f"uninstalling under --root {root}"
+    plan = Plan()
+    for unit in present:
+        plan.add(run_step(["systemctl", "disable", "--now", unit], False, skipped))
     for path, change in removals:
-        if change is Change.REMOVED:
-            if not dry_run:
-                path.unlink()
-            env.stdout.write(f"{path}: {verb}\n")
-        else:
-            env.stdout.write(f"{path}: not installed\n")
-    if timer_present and paths.is_system_root and not dry_run:
-        _systemctl(["systemctl", "daemon-reload"], env)
+        removed = change is Change.REMOVED
+        plan.add(remove_file(path) if removed else note(f"{path}: not installed"))
+    if present:
+        plan.add(run_step(["systemctl", "daemon-reload"], False, skipped))
     config = config_file(explicit, env.environ, paths)
     if purge_config and config.exists():
-        if not dry_run:
-            config.unlink()
-        env.stdout.write(f"{config}: {verb}\n")
+        plan.add(remove_file(config))
     elif config.exists():
-        env.stdout.write(f"{config}: kept (--purge-config removes it)\n")
-    env.stdout.write("Backups, snapshots, keys, known_hosts, the log and the state are kept.\n")
+        plan.add(note(f"{config}: kept (--purge-config removes it)"))
+    plan.add(note("Backups, snapshots, keys, known_hosts, the log and the state are kept."))
+    return plan
+
+
+def run_uninstall(
+    explicit: Path | None, root: Path, purge_config: bool, dry_run: bool, env: Environment
+) -> ExitCode:
+    plan = uninstall_plan(explicit, root, purge_config, env)
+    apply(plan, dry_run, env.environ, lambda line: env.stdout.write(line + "\n"))
     return ExitCode.OK
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3s_backup.policy.naming import SnapshotName, parse
-from k3s_backup.policy.retention import GfsRules, plan_gfs
+from k3s_backup.policy.retention import GfsRules, Reason, plan_gfs
 
 HeldThrough = Mapping[str, SnapshotName | None]  # target -> its newest copy, None: never reached
 
@@ -27,6 +27,17 @@ def _held(name: SnapshotName, through: SnapshotName | None) -> bool:
 def lacking(local: list[SnapshotName], held_through: HeldThrough) -> list[SnapshotName]:
     """The local snapshots some target still lacks."""
     return [n for n in local if not all(_held(n, t) for t in held_through.values())]
+
+
+def lacked_by(name: SnapshotName, held_through: HeldThrough) -> list[str]:
+    """The targets that still lack a local snapshot."""
+    return [target for target, through in held_through.items() if not _held(name, through)]
+
+
+def lacking_reason(name: SnapshotName, held_through: HeldThrough) -> Reason:
+    """Why rotation keeps a local snapshot beyond keep_local, in words."""
+    targets = ", ".join(lacked_by(name, held_through)) or "a target"
+    return Reason("lacking", True, "a target lacks it", f"{targets} still lacks it")
 
 
 def only_here(local: list[SnapshotName], held_through: HeldThrough) -> list[SnapshotName]:
