@@ -15,6 +15,7 @@ import argparse
 import base64
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -55,9 +56,14 @@ def _entry(rng: random.Random, index: int) -> tuple[bytes, bytes]:
 def run_once(root: Path, size_mb: int) -> tuple[int, int, float, int]:
     """(objects, file size, seconds, peak RSS) of one extract of a snapshot of `size_mb`."""
     snapshot = root / f"bench-{size_mb}.db"
-    with EtcdServer(root / f"etcd-{size_mb}") as etcd:
-        objects = load(etcd.endpoint, size_mb, _entry, 19)
-        etcd.snapshot_save(snapshot)
+    count = snapshot.with_suffix(".objects")  # a --workdir keeps both: later runs reuse them
+    if not count.exists():
+        with EtcdServer(root / f"etcd-{size_mb}") as etcd:
+            objects = load(etcd.endpoint, size_mb, _entry, 19)
+            etcd.snapshot_save(snapshot)
+        shutil.rmtree(root / f"etcd-{size_mb}", ignore_errors=True)
+        count.write_text(f"{objects}\n")
+    objects = int(count.read_text())
     cli = "from k3s_backup.cli import main; raise SystemExit(main())"
     seconds, rss, out = measure([sys.executable, "-c", cli, "extract", str(snapshot)])
     if out.count(b"\n---\n") + 1 != objects:
@@ -68,7 +74,9 @@ def run_once(root: Path, size_mb: int) -> tuple[int, int, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=256, help="MiB of values, larger run")
-    parser.add_argument("--workdir", type=Path, help="keep etcd and the snapshots here")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the snapshots here (a later run reuses them)"
+    )
     args = parser.parse_args()
     mib = 1 << 20
     results = []

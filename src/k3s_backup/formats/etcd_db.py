@@ -214,11 +214,9 @@ class EtcdDb(Closable):
                 )
         return state
 
-    def latest_revisions(self, prefix: bytes) -> dict[bytes, bytes]:
-        """key -> the revision key of its latest put, for every key under `prefix` alive at
-        the latest revision: the smallest index of what is live (extract reads each value
-        from it later, one at a time); only keys are decoded in this pass."""
-        alive: dict[bytes, bytes] = {}
+    def key_history(self, prefix: bytes) -> Iterator[tuple[bytes, bytes, bool]]:
+        """(key, revision key, is a tombstone) of every stored revision of a key under
+        `prefix`, oldest first; only keys are decoded (what is alive is known at the end)."""
         for raw_key, raw_value in self._keys.items():
             tombstone = len(raw_key) == REVISION_KEY_SIZE + 1
             if len(raw_key) != REVISION_KEY_SIZE and not tombstone:
@@ -227,13 +225,8 @@ class EtcdDb(Closable):
                 key = key_of(raw_value)
             except ProtoError as exc:
                 raise BoltError(f"damaged KeyValue at revision {raw_key.hex()}: {exc}") from None
-            if not key.startswith(prefix):
-                continue
-            if tombstone:
-                alive.pop(key, None)
-            else:
-                alive[key] = raw_key
-        return alive
+            if key.startswith(prefix):
+                yield key, raw_key, tombstone
 
     def census(self, prefix: bytes, wanted: bytes) -> tuple[set[bytes], bytes | None]:
         """The keys under `prefix` alive at the latest revision, and the raw KeyValue of
