@@ -16,13 +16,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.formats.etcd_db import EtcdDb, LiveState, value_head
 from k3s_backup.plumbing.closable import Closable
 
 BATCH = 4096  # puts and deletes written together: memory for a batch, not for the history
 CACHE_KIB = 4096  # SQLite's page cache; its sorter spills past it
 # A key's place in the final order (smaller first), or None to leave it out.
 Ranker = Callable[[bytes], int | None]
+# A value's tag from its first bytes (EtcdDb.live's classify), stored beside its key.
+Classifier = Callable[[bytes], str]
+Row = tuple[bytes, bytes, int, str]  # key, revision key, rank, tag
 
 
 def _everything(_key: bytes) -> int | None:
@@ -45,37 +48,52 @@ class LiveIndex(Closable):
         self._db.close()
         self._temp.cleanup()
 
-    def load(self, table: str, db: EtcdDb, prefix: bytes, rank: Ranker = _everything) -> int:
+    def load(
+        self,
+        table: str,
+        db: EtcdDb,
+        prefix: bytes,
+        rank: Ranker = _everything,
+        classify: Classifier | None = None,
+        seen: LiveState | None = None,
+    ) -> int:
         """Index into `table` (a new one) every key under `prefix` alive at `db`'s latest
-        revision that `rank` keeps; returns how many. One pass decoding only keys."""
+        revision that `rank` keeps, with `classify`'s tag of its value; returns how many.
+        One pass decoding only keys (and value heads for `classify`); `seen` counts history."""
         self._db.execute(
-            f"CREATE TABLE {table} (key BLOB PRIMARY KEY, revision BLOB, rank INTEGER)"
+            f"CREATE TABLE {table} (key BLOB PRIMARY KEY, revision BLOB, rank INTEGER, tag TEXT)"
             " WITHOUT ROWID"
         )
-        puts: dict[bytes, tuple[bytes, bytes, int]] = {}
+        puts: dict[bytes, Row] = {}
         deletes: list[tuple[bytes]] = []
         self._db.execute("BEGIN")
-        for key, raw_key, tombstone in db.key_history(prefix):
+        for key, raw_key, tombstone, raw_value in db.key_history(prefix, seen):
             if tombstone:
                 puts.pop(key, None)
                 deletes.append((key,))
             elif (place := rank(key)) is not None:
-                puts[key] = (key, raw_key, place)
+                tag = classify(value_head(raw_key, raw_value)) if classify else ""
+                puts[key] = (key, raw_key, place, tag)
             if len(puts) + len(deletes) >= BATCH:
                 self._flush(table, puts, deletes)
         self._flush(table, puts, deletes)
         self._db.execute("COMMIT")
         return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
-    def _flush(
-        self, table: str, puts: dict[bytes, tuple[bytes, bytes, int]], deletes: list[tuple[bytes]]
-    ) -> None:
+    def _flush(self, table: str, puts: dict[bytes, Row], deletes: list[tuple[bytes]]) -> None:
         # Deletes first: a key put again after its tombstone in this batch is in `puts`, and
         # one whose last entry is the tombstone was popped from it.
         self._db.executemany(f"DELETE FROM {table} WHERE key = ?", deletes)
-        self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", puts.values())
+        self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)", puts.values())
         puts.clear()
         deletes.clear()
+
+    def tagged(self, table: str) -> Iterator[tuple[bytes, bytes, str]]:
+        """(key, revision key, tag) of `table` in key order, a row at a time."""
+        for key, revision, tag in self._db.execute(
+            f"SELECT key, revision, tag FROM {table} ORDER BY key"
+        ):
+            yield bytes(key), bytes(revision), str(tag)
 
     def ordered(self, table: str, without: str | None = None) -> Iterator[tuple[bytes, bytes]]:
         """(key, revision key) of `table`, by rank then key, leaving out the keys of the
