@@ -624,6 +624,21 @@ def test_apply_applies_nothing_when_an_object_could_not_be_extracted(lab, tmp_pa
     assert _applied(lab) == []
 
 
+def test_keys_come_from_k3s_encryption_config_under_the_data_dir_by_default(lab, tmp_path):
+    config_file = bundle.encryption_config_path(lab.data_dir)
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    encryption_config(config_file, KEYS)
+    key_name, key = KEYS["secretbox"]
+    plain, _shown = enc.secret("sealed", "vault", {"token": b"s3cret"})
+    etcd_key = "/registry/secrets/vault/sealed"
+    lab.etcd.put(etcd_key, encrypt("secretbox", key_name, key, plain, etcd_key))
+    config = lab.write_config(tmp_path / "config.toml")
+    assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 0
+    args = ["--config", str(config), "extract", "latest", "-n", "vault", "-o", "json"]
+    [secret] = items(invoke(args, environ=lab.env()))
+    assert base64.b64decode(secret["data"]["token"]) == b"s3cret"
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "zip"])
 def test_deleted_since_live_compares_with_a_snapshot_taken_now_then_removed(
     lab, backed_up, compressed
