@@ -276,7 +276,7 @@ def inspect(
         if get_key is not None:
             return _get(copy, get_key, as_json, env)
         prefix = keys_prefix.encode(errors="surrogateescape") if keys_prefix else b""
-        seen = LiveState()
+        seen = LiveState()  # history counts only: the keys go to the index, not its dict
         with damage_named(copy), EtcdDb(copy.path) as db, LiveIndex() as index:
             count = index.load(KEYS_TABLE, db, prefix, classify=classify, seen=seen)
             if keys_prefix is not None:
