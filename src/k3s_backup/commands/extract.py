@@ -2,11 +2,12 @@
 rolling the cluster back.
 
 The snapshot is resolved and verified as for inspect (commands/open_copy.py) and read at its
-latest revision; values encrypted at rest are decrypted with K3s's encryption config
-(formats/encryption_at_rest.py); JSON values are taken as stored, protobuf ones decoded from the
-API's field numbers (formats/k8s_objects.py); manifests.py strips what the server sets, orders
-and renders them. An object that cannot be read completely is named, never half-written.
-"""
+latest revision: the selected live keys are indexed on disk in apply order
+(formats/live_index.py), then each value is read, decrypted with K3s's encryption config
+(formats/encryption_at_rest.py), decoded (formats/k8s_objects.py: protobuf from the API's field
+numbers, JSON as stored), stripped of what the server sets (kube/manifests.py) and written
+(kube/sinks.py), one at a time: memory stays flat in the snapshot's size. An object that cannot
+be read completely is named, never half-written."""
 
 from __future__ import annotations
 
