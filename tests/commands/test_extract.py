@@ -105,6 +105,29 @@ def widget(name: str, ns: str, size: int) -> dict[str, Any]:
     }
 
 
+# An object mid-deletion, with every field the server sets and an owner that is no controller.
+OWNERS = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "anchor", "uid": "uid-anchor"}]
+SERVED = {
+    "apiVersion": "example.com/v1",
+    "kind": "Widget",
+    "metadata": {
+        "name": "leaving",
+        "namespace": "served",
+        "uid": "uid-leaving",
+        "resourceVersion": "",
+        "generation": 2,
+        "creationTimestamp": enc.CREATED_TEXT,
+        "selfLink": "/apis/example.com/v1/namespaces/served/widgets/leaving",
+        "deletionTimestamp": enc.CREATED_TEXT,
+        "deletionGracePeriodSeconds": 30,
+        "finalizers": ["example.com/cleanup"],
+        "ownerReferences": OWNERS,
+        "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+    },
+    "spec": {"a": 1},
+    "status": {"phase": "Terminating"},
+}
+
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
@@ -225,6 +248,7 @@ def snaps(tmp_path_factory) -> Snapshots:
         _load_secrets(etcd, result)
         _load_odd(etcd, result)
         etcd.put("/registry/events/shop/web.123", enc.wrap("v1", "Event", b""))
+        etcd.put("/registry/example.com/widgets/served/leaving", json.dumps(SERVED).encode())
         lone = b'{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "u",'
         lone += b' "namespace": "text"}, "spec": {"s": "\\ud800 \xc3\xbc"}}'
         etcd.put("/registry/example.com/widgets/text/u", lone)
@@ -343,6 +367,23 @@ def test_custom_resources_come_back_exactly_as_stored_minus_server_fields(snaps)
         "metadata": {"name": "widgets.example.com"},
         "spec": CRD["spec"],
     }
+
+
+def test_every_server_set_field_and_plain_owner_references_go_unless_kept(snaps):
+    [found] = items(extract(snaps, "-n", "served", "-o", "json"))
+    assert found == {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {
+            "name": "leaving",
+            "namespace": "served",
+            "finalizers": ["example.com/cleanup"],
+        },
+        "spec": {"a": 1},
+    }
+    [kept] = items(extract(snaps, "-n", "served", "--keep-owner-references", "-o", "json"))
+    assert kept["metadata"]["ownerReferences"] == OWNERS
+    assert "deletionTimestamp" not in kept["metadata"] and "status" not in kept
 
 
 @pytest.mark.parametrize("provider", sorted(KEYS))
@@ -478,6 +519,15 @@ def test_deleted_since_gives_what_the_later_snapshot_lacks(snaps):
     assert none.code == 1 and "no object in" in none.stderr
 
 
+def test_deleted_since_a_snapshot_without_kubernetes_objects_is_refused(snaps, tmp_path):
+    with EtcdServer(tmp_path / "etcd") as etcd:
+        etcd.put("/bootstrap/abc", b"not kubernetes")
+        empty = etcd.snapshot_save(tmp_path / "empty.db")
+    result = extract(snaps, "--deleted-since", str(empty))
+    assert result.code == 1 and result.stdout == ""
+    assert f"error: {empty} holds no Kubernetes objects" in result.stderr
+
+
 def test_text_utf8_cannot_carry_is_escaped_not_a_crash(snaps):
     for output in ("json", "yaml"):
         result = extract(snaps, "-n", "text", "-o", output)
@@ -491,6 +541,8 @@ def test_text_utf8_cannot_carry_is_escaped_not_a_crash(snaps):
 def test_usage_errors(snaps, tmp_path):
     assert extract(snaps, "--raw").code == 2
     assert extract(snaps, "--overwrite").code == 2
+    apply_out = extract(snaps, "--apply", "--out", str(tmp_path / "out"))
+    assert apply_out.code == 2 and "--apply and --out cannot be combined" in apply_out.stderr
     nothing = extract(snaps, "-n", "no-such-namespace")
     assert nothing.code == 1
     assert f"error: no object in {snaps.path} matches the selection" in nothing.stderr
@@ -570,6 +622,21 @@ def test_apply_applies_nothing_when_an_object_could_not_be_extracted(lab, tmp_pa
     ) in result.stderr
     assert "nothing applied: not every selected object was extracted" in result.stderr
     assert _applied(lab) == []
+
+
+def test_keys_come_from_k3s_encryption_config_under_the_data_dir_by_default(lab, tmp_path):
+    config_file = bundle.encryption_config_path(lab.data_dir)
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    encryption_config(config_file, KEYS)
+    key_name, key = KEYS["secretbox"]
+    plain, _shown = enc.secret("sealed", "vault", {"token": b"s3cret"})
+    etcd_key = "/registry/secrets/vault/sealed"
+    lab.etcd.put(etcd_key, encrypt("secretbox", key_name, key, plain, etcd_key))
+    config = lab.write_config(tmp_path / "config.toml")
+    assert invoke(["--config", str(config), "run"], environ=lab.env()).code == 0
+    args = ["--config", str(config), "extract", "latest", "-n", "vault", "-o", "json"]
+    [secret] = items(invoke(args, environ=lab.env()))
+    assert base64.b64decode(secret["data"]["token"]) == b"s3cret"
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "zip"])

@@ -70,6 +70,19 @@ def test_keys_lists_exactly_the_live_keys_under_a_prefix(taken):
     assert set(everything.lines) == taken.keys
 
 
+def test_keys_json_gives_each_live_keys_revisions_size_and_encryption(taken):
+    result = invoke(["inspect", str(taken.path), "--keys", "/registry/", "--json"])
+    assert result.code == 0, result.stderr
+    rows = {row["key"]: row for row in json.loads(result.stdout)}
+    assert list(rows) == sorted(k for k in taken.keys if k.startswith("/registry/"))
+    coredns = rows["/registry/configmaps/kube-system/coredns"]
+    assert coredns["version"] == 3 and coredns["mod_revision"] > coredns["create_revision"]
+    assert coredns["size"] > 0 and not coredns["encrypted"]
+    assert rows["/registry/secrets/default/db"]["encrypted"]
+    none = invoke(["inspect", str(taken.path), "--keys", "/registry/nothing/", "--json"])
+    assert none.code == 0 and json.loads(none.stdout) == []
+
+
 def test_get_decodes_a_protobuf_object(taken):
     result = invoke(["inspect", str(taken.path), "--get", "/registry/pods/default/web-2", "--json"])
     assert result.code == 0, result.stderr

@@ -84,17 +84,6 @@ def test_census_agrees_with_the_full_pass(taken):
         assert gone is None  # deleted after the compaction
 
 
-def test_latest_revisions_point_at_each_live_keys_newest_value(taken):
-    """The small index extract plans from: the live keys and where each one's value is."""
-    with EtcdDb(taken.path) as db:
-        live = db.live(b"/registry/")
-        latest = db.latest_revisions(b"/registry/")
-        assert latest == {key: found.revision_key for key, found in live.keys.items()}
-        coredns = db.value_at(latest[b"/registry/configmaps/kube-system/coredns"])
-    assert coredns.value == b"after compaction"
-    assert b"/registry/pods/default/web-3" not in latest  # deleted
-
-
 def test_key_of_reads_a_key_written_in_any_field_order():
     assert key_of(encode_bytes(1, b"/a") + encode_bytes(5, b"v")) == b"/a"
     assert key_of(encode_varint(2 << 3) + encode_varint(7) + encode_bytes(1, b"/b")) == b"/b"

@@ -35,8 +35,8 @@ class Reading:
     state: LiveState
 
 
-def read_snapshot(copy: OpenedSnapshot, db: EtcdDb, prefix: bytes = b"") -> Reading:
-    state = db.live(prefix, classify)
+def reading_of(copy: OpenedSnapshot, db: EtcdDb, state: LiveState) -> Reading:
+    """The reading of `copy` whose live keys (or only their counts) `state` holds."""
     return Reading(
         copy=copy,
         page_size=db.bolt.meta.page_size,
@@ -47,3 +47,7 @@ def read_snapshot(copy: OpenedSnapshot, db: EtcdDb, prefix: bytes = b"") -> Read
         bucket_entries=db.bucket_entries(),
         state=state,
     )
+
+
+def read_snapshot(copy: OpenedSnapshot, db: EtcdDb, prefix: bytes = b"") -> Reading:
+    return reading_of(copy, db, db.live(prefix, classify))

@@ -2,21 +2,20 @@
 rolling the cluster back.
 
 The snapshot is resolved and verified as for inspect (catalogue/opening.py) and read at its
-latest revision; values encrypted at rest are decrypted with K3s's encryption config
-(formats/encryption_at_rest.py); JSON values are taken as stored, protobuf ones decoded from the
-API's field numbers (formats/k8s_objects.py); manifests.py strips what the server sets, orders
-and renders them. An object that cannot be read completely is named, never half-written.
-"""
+latest revision: the selected live keys are indexed on disk in apply order
+(formats/live_index.py), then each value is read, decrypted with K3s's encryption config
+(formats/encryption_at_rest.py), decoded (formats/k8s_objects.py: protobuf from the API's field
+numbers, JSON as stored), stripped of what the server sets (kube/manifests.py) and written
+(kube/sinks.py), one at a time: memory stays flat in the snapshot's size. An object that cannot
+be read completely is named, never half-written."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import click
 
@@ -32,10 +31,12 @@ from k3s_backup.cli_options import (
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.formats import encryption_at_rest, k8s_objects, kubernetes
-from k3s_backup.formats.encryption_at_rest import DecryptionError, KeyRing
+from k3s_backup.formats.encryption_at_rest import DecryptionError, KeyRingLoader
 from k3s_backup.formats.etcd_db import EtcdDb
+from k3s_backup.formats.live_index import LiveIndex, Ranker
 from k3s_backup.kube import manifests
 from k3s_backup.kube.manifests import Manifest
+from k3s_backup.kube.sinks import ListSink, Sink, sink_for
 from k3s_backup.sources.live import live_snapshot
 
 # Not objects one applies back: the server recreates them, or they are not objects at all.
@@ -51,7 +52,7 @@ NOT_EXTRACTED = {
     "controllerrevisions",
 }
 LIVE = "live"
-MAX_JSON_DEPTH = 200  # the deepest CRD schemas nest a few dozen levels; YAML renders 300
+SELECTED_TABLE, OTHER_TABLE = "selected", "other"  # of the LiveIndex
 
 
 @dataclass(frozen=True)
@@ -99,217 +100,58 @@ class Refused:
     undecoded: bool = False  # read, but not decodable: --raw can write its bytes
 
 
+@dataclass(frozen=True)
+class Extracting:
+    """What every object's extraction shares."""
+
+    options: Options
+    keys: KeyRingLoader
+    sink: Sink
+
+
 @dataclass
 class Outcome:
     """What one pass wrote and what it could not (kept small: manifests go to the sink)."""
 
+    selected: int = 0
     written: int = 0
     refused: list[Refused] = field(default_factory=list)
     owned: list[str] = field(default_factory=list)  # skipped: their controller recreates them
     raw_written: int = 0
 
 
-class KeyRingLoader:
-    """The encryption keys, read the first time an encrypted value needs them."""
-
-    def __init__(self, explicit: Path | None, load_config: ConfigLoader) -> None:
-        self._explicit = explicit
-        self._load_config = load_config
-        self._ring: KeyRing | None = None
-        self._problem: str | None = None
-
-    def ring(self) -> KeyRing:
-        if self._ring is not None:
-            return self._ring
-        if self._problem is None:
-            try:
-                self._ring = encryption_at_rest.load_config(self._path())
-                return self._ring
-            except ConfigError as exc:
-                self._problem = str(exc)
-        raise DecryptionError(f"{self._problem} (give the right one with --encryption-config)")
-
-    def _path(self) -> Path:
-        if self._explicit is not None:
-            return self._explicit
-        try:
-            data_dir = self._load_config().k3s.data_dir
-        except ConfigError as exc:
-            raise ConfigError(f"no encryption config: {exc}") from None
-        return bundle.encryption_config_path(data_dir)
-
-
-def _depth(document: Any) -> int:
-    """How deeply `document` nests (iteratively: a crafted value must not exhaust the stack
-    of what renders it)."""
-    deepest = 0
-    pending: list[tuple[Any, int]] = [(document, 1)]
-    while pending:
-        item, depth = pending.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_JSON_DEPTH:
-            break
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            pending.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def _decode(value: bytes, key: str) -> dict[str, Any]:
-    """The object a plain stored value holds; ValueError (a reason) if it cannot be read whole."""
-    if value.startswith(k8s_objects.PROTOBUF_MAGIC):
-        return k8s_objects.decode_object(value)
-    if value.lstrip()[:1] == b"{":
-        try:
-            document = json.loads(value)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValueError(f"not valid JSON: {exc}") from None
-        except RecursionError:
-            document = None
-        if document is None or _depth(document) > MAX_JSON_DEPTH:
-            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        if (
-            isinstance(document, dict)
-            and isinstance(document.get("metadata"), dict)
-            and {"kind", "apiVersion"} <= set(document)
-        ):
-            return document
-        raise ValueError("JSON without apiVersion, kind and metadata: not a Kubernetes object")
-    raise ValueError("neither protobuf (k8s\\x00) nor JSON: not a Kubernetes object")
-
-
-def _decrypted(stored: bytes, key: bytes, keys: KeyRingLoader) -> bytes:
-    found = encryption_at_rest.sealed(stored)
-    if found is None:
-        return stored
-    ring = None
-    if found.provider in encryption_at_rest.DECRYPTABLE:
-        try:
-            ring = keys.ring()
-        except DecryptionError as exc:
-            what = f"encrypted at rest with {found.provider} key {found.key_name!r}"
-            raise DecryptionError(f"{what}: {exc}") from None
-    return encryption_at_rest.decrypt(stored, key, ring)
-
-
-class Sink:
-    """Where manifests go, one at a time, in apply order (memory stays flat in the snapshot's
-    size): stdout as a YAML stream or a JSON List, files under --out, or a list for --apply.
-    `add` returns why a manifest could not be written (a name that is no file name)."""
-
-    def add(self, manifest: Manifest) -> str | None:
-        raise NotImplementedError
-
-    def add_raw(self, parsed: kubernetes.ObjectKey, plain: bytes) -> str | None:
-        return "stored bytes are written only under --out"
-
-    def close(self) -> None:
-        pass
-
-
-class YamlSink(Sink):
-    def __init__(self, env: Environment) -> None:
-        self.env = env
-
-    def add(self, manifest: Manifest) -> str | None:
-        self.env.stdout.write(manifests.yaml_stream([manifest]))
-        return None
-
-
-class JsonListSink(Sink):
-    def __init__(self, env: Environment) -> None:
-        self.env = env
-        self.started = False
-
-    def add(self, manifest: Manifest) -> str | None:
-        out = self.env.stdout
-        out.write(",\n" if self.started else '{"apiVersion": "v1", "kind": "List", "items": [\n')
-        self.started = True
-        out.write(manifests.json_text(manifest.body))
-        return None
-
-    def close(self) -> None:
-        if self.started:
-            self.env.stdout.write("\n]}\n")
-
-
-class TreeSink(Sink):
-    def __init__(self, out_dir: Path, output: str) -> None:
-        self.out_dir = out_dir
-        self.output = output
-
-    def _write(self, manifest: Manifest, suffix: str, data: bytes) -> str | None:
-        try:
-            path = self.out_dir / manifests.relative_path(manifest, suffix)
-        except ValueError as exc:
-            return str(exc)
-        try:
-            manifests.write_private(path, data)
-        except OSError as exc:
-            return f"cannot write {path}: {exc.strerror}"
-        return None
-
-    def add(self, manifest: Manifest) -> str | None:
-        suffix = ".json" if self.output == "json" else ".yaml"
-        return self._write(manifest, suffix, manifests.render_one(manifest, self.output).encode())
-
-    def add_raw(self, parsed: kubernetes.ObjectKey, plain: bytes) -> str | None:
-        stub = Manifest(parsed.resource, parsed.namespace, parsed.name, {})
-        return self._write(stub, ".raw", plain)
-
-
-class ListSink(Sink):
-    def __init__(self) -> None:
-        self.manifests: list[Manifest] = []
-
-    def add(self, manifest: Manifest) -> str | None:
-        self.manifests.append(manifest)
-        return None
-
-
-class Planned(NamedTuple):
-    """One selected object: a small tuple, since a plan holds every object of the snapshot
-    (its size grows with the count of keys, never with the values)."""
-
-    rank: int  # its kind's place in apply order
-    key: bytes
-    revision_key: bytes  # where its value is (EtcdDb.value_at)
-
-    @property
-    def parsed(self) -> kubernetes.ObjectKey:
-        parsed = _parsed(self.key)
-        assert parsed is not None  # plan() keeps only registry keys
-        return parsed
-
-
 def _parsed(key: bytes) -> kubernetes.ObjectKey | None:
     return kubernetes.parse_key(key.decode(errors="backslashreplace"))
 
 
-def plan(db: EtcdDb, selection: Selection, absent: set[bytes]) -> list[Planned]:
-    """The selected keys (none of `absent`: --deleted-since), in apply order; values unread."""
-    planned = []
-    for key, revision_key in db.latest_revisions(kubernetes.REGISTRY_PREFIX.encode()).items():
+def _ranker(selection: Selection) -> Ranker:
+    """A selected key's place in apply order (its kind's rank); None for the others."""
+
+    def rank(key: bytes) -> int | None:
         parsed = _parsed(key)
-        if parsed is not None and selection.matches(parsed) and key not in absent:
-            rank = manifests.apply_rank(parsed.resource, parsed.namespace, parsed.name)[0]
-            planned.append(Planned(rank, key, revision_key))
-    planned.sort()  # by rank, then by key: resource, namespace, name
-    return planned
+        if parsed is None or not selection.matches(parsed):
+            return None
+        return manifests.apply_rank(parsed.resource, parsed.namespace, parsed.name)[0]
+
+    return rank
 
 
 def _extract_one(
-    db: EtcdDb, item: Planned, keys: KeyRingLoader, options: Options, sink: Sink, done: Outcome
+    db: EtcdDb, key: bytes, revision_key: bytes, context: Extracting, done: Outcome
 ) -> None:
-    shown = item.key.decode(errors="backslashreplace")
-    parsed = item.parsed
+    done.selected += 1
+    shown = key.decode(errors="backslashreplace")
+    parsed = _parsed(key)
+    assert parsed is not None  # the ranker keeps only registry keys
+    options, sink = context.options, context.sink
     try:
-        plain = _decrypted(db.value_at(item.revision_key).value, item.key, keys)
+        stored = db.value_at(revision_key).value
+        plain = encryption_at_rest.decrypt_stored(stored, key, context.keys)
     except DecryptionError as exc:
         done.refused.append(Refused(shown, str(exc)))
         return
     try:
-        body = _decode(plain, shown)
+        body = k8s_objects.decode_stored(plain)
     except ValueError as exc:
         done.refused.append(Refused(shown, str(exc), undecoded=True))
         if options.raw and (problem := sink.add_raw(parsed, plain)) is None:
@@ -327,18 +169,17 @@ def _extract_one(
         done.refused.append(Refused(shown, problem))
 
 
-def extract_into(
-    db: EtcdDb, planned: list[Planned], options: Options, keys: KeyRingLoader, sink: Sink
-) -> Outcome:
-    done = Outcome()
-    for item in planned:
-        _extract_one(db, item, keys, options, sink, done)
-    sink.close()
-    return done
+def _locate_config(load_config: ConfigLoader) -> Callable[[], Path]:
+    """Where K3s keeps its encryption config, from our config's data_dir."""
 
+    def locate() -> Path:
+        try:
+            data_dir = load_config().k3s.data_dir
+        except ConfigError as exc:
+            raise ConfigError(f"no encryption config: {exc}") from None
+        return bundle.encryption_config_path(data_dir)
 
-def _live_keys(db: EtcdDb) -> set[bytes]:
-    return set(db.latest_revisions(kubernetes.REGISTRY_PREFIX.encode()))
+    return locate
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -398,14 +239,6 @@ def _report(done: Outcome, env: Environment, options: Options) -> None:
 Runner = Callable[[list[str], str], subprocess.CompletedProcess[str]]
 
 
-def _sink(options: Options, env: Environment) -> Sink:
-    if options.apply:
-        return ListSink()
-    if options.out_dir is not None:
-        return TreeSink(options.out_dir, options.output)
-    return JsonListSink(env) if options.output == "json" else YamlSink(env)
-
-
 def extract(
     snapshot: str,
     selection: Selection,
@@ -417,23 +250,29 @@ def extract(
 ) -> ExitCode:
     if options.out_dir is not None:
         _check_out_dir(options.out_dir)
-    keys = KeyRingLoader(options.encryption_config, load_config)
-    sink = _sink(options, env)
+    keys = KeyRingLoader(options.encryption_config, _locate_config(load_config))
+    sink = sink_for(options.output, options.out_dir, options.apply, env)
+    context = Extracting(options, keys, sink)
+    registry = kubernetes.REGISTRY_PREFIX.encode()
     with ExitStack() as stack:
-        absent: set[bytes] = set()
+        index = stack.enter_context(LiveIndex())  # on disk: memory flat in the snapshot's size
+        without = None
         if options.deleted_since is not None:
-            other = stack.enter_context(_other(options, load_config, env, identity))
-            absent = _live_keys(other)
-            if not absent:
-                raise BackupError(f"{options.deleted_since} holds no Kubernetes objects")
+            with _other(options, load_config, env, identity) as other:
+                if not index.load(OTHER_TABLE, other, registry):
+                    raise BackupError(f"{options.deleted_since} holds no Kubernetes objects")
+            without = OTHER_TABLE
         shown, db = stack.enter_context(
             _opened(snapshot, load_config, env, identity, options.allow_unauthenticated)
         )
-        planned = plan(db, selection, absent)
-        if not planned:
-            env.stderr.write(f"error: no object in {shown} matches the selection\n")
-            return ExitCode.FAILED
-        done = extract_into(db, planned, options, keys, sink)
+        index.load(SELECTED_TABLE, db, registry, _ranker(selection))
+        done = Outcome()
+        for key, revision_key in index.ordered(SELECTED_TABLE, without):
+            _extract_one(db, key, revision_key, context, done)
+        sink.close()
+    if not done.selected:
+        env.stderr.write(f"error: no object in {shown} matches the selection\n")
+        return ExitCode.FAILED
     _report(done, env, options)
     if isinstance(sink, ListSink):
         return _apply(sink.manifests, done, options, load_config, env, run_kubectl)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
 from k3s_backup.catalogue.opening import ConfigLoader, OpenedSnapshot, damage_named, open_snapshot
-from k3s_backup.catalogue.reading import Reading, read_snapshot, show_key
+from k3s_backup.catalogue.reading import Reading, classify, reading_of, show_key
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
     ALLOW_UNAUTHENTICATED_OPTION,
@@ -27,29 +27,40 @@ from k3s_backup.cli_options import (
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.formats import kubernetes
-from k3s_backup.formats.etcd_db import EtcdDb, KeyValue
+from k3s_backup.formats.etcd_db import EtcdDb, KeyValue, LiveState
+from k3s_backup.formats.live_index import LiveIndex
 from k3s_backup.plumbing.deadline import INSPECT_TIMEOUT, time_limit
 from k3s_backup.report import human_size
 
+KEYS_TABLE = "keys"  # of the LiveIndex the summary and --keys read
 
-def resource_counts(reading: Reading) -> tuple[Counter[tuple[str, str]], int]:
-    """Objects per (resource, namespace; "" when cluster-scoped), and keys outside /registry/."""
-    counts: Counter[tuple[str, str]] = Counter()
-    other = 0
-    for key in reading.state.keys:
+
+@dataclass
+class Census:
+    """The live keys counted a row at a time from a LiveIndex: the summary's memory stays
+    flat in the snapshot's size (a LiveState holds every key)."""
+
+    keys: int = 0
+    objects: Counter[tuple[str, str]] = field(default_factory=Counter)  # (resource, namespace)
+    other: int = 0  # keys outside /registry/
+    encrypted: Counter[str] = field(default_factory=Counter)  # by provider
+
+
+def census_of(index: LiveIndex) -> Census:
+    census = Census()
+    for key, _revision, tag in index.tagged(KEYS_TABLE):
+        census.keys += 1
         parsed = kubernetes.parse_key(show_key(key))
         if parsed is None:
-            other += 1
+            census.other += 1
         else:
-            counts[(parsed.resource, parsed.namespace or "")] += 1
-    return counts, other
+            census.objects[(parsed.resource, parsed.namespace or "")] += 1
+        if tag:
+            census.encrypted[tag.split(":", 1)[1]] += 1
+    return census
 
 
-def summary_json(reading: Reading) -> dict[str, Any]:
-    counts, other = resource_counts(reading)
-    encrypted = Counter(
-        live.tag.split(":", 1)[1] for live in reading.state.keys.values() if live.tag
-    )
+def summary_json(reading: Reading, census: Census) -> dict[str, Any]:
     return {
         "name": reading.copy.name,
         "location": reading.copy.location,
@@ -60,16 +71,16 @@ def summary_json(reading: Reading) -> dict[str, Any]:
         "revision": reading.revision,
         "compact_revision": reading.compact_revision,
         "consistent_index": reading.consistent_index,
-        "keys": len(reading.state.keys),
+        "keys": census.keys,
         "revisions": reading.state.revisions,
         "tombstones": reading.state.tombstones,
         "bucket_entries": reading.bucket_entries,
-        "objects": sum(counts.values()),
-        "other_keys": other,
-        "encrypted": dict(sorted(encrypted.items())),
+        "objects": sum(census.objects.values()),
+        "other_keys": census.other,
+        "encrypted": dict(sorted(census.encrypted.items())),
         "resources": [
             {"resource": resource, "namespace": namespace or None, "count": count}
-            for (resource, namespace), count in sorted(counts.items())
+            for (resource, namespace), count in sorted(census.objects.items())
         ],
     }
 
@@ -106,24 +117,28 @@ def _write_summary(data: dict[str, Any], env: Environment) -> None:
         out.write(f"{row['resource']:<{width}}{namespace:<24}{row['count']:>8}\n")
 
 
-def _list_keys(reading: Reading, as_json: bool, env: Environment) -> None:
-    rows = sorted(reading.state.keys.items())
+def _list_keys(db: EtcdDb, index: LiveIndex, count: int, as_json: bool, env: Environment) -> None:
+    """One key a line (or a JSON list, as json.dumps indents it), streamed in key order."""
+    out = env.stdout
     if as_json:
-        listing = [
-            {
-                "key": show_key(key),
-                "create_revision": live.create_revision,
-                "mod_revision": live.mod_revision,
-                "version": live.version,
-                "size": live.size,
-                "encrypted": bool(live.tag),
-            }
-            for key, live in rows
-        ]
-        env.stdout.write(json.dumps(listing, indent=2) + "\n")
-        return
-    for key, _live in rows:
-        env.stdout.write(show_key(key) + "\n")
+        out.write("[")
+    for row_number, (key, revision_key, tag) in enumerate(index.tagged(KEYS_TABLE)):
+        if not as_json:
+            out.write(show_key(key) + "\n")
+            continue
+        kv = db.value_at(revision_key)
+        row = {
+            "key": show_key(key),
+            "create_revision": kv.create_revision,
+            "mod_revision": kv.mod_revision,
+            "version": kv.version,
+            "size": len(kv.value),
+            "encrypted": bool(tag),
+        }
+        text = json.dumps(row, indent=2).replace("\n", "\n  ")
+        out.write(("," if row_number else "") + "\n  " + text)
+    if as_json:
+        out.write("\n]\n" if count else "]\n")
 
 
 def object_json(kv: KeyValue) -> dict[str, Any]:
@@ -220,14 +235,17 @@ def inspect(
         if get_key is not None:
             return _get(copy, get_key, as_json, env)
         prefix = keys_prefix.encode(errors="surrogateescape") if keys_prefix else b""
-        with damage_named(copy), EtcdDb(copy.path) as db:
-            reading = read_snapshot(copy, db, prefix)
-    if keys_prefix is not None:
-        _list_keys(reading, as_json, env)
-    elif as_json:
-        env.stdout.write(json.dumps(summary_json(reading), indent=2) + "\n")
+        seen = LiveState()  # history counts only: the keys go to the index, not its dict
+        with damage_named(copy), EtcdDb(copy.path) as db, LiveIndex() as index:
+            count = index.load(KEYS_TABLE, db, prefix, classify=classify, seen=seen)
+            if keys_prefix is not None:
+                _list_keys(db, index, count, as_json, env)
+                return ExitCode.OK
+            reading, census = reading_of(copy, db, seen), census_of(index)
+    if as_json:
+        env.stdout.write(json.dumps(summary_json(reading, census), indent=2) + "\n")
     else:
-        _write_summary(summary_json(reading), env)
+        _write_summary(summary_json(reading, census), env)
     return ExitCode.OK
 
 

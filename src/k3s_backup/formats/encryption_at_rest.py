@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,41 @@ def decrypt(value: bytes, etcd_key: bytes, ring: KeyRing | None) -> bytes:
             f"{what}: the key of that name in {ring.origin} does not decrypt it"
             f" (a wrong key or a damaged value: {detail})"
         ) from None
+
+
+class KeyRingLoader:
+    """The encryption keys, read the first time an encrypted value needs them: from `explicit`,
+    else from the path `locate` gives (its ConfigError says why there is none)."""
+
+    def __init__(self, explicit: Path | None, locate: Callable[[], Path]) -> None:
+        self._explicit = explicit
+        self._locate = locate
+        self._ring: KeyRing | None = None
+        self._problem: str | None = None
+
+    def ring(self) -> KeyRing:
+        if self._ring is not None:
+            return self._ring
+        if self._problem is None:
+            try:
+                self._ring = load_config(self._explicit or self._locate())
+                return self._ring
+            except ConfigError as exc:
+                self._problem = str(exc)
+        raise DecryptionError(f"{self._problem} (give the right one with --encryption-config)")
+
+
+def decrypt_stored(value: bytes, etcd_key: bytes, keys: KeyRingLoader) -> bytes:
+    """`decrypt`, reading the keys only for a value they could decrypt (a KMS one is named
+    without them)."""
+    found = sealed(value)
+    if found is None:
+        return value
+    ring = None
+    if found.provider in DECRYPTABLE:
+        try:
+            ring = keys.ring()
+        except DecryptionError as exc:
+            what = f"encrypted at rest with {found.provider} key {found.key_name!r}"
+            raise DecryptionError(f"{what}: {exc}") from None
+    return decrypt(value, etcd_key, ring)

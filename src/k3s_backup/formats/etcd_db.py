@@ -116,6 +116,15 @@ def key_of(data: bytes) -> bytes:
     return scan_key_value(data)[0]
 
 
+def value_head(revision_key: bytes, raw: bytes) -> bytes:
+    """The first CLASSIFY_BYTES of a raw KeyValue's value (what `live`'s classify sees)."""
+    try:
+        _key, _created, _modified, _version, start, end = scan_key_value(raw)
+    except ProtoError as exc:
+        raise BoltError(f"damaged KeyValue at revision {revision_key.hex()}: {exc}") from None
+    return raw[start : min(end, start + CLASSIFY_BYTES)]
+
+
 def _decoded(revision_key: bytes, raw: bytes) -> KeyValue:
     try:
         return decode_key_value(raw)
@@ -214,11 +223,12 @@ class EtcdDb(Closable):
                 )
         return state
 
-    def latest_revisions(self, prefix: bytes) -> dict[bytes, bytes]:
-        """key -> the revision key of its latest put, for every key under `prefix` alive at
-        the latest revision: the smallest index of what is live (extract reads each value
-        from it later, one at a time); only keys are decoded in this pass."""
-        alive: dict[bytes, bytes] = {}
+    def key_history(
+        self, prefix: bytes, seen: LiveState | None = None
+    ) -> Iterator[tuple[bytes, bytes, bool, bytes]]:
+        """(key, revision key, is a tombstone, raw KeyValue) of every stored revision of a key
+        under `prefix`, oldest first; only keys are decoded (what is alive is known at the
+        end). `seen` counts every revision, tombstone and the newest revision, as `live` does."""
         for raw_key, raw_value in self._keys.items():
             tombstone = len(raw_key) == REVISION_KEY_SIZE + 1
             if len(raw_key) != REVISION_KEY_SIZE and not tombstone:
@@ -227,13 +237,12 @@ class EtcdDb(Closable):
                 key = key_of(raw_value)
             except ProtoError as exc:
                 raise BoltError(f"damaged KeyValue at revision {raw_key.hex()}: {exc}") from None
-            if not key.startswith(prefix):
-                continue
-            if tombstone:
-                alive.pop(key, None)
-            else:
-                alive[key] = raw_key
-        return alive
+            if seen is not None:
+                seen.revisions += 1
+                seen.tombstones += tombstone
+                seen.last_revision = int.from_bytes(raw_key[:8], "big")
+            if key.startswith(prefix):
+                yield key, raw_key, tombstone, raw_value
 
     def census(self, prefix: bytes, wanted: bytes) -> tuple[set[bytes], bytes | None]:
         """The keys under `prefix` alive at the latest revision, and the raw KeyValue of

@@ -226,3 +226,47 @@ def decode_object(value: bytes) -> dict[str, Any]:
     except ProtoError as exc:
         raise UndecodableError(f"{found.kind}: damaged protobuf: {exc}") from None
     return dict(sorted({"apiVersion": found.api_version, "kind": found.kind, **body}.items()))
+
+
+MAX_JSON_DEPTH = 200  # the deepest CRD schemas nest a few dozen levels; YAML renders 300
+
+
+def _depth(document: Any) -> int:
+    """How deeply `document` nests (iteratively: a crafted value must not exhaust the stack
+    of what renders it)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def decode_stored(value: bytes) -> dict[str, Any]:
+    """The object a plain (decrypted) stored value holds: protobuf decoded, JSON (custom
+    resources, CRDs) as stored. ValueError (UndecodableError for protobuf) if it cannot be
+    read whole."""
+    if value.startswith(PROTOBUF_MAGIC):
+        return decode_object(value)
+    if value.lstrip()[:1] == b"{":
+        try:
+            document = json.loads(value)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            document = None
+        if document is None or _depth(document) > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if (
+            isinstance(document, dict)
+            and isinstance(document.get("metadata"), dict)
+            and {"kind", "apiVersion"} <= set(document)
+        ):
+            return document
+        raise ValueError("JSON without apiVersion, kind and metadata: not a Kubernetes object")
+    raise ValueError("neither protobuf (k8s\\x00) nor JSON: not a Kubernetes object")
