@@ -28,7 +28,12 @@ def _ours(cluster: str, name: str | None) -> bool:
 
 
 def prune(
-    root: Path, cluster: str, rules: GfsRules, dry_run: bool, say: Callable[[str], None]
+    root: Path,
+    cluster: str,
+    rules: GfsRules,
+    protect_days: int,
+    dry_run: bool,
+    say: Callable[[str], None],
 ) -> int:
     """Rotate `root`; 0 when done, 1 when the directory could not be read or a file removed."""
     try:
@@ -37,8 +42,9 @@ def prune(
         say(f"error: {exc}")
         return 1
     try:
-        names = sorted(entry.name for entry in store.entries())
-        plan = host_plan(store, cluster, names, rules)
+        entries = store.entries()
+        names = sorted(entry.name for entry in entries)
+        plan = host_plan(store, cluster, entries, rules, protect_days, now())
         verb = "would remove" if dry_run else "remove"
         for name in plan.keep:
             say(f"{root}: keep   {name.filename}")
