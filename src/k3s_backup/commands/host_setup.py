@@ -22,13 +22,13 @@ from typing import Any
 
 import click
 
+from k3s_backup import host_schedule as schedule
 from k3s_backup.cli_options import ROOT_OPTION, Context, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
 from k3s_backup.plumbing.commands import CommandError, run_command
 from k3s_backup.policy import naming
 from k3s_backup.scheduling import SystemPaths, is_ours, plain_path, program_path, write_file
-from k3s_backup.service import schedule
 from k3s_backup.service.protocol import APPEND_ONLY, PRUNE, READ_ONLY
 
 KEY_TYPES = frozenset(

@@ -1,7 +1,8 @@
 """`k3s-backup serve-prune`: rotation on the backup host, for append-only keys.
 
 The same rules as the node's rotation (policy/retention.py, per node; another lineage kept:
-service/hostplan.py), applied to one directory by the host's own schedule. A copy goes first,
+service/hostplan.py), applied to one directory by the host's own schedule, by the host's own
+receive times and never to a copy received within --protect-days. A copy goes first,
 then its manifest and bundle, as on the node (catalogue/rotation.py); temporaries no upload
 has touched for a day are removed too (a connection cut mid-upload leaves them).
 """
