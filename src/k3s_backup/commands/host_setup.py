@@ -37,6 +37,7 @@ KEY_TYPES = frozenset(
 )
 _FROM = re.compile(r"[0-9A-Za-z.:*?/!-]+(,[0-9A-Za-z.:*?/!-]+)*")
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
+PROTECT_DAYS = 7  # append-only's default window: a week to notice a stolen key's burst
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class HostSetupOptions:
     keep_daily: int = 0
     keep_weekly: int = 0
     keep_monthly: int = 0
-    protect_days: int = 7  # the host deletes no copy it received more recently
+    protect_days: int | None = None  # the host deletes no copy it received more recently
     max_per_day: int = 48  # new copies the service accepts per 24 hours
     root: Path = Path("/")  # where /etc/cron.d is (tests); the account is always real
     program: Path | None = None  # the k3s-backup the forced command runs [default: this one]
@@ -97,6 +98,14 @@ def home_of(options: HostSetupOptions) -> Path:
     return options.home or Path("/var/lib") / options.user
 
 
+def protect_days(options: HostSetupOptions) -> int:
+    """--protect-days, else 7 for the host's own rotation (append-only); 0 where the node
+    rotates (prune): a window there would refuse the node's every rotation."""
+    if options.protect_days is not None:
+        return options.protect_days
+    return PROTECT_DAYS if options.mode == APPEND_ONLY else 0
+
+
 def retention_args(options: HostSetupOptions) -> str:
     """The host's rotation rules, as serve and serve-prune take them."""
     args = f"--keep {options.keep}"
@@ -104,7 +113,7 @@ def retention_args(options: HostSetupOptions) -> str:
         ("--keep-daily", options.keep_daily),
         ("--keep-weekly", options.keep_weekly),
         ("--keep-monthly", options.keep_monthly),
-        ("--protect-days", options.protect_days),
+        ("--protect-days", protect_days(options)),
     ):
         args += f" {flag} {count}" if count else ""
     return args
@@ -265,9 +274,8 @@ def run_host_setup(options: HostSetupOptions, env: Environment) -> int:
 @click.option(
     "--protect-days",
     type=click.IntRange(min=0),
-    default=7,
-    show_default=True,
-    help="Rotation never deletes a copy this host received in the last N days.",
+    help="Rotation never deletes a copy this host received in the last N days [default: 7 for"
+    " append-only; 0 for prune, where the node rotates].",
 )
 @click.option(
     "--max-per-day",
