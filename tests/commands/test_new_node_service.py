@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,9 @@ from tests.commands.test_new_node import (
     Node,
     install_cluster,
     k3s_settings,
+    lose_the_disk,
+    new_config,
     new_install,
-    systemctl,
 )
 from tests.commands.test_restore import Clock
 from tests.commands.test_setup import host_fingerprint
@@ -79,16 +79,10 @@ def old_node_backs_up(lab: Lab, host: ServiceHost, tmp_path: Path) -> Node:
 
 
 def lose_the_node(lab: Lab, host: ServiceHost, old: Node, paper: Path) -> None:
-    """The old node is gone (its disk, its key, its recovery key: kept on `paper`); on the
-    backup host its key's line is removed, as docs/restore.md says."""
-    paper.write_text(lab.recovery_key.read_text())
-    lab.recovery_key.unlink()
-    systemctl(lab, "stop")
-    shutil.rmtree(lab.data_dir / "server")
-    shutil.rmtree(lab.root / "state")
-    old.config.unlink()
+    """The old node is gone as in test_new_node.py; on the backup host its key's line is
+    removed, as docs/restore.md says."""
     old_key = lab.sshd.client_key_pub.read_text().split()[1]
-    lab.sshd.client_key.unlink()
+    lose_the_disk(lab, old, paper)
     keys = host.home / ".ssh" / "authorized_keys"
     kept = [line for line in keys.read_text().splitlines() if old_key not in line.split()]
     keys.write_text("".join(line + "\n" for line in kept))
@@ -106,17 +100,7 @@ def test_a_replacement_node_gets_access_with_the_printed_commands_and_restores(
         lose_the_node(lab, host, old, paper)
         new_install(lab, "k3s-07")
 
-        root = tmp_path / "new-root"
-        config = root / "etc" / "k3s-backup" / "config.toml"
-        config.parent.mkdir(parents=True)
-        lab.write_config(
-            config,
-            targets=None,
-            node_name="k3s-07",
-            k3s=k3s_settings(lab),
-            restore={"ready_timeout": 60},
-            recovery_key_file=root / "etc" / "k3s-backup" / "recovery.key",
-        )
+        root, config = new_config(lab, tmp_path, "k3s-07")
         first = setup(lab, root, host, "--accept-host-key", host_fingerprint(lab))
         assert first.code == 1  # the new key is no key of the backup host yet
         [printed] = [ln.strip() for ln in first.stdout.splitlines() if "host-setup" in ln]
