@@ -7,13 +7,17 @@ from __future__ import annotations
 import io
 import os
 import pwd
+import shlex
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from k3s_backup.cli import main
 from k3s_backup.environment import Environment
+from k3s_backup.lab.fake_systemctl import enabled_units
 from k3s_backup.lab.lab import Lab
 from k3s_backup.lab.sshd import ssh_keygen
 from tests.support.service_host import CLUSTER, service_host
@@ -86,3 +90,78 @@ def test_the_account_its_key_lines_directory_and_rotation(lab: Lab, tmp_path: Pa
         assert "--keep 5" in lines[0] and "--append-only" not in lines[0]
         host.host_setup("read-only")
         assert keys.read_text().splitlines() == lines  # the same again: unchanged
+
+
+def test_where_systemd_runs_rotation_is_a_daily_timer_enabled_there(lab: Lab) -> None:
+    with service_host(lab) as host:
+        host.host_setup("append-only", "--keep", "5", "--keep-daily", "10")
+        cron = host.etc_root / "etc" / "cron.d" / f"k3s-backup-prune-{CLUSTER}"
+        assert cron.exists()  # no systemd: a cron file
+        host.boot_systemd()
+        said = host.host_setup("append-only", "--keep", "5", "--keep-daily", "10")
+        units = host.etc_root / "etc" / "systemd" / "system"
+        unit = f"k3s-backup-prune-{CLUSTER}"
+        assert f"rotation on this host: {unit}.timer (enabled;" in said
+        assert not cron.exists()  # one schedule, not two
+        assert enabled_units(lab.state_file) == [f"{unit}.timer"]
+        service = (units / f"{unit}.service").read_text().splitlines()
+        program = host.base / "bin" / "k3s-backup"
+        exec_start = (
+            f"ExecStart={program} serve-prune --root {host.directory} --cluster {CLUSTER}"
+            " --keep 5 --keep-daily 10 --protect-days 7"
+        )
+        for line in ("Type=oneshot", f"User={host.user}", exec_start):
+            assert line in service
+        assert f"ReadWritePaths={host.directory}" in service
+        timer = (units / f"{unit}.timer").read_text().splitlines()
+        for line in ("OnCalendar=*-*-* 03:23:00", "Persistent=true", "WantedBy=timers.target"):
+            assert line in timer
+        [key_line] = (host.home / ".ssh" / "authorized_keys").read_text().splitlines()
+        assert '--append-only --max-per-day 48",restrict' in key_line
+
+        # What the timer runs, as the account: only what retention allows goes.
+        doomed, kept = fill_by_receive_day(host.directory)
+        before = {p.name: p.read_bytes() for p in host.directory.iterdir()}
+        account = pwd.getpwnam(host.user)
+        for path in host.directory.iterdir():
+            os.chown(path, account.pw_uid, account.pw_gid)
+        ran = subprocess.run(
+            shlex.split(exec_start.removeprefix("ExecStart=")),
+            capture_output=True,
+            text=True,
+            user=host.user,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stderr + ran.stdout
+        after = {p.name: p.read_bytes() for p in host.directory.iterdir()}
+        assert set(before) - set(after) == doomed
+        assert {name: before[name] for name in after} == after  # the rest byte-identical
+        assert kept <= set(after)
+
+
+def fill_by_receive_day(directory: Path) -> tuple[set[str], set[str]]:
+    """One copy (and manifest) a day received 0.5 to 14.5 days ago, another cluster's old
+    copies (one sharing our prefix), k3s's own snapshot and an operator's file. Returns
+    (what --keep 5 --keep-daily 10 --protect-days 7 removes, what it must keep)."""
+    now = time.time()
+    doomed: set[str] = set()
+    kept: set[str] = set()
+    for day in range(15):
+        when = now - (day + 0.5) * 86400
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+        name = f"{CLUSTER}-{stamp}-k3s-05-{int(when)}.zst"
+        for file in (name, name + ".json"):
+            (directory / file).write_bytes(b'{"cluster_uid": "u1"}' if file != name else b"z")
+            os.utime(directory / file, (when, when))
+        (doomed if day >= 10 else kept).update({name, name + ".json"})
+    month_ago = now - 30 * 86400
+    for foreign in (
+        "prod-20261101-020000-k3s-05-1793498400.zst",
+        f"{CLUSTER}-staging-20261101-020000-k3s-05-1793498400.zst",
+        "etcd-snapshot-k3s-05-1793498400",
+        "notes.txt",
+    ):
+        (directory / foreign).write_bytes(b"not ours to remove")
+        os.utime(directory / foreign, (month_ago, month_ago))
+        kept.add(foreign)
+    return doomed, kept

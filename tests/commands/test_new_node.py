@@ -113,9 +113,8 @@ def new_install(lab: Lab, node: str) -> None:
     install_cluster(lab, NEW_UID, node, created=CREATED + 86400 * 300)
 
 
-def new_node(lab: Lab, tmp_path: Path, node: str) -> Node:
-    """install.sh's config (paths only), then setup: the host key checked against the
-    fingerprint the operator kept, a new key authorized on the backup host."""
+def new_config(lab: Lab, tmp_path: Path, node: str) -> tuple[Path, Path]:
+    """install.sh's config on the new node (paths only, no target): (root, config file)."""
     root = tmp_path / "new-root"
     config = root / "etc" / "k3s-backup" / "config.toml"
     config.parent.mkdir(parents=True)
@@ -127,6 +126,13 @@ def new_node(lab: Lab, tmp_path: Path, node: str) -> Node:
         restore={"ready_timeout": 60},
         recovery_key_file=root / "etc" / "k3s-backup" / "recovery.key",
     )
+    return root, config
+
+
+def new_node(lab: Lab, tmp_path: Path, node: str) -> Node:
+    """install.sh's config, then setup: the host key checked against the fingerprint the
+    operator kept, a new key authorized on the backup host."""
+    root, config = new_config(lab, tmp_path, node)
     first = invoke(
         setup_args(lab, root, "--accept-host-key", host_fingerprint(lab)), environ=lab.env()
     )

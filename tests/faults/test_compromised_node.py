@@ -10,6 +10,7 @@ import io
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,6 +190,43 @@ def test_garbage_frames_end_the_connection_and_change_nothing(
     with pytest.raises((ServiceRefused, ProtocolError)):
         client.stat(NEW)
     assert digests(host.directory) == before
+
+
+def installed_rotation(host: ServiceHost) -> list[str]:
+    """The command of the cron line host-setup installed (this host runs no systemd)."""
+    cron = host.etc_root / "etc" / "cron.d" / f"k3s-backup-prune-{CLUSTER}"
+    [line] = [ln for ln in cron.read_text().splitlines() if not ln.startswith("#")]
+    words = line.split()
+    assert words[5] == host.user
+    return words[6 : words.index("2>&1")]
+
+
+def test_a_burst_of_good_looking_copies_pushes_no_real_copy_out(
+    host: ServiceHost, before: dict[str, str]
+) -> None:
+    """keep + 10 copies a host cannot tell from real ones (our names, the cluster's claimed
+    identity): the rate limit stops the burst, and the host's own rotation, as installed, keeps
+    every copy it received before it."""
+    host.host_setup("append-only", "--keep", "1", "--max-per-day", "12")
+    now = time.time()
+    forged = [
+        f"{CLUSTER}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now - 60 * i))}-k3s-05-"
+        f"{int(now) - 60 * i}"
+        for i in range(1 + 10)
+    ]
+    with open_target(host.config("append-only"), CLUSTER) as target:
+        for name in forged[:10]:  # with the 2 copies there: 12 in 24 hours
+            put_bytes(target, name, b"a good-looking copy")
+            put_bytes(target, name + ".json", b'{"cluster_uid": "u1"}')
+        with pytest.raises(TargetError, match="the most it accepts"):
+            put_bytes(target, forged[10], b"one more")
+    rotate = subprocess.run(
+        installed_rotation(host), capture_output=True, text=True, user=host.user, timeout=120
+    )
+    assert rotate.returncode == 0, rotate.stderr + rotate.stdout
+    after = digests(host.directory)
+    assert {name: after.get(name) for name in before} == before  # byte-identical
+    assert forged[10] not in after
 
 
 def test_a_restore_key_reads_and_writes_nothing(

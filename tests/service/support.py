@@ -45,12 +45,13 @@ def served(
     max_size: int = 1 << 30,
     now: Callable[[], float] = time.time,
     handshake: bool = True,
+    **limits: int,  # Settings' protect_days, max_per_day
 ) -> Iterator[Served]:
     to_server, from_node = os.pipe()
     to_node, from_server = os.pipe()
     # the four ends outlive this function's frame: closed by the service and the teardown
     rx, tx = open(to_server, "rb"), open(from_server, "wb")  # noqa: SIM115
-    settings = Settings(root, CLUSTER, mode, rules, max_size, now)
+    settings = Settings(root, CLUSTER, mode, rules, max_size, now, **limits)
     node_rx, node_tx = open(to_node, "rb"), open(from_node, "wb")  # noqa: SIM115
     done = Served(Client(node_rx, node_tx), node_rx, node_tx)
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from k3s_backup.policy import naming
 from k3s_backup.service.main import main
+from tests.service.support import served
 
 OLD = "k3s-lab-20261121-020000-k3s-05-1795226400.zst"
 MID = "k3s-lab-20261122-020000-k3s-05-1795312800.zst"
@@ -51,3 +57,72 @@ def test_usage_and_a_missing_directory(tmp_path: Path, capsys) -> None:
     assert prune(tmp_path, "--keep", "0") == 2
     assert prune(tmp_path / "gone", "--keep", "1") == 1
     assert "does not exist on the backup host" in capsys.readouterr().out
+
+
+# -- a stolen append-only key: a burst of good-looking copies ------------------------------------
+
+DAY = 86400
+
+
+def named_at(when: float) -> str:
+    """A copy of ours stamped at `when`, as a node (or an intruder with its key) names it."""
+    return (
+        f"k3s-lab-{time.strftime(naming.STAMP_FORMAT, time.localtime(when))}-k3s-05-{int(when)}.zst"
+    )
+
+
+def _digest(data: bytes) -> Callable[[], str]:
+    return lambda: hashlib.sha256(data).hexdigest()
+
+
+def upload(directory: Path, names: list[str], uid: str = "u1") -> None:
+    """Through the service, as the node's append-only key does: each copy and its manifest."""
+    with served(directory) as s:
+        for name in names:
+            manifest = json.dumps({"cluster_uid": uid}).encode()
+            for file, data in ((name, os.urandom(64)), (name + ".json", manifest)):
+                s.client.put(file, io.BytesIO(data).read, _digest(data))
+
+
+def received_days_ago(directory: Path, name: str, days: float) -> None:
+    """What days of waiting would do: the host received it then (the file's mtime)."""
+    when = time.time() - days * DAY
+    for file in (name, name + ".json"):
+        os.utime(directory / file, (when, when))
+
+
+def contents(directory: Path, names: list[str]) -> dict[str, bytes]:
+    return {n: (directory / f).read_bytes() for n in names for f in (n, n + ".json")}
+
+
+def test_a_burst_of_forged_copies_cannot_push_out_copies_received_before_it(
+    tmp_path: Path,
+) -> None:
+    now = time.time()
+    ages = (2.5, 1.5, 0.5)  # days since the host received each
+    real = [named_at(now - days * DAY) for days in ages]
+    upload(tmp_path, real)
+    for days, name in zip(ages, real, strict=True):
+        received_days_ago(tmp_path, name, days)
+    before = contents(tmp_path, real)
+    forged = [named_at(now - 60 * i) for i in range(3 + 10)]  # keep + 10, newer than any real
+    upload(tmp_path, forged)
+    assert prune(tmp_path, "--keep", "3", "--protect-days", "7") == 0
+    assert contents(tmp_path, real) == before  # every copy from before the attack, as it was
+    assert prune(tmp_path, "--keep", "3", "--protect-days", "2") == 0
+    assert not (tmp_path / real[0]).exists()  # outside the window, the rules apply again
+    assert contents(tmp_path, real[1:]) == {k: v for k, v in before.items() if real[0] not in k}
+
+
+def test_gfs_periods_are_the_hosts_receive_days_not_the_days_names_claim(tmp_path: Path) -> None:
+    now = time.time()
+    real = [named_at(now - days * DAY) for days in (12, 11, 10)]
+    upload(tmp_path, real)
+    for days, name in zip((12, 11, 10), real, strict=True):
+        received_days_ago(tmp_path, name, days)
+    before = contents(tmp_path, real)
+    # Forged copies claiming one a day for the last 13 days: by their names they would fill
+    # every daily period; the host received them all today, one period.
+    upload(tmp_path, [named_at(now - days * DAY + 30) for days in range(13)])
+    assert prune(tmp_path, "--keep", "3", "--keep-daily", "4") == 0
+    assert contents(tmp_path, real) == before

@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,30 @@ def test_a_hang_up_mid_upload_removes_the_temporary(tmp_path: Path) -> None:
         process.send_signal(signal.SIGHUP)
         assert process.wait(timeout=30) == 128 + signal.SIGHUP
     assert os.listdir(tmp_path) == []
+
+
+def test_at_most_max_per_day_new_copies_by_the_hosts_clock(tmp_path: Path) -> None:
+    day = [f"k3s-lab-20261123-0{h}0000-k3s-05-{1795399200 + h * 3600}" for h in range(4)]
+    (tmp_path / OLD).write_bytes(b"received two days ago")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(tmp_path / OLD, (two_days_ago, two_days_ago))
+    with served(tmp_path, max_per_day=3) as s:
+        for name in day[:3]:
+            put(s.client, name, b"copy")
+        put(s.client, day[0] + ".json", b"{}")  # a manifest is no new copy
+        assert put(s.client, day[0], b"copy")["existed"]  # nor a retried upload
+        with pytest.raises(ServiceRefused, match="received 3 copies of k3s-lab in the last 24"):
+            put(s.client, day[3], b"a burst's fourth")
+    assert not (tmp_path / day[3]).exists()
+    assert sorted(os.listdir(tmp_path)) == sorted([OLD, *day[:3], day[0] + ".json"])
+
+
+def test_prune_mode_never_deletes_a_copy_received_within_the_window(tmp_path: Path) -> None:
+    for name in (OLD, NEW):
+        (tmp_path / name).write_bytes(b"copy")
+    with (
+        served(tmp_path, mode=protocol.PRUNE, rules=GfsRules(last=1), protect_days=1) as s,
+        pytest.raises(ServiceRefused, match="retention keeps it"),
+    ):
+        s.client.delete(OLD)
+    assert (tmp_path / OLD).read_bytes() == b"copy"

@@ -60,10 +60,20 @@ class ServiceHost:
         argv += ["--from", "127.0.0.1", "--cluster", CLUSTER, "--mode", mode]
         argv += ["--user", self.user, "--home", str(self.home)]
         argv += ["--program", str(self.base / "bin" / "k3s-backup")]
-        argv += ["--root", str(self.base / "etc-root"), *extra]
-        code = main(argv, Environment(stdout=out, stderr=err, environ=dict(os.environ)))
+        argv += ["--root", str(self.etc_root), *extra]
+        code = main(argv, Environment(stdout=out, stderr=err, environ=self.lab.env()))
         assert code == 0, err.getvalue()
         return out.getvalue()
+
+    @property
+    def etc_root(self) -> Path:
+        """host-setup's --root: where its cron file or systemd units go."""
+        return self.base / "etc-root"
+
+    def boot_systemd(self) -> None:
+        """Make the host one whose init is systemd (sd_booted: /run/systemd/system); the
+        lab's stand-in systemctl answers host-setup's `systemctl enable`."""
+        (self.etc_root / "run" / "systemd" / "system").mkdir(parents=True, exist_ok=True)
 
     def target(self, mode: str, **overrides: object) -> dict[str, object]:
         return self.lab.ssh_target(user=self.user, path=self.directory, mode=mode, **overrides)

@@ -1,6 +1,6 @@
 """`k3s-backup host-setup`, run as root on the backup host: an unprivileged account whose only
 use of the node's key is `k3s-backup serve` (a forced command), the backup directory it owns,
-and, for append-only keys, rotation on the host's own schedule (cron).
+and, for append-only keys, rotation on the host's own schedule (a systemd timer, else cron).
 
 The account's home and ~/.ssh belong to root: even a flaw in the service could not let the
 account rewrite its own authorized_keys. Every argument reaches useradd as a list element and
@@ -14,6 +14,7 @@ import binascii
 import os
 import pwd
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,13 @@ from typing import Any
 
 import click
 
+from k3s_backup import host_schedule as schedule
 from k3s_backup.cli_options import ROOT_OPTION, Context, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
+from k3s_backup.plumbing.commands import CommandError, run_command
 from k3s_backup.policy import naming
-from k3s_backup.scheduling import MARKER, SystemPaths, plain_path, program_path, write_file
+from k3s_backup.scheduling import SystemPaths, is_ours, plain_path, program_path, write_file
 from k3s_backup.service.protocol import APPEND_ONLY, PRUNE, READ_ONLY
 
 KEY_TYPES = frozenset(
@@ -34,7 +37,7 @@ KEY_TYPES = frozenset(
 )
 _FROM = re.compile(r"[0-9A-Za-z.:*?/!-]+(,[0-9A-Za-z.:*?/!-]+)*")
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
-PRUNE_CRON = "23 * * * *"  # hourly: a disk filled between two prunes is a failed backup
+PROTECT_DAYS = 7  # append-only's default window: a week to notice a stolen key's burst
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class HostSetupOptions:
     keep_daily: int = 0
     keep_weekly: int = 0
     keep_monthly: int = 0
+    protect_days: int | None = None  # the host deletes no copy it received more recently
+    max_per_day: int = 48  # new copies the service accepts per 24 hours
     root: Path = Path("/")  # where /etc/cron.d is (tests); the account is always real
     program: Path | None = None  # the k3s-backup the forced command runs [default: this one]
 
@@ -93,12 +98,22 @@ def home_of(options: HostSetupOptions) -> Path:
     return options.home or Path("/var/lib") / options.user
 
 
+def protect_days(options: HostSetupOptions) -> int:
+    """--protect-days, else 7 for the host's own rotation (append-only); 0 where the node
+    rotates (prune): a window there would refuse the node's every rotation."""
+    if options.protect_days is not None:
+        return options.protect_days
+    return PROTECT_DAYS if options.mode == APPEND_ONLY else 0
+
+
 def retention_args(options: HostSetupOptions) -> str:
+    """The host's rotation rules, as serve and serve-prune take them."""
     args = f"--keep {options.keep}"
     for flag, count in (
         ("--keep-daily", options.keep_daily),
         ("--keep-weekly", options.keep_weekly),
         ("--keep-monthly", options.keep_monthly),
+        ("--protect-days", protect_days(options)),
     ):
         args += f" {flag} {count}" if count else ""
     return args
@@ -109,11 +124,12 @@ def serve_command(options: HostSetupOptions, program: Path) -> str:
         f"{plain_path(program, 'program')} serve --root {options.directory}"
         f" --cluster {options.cluster}"
     )
-    if options.mode == APPEND_ONLY:
-        return base + " --append-only"
     if options.mode == READ_ONLY:
         return base + " --read-only"
-    return f"{base} {retention_args(options)}"
+    limit = f" --max-per-day {options.max_per_day}" if options.max_per_day else ""
+    if options.mode == APPEND_ONLY:
+        return base + " --append-only" + limit
+    return f"{base} {retention_args(options)}{limit}"
 
 
 def key_line(options: HostSetupOptions, program: Path) -> str:
@@ -131,22 +147,34 @@ def merged_keys(existing: str, line: str) -> str:
     return "\n".join([*kept, line]) + "\n"
 
 
-def prune_cron(options: HostSetupOptions, program: Path) -> str:
-    command = (
-        f"{plain_path(program, 'program')} serve-prune --root {options.directory}"
-        f" --cluster {options.cluster} {retention_args(options)}"
-    )
-    return (
-        f"{MARKER}\n"
-        f"# Rotation of {options.directory} on the backup host: the node's key is append-only.\n"
-        f"{PRUNE_CRON} {options.user} {command} 2>&1 | logger -t k3s-backup-prune\n"
+def prune_job(options: HostSetupOptions, program: Path) -> schedule.PruneJob:
+    return schedule.PruneJob(
+        program, options.directory, options.cluster, options.user, retention_args(options)
     )
 
 
-def cron_path(options: HostSetupOptions) -> Path:
-    """Debian's cron ignores /etc/cron.d names holding a dot."""
-    suffix = re.sub(r"[^A-Za-z0-9_-]", "_", options.cluster)
-    return SystemPaths(options.root).under(f"/etc/cron.d/k3s-backup-prune-{suffix}")
+def install_rotation(options: HostSetupOptions, program: Path, env: Environment) -> str:
+    """The daily serve-prune (systemd timer, enabled, where systemd runs, else cron); what
+    was installed, for the operator."""
+    paths = SystemPaths(options.root)
+    job = prune_job(options, program)
+    wanted, other = schedule.files(paths, job)
+    for path in other:
+        if is_ours(path):  # the other scheduler's file, from an earlier run: one schedule only
+            path.unlink()
+    for path, content in wanted:
+        write_file(path, content, 0o644)
+    if not schedule.systemd_runs(paths):
+        return str(wanted[0][0])
+    timer = f"{job.unit}.timer"
+    for command in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", timer]):
+        try:
+            done = run_command(command, timeout=120, env=env.environ)
+        except CommandError as exc:
+            raise ConfigError(str(exc)) from None
+        if done.returncode != 0:
+            raise ConfigError(f"`{shlex.join(command)}` failed: {done.stderr.strip()}")
+    return f"{timer} (enabled; {wanted[0][0]})"
 
 
 def ensure_account(options: HostSetupOptions, home: Path) -> pwd.struct_passwd:
@@ -210,9 +238,8 @@ def run_host_setup(options: HostSetupOptions, env: Environment) -> int:
     out.write(f"account {options.user}: the node's key runs only `k3s-backup serve` ({keys})\n")
     out.write(f"  {line}\n")
     if options.mode == APPEND_ONLY:
-        cron = cron_path(options)
-        write_file(cron, prune_cron(options, program), 0o644)
-        out.write(f"rotation on this host: {cron} ({retention_args(options)}, hourly)\n")
+        installed = install_rotation(options, program, env)
+        out.write(f"rotation on this host: {installed} ({retention_args(options)}, daily)\n")
     elif options.mode == PRUNE:
         out.write("the node rotates, within this host's retention (" + retention_args(options))
         out.write(")\n")
@@ -244,11 +271,25 @@ def run_host_setup(options: HostSetupOptions, env: Environment) -> int:
 @click.option("--keep-daily", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--keep-weekly", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--keep-monthly", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--protect-days",
+    type=click.IntRange(min=0),
+    help="Rotation never deletes a copy this host received in the last N days [default: 7 for"
+    " append-only; 0 for prune, where the node rotates].",
+)
+@click.option(
+    "--max-per-day",
+    type=click.IntRange(min=0),
+    default=48,
+    show_default=True,
+    help="New copies the service accepts per 24 hours (0: no limit).",
+)
 @ROOT_OPTION
 @pass_context
 def command(ctx: Context, /, **options: Any) -> int:
     """On the backup host, as root: an account whose key only runs the k3s-backup service.
 
     The account gets DIR and a root-owned authorized_keys line whose forced command is
-    `k3s-backup serve`; append-only keys also get rotation here (cron, `serve-prune`)."""
+    `k3s-backup serve`; append-only keys also get rotation here (a daily `serve-prune`,
+    a systemd timer or a cron file)."""
     return run_host_setup(HostSetupOptions(**options), ctx.env)

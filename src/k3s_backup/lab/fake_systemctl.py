@@ -1,4 +1,5 @@
 """A stand-in `systemctl` that knows one unit, `k3s`: it stops and starts the lab's etcd.
+Any other unit can be enabled (`enable [--now] UNIT`, recorded: `enabled_units`).
 
 Run as `python -m k3s_backup.lab.fake_systemctl --state STATEFILE <systemctl args...>`;
 the state is the fake k3s's (fake_k3s.FakeK3sState), which records the etcd's PID and ports.
@@ -18,6 +19,7 @@ from k3s_backup.plumbing.loopback import pid_runs, stop_pid
 
 ALWAYS_ACTIVE = ("cron", "ssh", "sshd")
 UNITS_FILENAME = "fake-systemctl-units.json"  # beside the state: {"unit": true|false}
+ENABLED_FILENAME = "fake-systemctl-enabled.json"  # beside the state: ["unit", ...]
 
 
 def set_unit_active(statefile: Path, unit: str, active: bool) -> None:
@@ -26,6 +28,19 @@ def set_unit_active(statefile: Path, unit: str, active: bool) -> None:
     units = json.loads(path.read_text()) if path.exists() else {}
     units[unit] = active
     path.write_text(json.dumps(units) + "\n")
+
+
+def enabled_units(statefile: Path) -> list[str]:
+    """The units `systemctl enable` was run for, in order."""
+    path = statefile.with_name(ENABLED_FILENAME)
+    return list(json.loads(path.read_text())) if path.exists() else []
+
+
+def _enable(statefile: Path, unit: str, now: bool) -> None:
+    path = statefile.with_name(ENABLED_FILENAME)
+    path.write_text(json.dumps([*enabled_units(statefile), unit]) + "\n")
+    if now:
+        set_unit_active(statefile, unit, True)
 
 
 def _unit_switch(statefile: Path, unit: str) -> bool | None:
@@ -62,6 +77,9 @@ class FakeSystemctl:
             self.stderr.write(f"fake systemctl: unsupported arguments: {' '.join(args)}\n")
             return 1
         verb, unit = words[0], _unit(words[1])
+        if verb == "enable" and unit != "k3s":
+            _enable(self.statefile, unit, "--now" in args)
+            return 0
         if unit != "k3s":
             return self._other_unit(verb, unit)
         actions = {

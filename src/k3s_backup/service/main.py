@@ -21,6 +21,9 @@ def _retention(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--keep", type=_positive, required=required, help="newest copies per node")
     for rule in ("daily", "weekly", "monthly"):
         parser.add_argument(f"--keep-{rule}", type=_count, default=0, help=f"GFS {rule} copies")
+    parser.add_argument(
+        "--protect-days", type=_count, default=0, help="keep every copy received in the last N days"
+    )
 
 
 def _positive(text: str) -> int:
@@ -48,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument("--append-only", action="store_true", help="never delete")
     access.add_argument("--read-only", action="store_true", help="list and read only")
     serve.add_argument("--max-size", type=_positive, default=1 << 40, help="largest copy, bytes")
+    serve.add_argument(
+        "--max-per-day", type=_count, default=0, help="new copies accepted per 24 h (0: any)"
+    )
     _retention(serve, required=False)
     prune = commands.add_parser("serve-prune", help="rotate a backup directory on this host")
     prune.add_argument("--root", type=Path, required=True, help="the backup directory")
@@ -74,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve-prune":
         from k3s_backup.service.prune import prune
 
-        return prune(args.root, args.cluster, _rules(args), args.dry_run, print)
+        return prune(args.root, args.cluster, _rules(args), args.protect_days, args.dry_run, print)
     from k3s_backup.service.server import Settings, run
 
     for signum in (signal.SIGHUP, signal.SIGTERM):  # sshd's hang-up: an upload's temporary
@@ -87,7 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("a key that may delete needs this host's retention: --keep N")
         except SystemExit as exit_:
             return int(exit_.code or 2)
-    settings = Settings(args.root, args.cluster, mode, _rules(args), args.max_size)
+    settings = Settings(
+        args.root,
+        args.cluster,
+        mode,
+        _rules(args),
+        args.max_size,
+        protect_days=args.protect_days,
+        max_per_day=args.max_per_day,
+    )
     with open(0, "rb", buffering=0, closefd=False) as rx, open(1, "wb", closefd=False) as tx:
         return run(settings, rx, tx)
 

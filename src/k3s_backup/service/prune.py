@@ -1,7 +1,8 @@
 """`k3s-backup serve-prune`: rotation on the backup host, for append-only keys.
 
 The same rules as the node's rotation (policy/retention.py, per node; another lineage kept:
-service/hostplan.py), applied to one directory by the host's own schedule. A copy goes first,
+service/hostplan.py), applied to one directory by the host's own schedule, by the host's own
+receive times and never to a copy received within --protect-days. A copy goes first,
 then its manifest and bundle, as on the node (catalogue/rotation.py); temporaries no upload
 has touched for a day are removed too (a connection cut mid-upload leaves them).
 """
@@ -28,7 +29,12 @@ def _ours(cluster: str, name: str | None) -> bool:
 
 
 def prune(
-    root: Path, cluster: str, rules: GfsRules, dry_run: bool, say: Callable[[str], None]
+    root: Path,
+    cluster: str,
+    rules: GfsRules,
+    protect_days: int,
+    dry_run: bool,
+    say: Callable[[str], None],
 ) -> int:
     """Rotate `root`; 0 when done, 1 when the directory could not be read or a file removed."""
     try:
@@ -37,8 +43,9 @@ def prune(
         say(f"error: {exc}")
         return 1
     try:
-        names = sorted(entry.name for entry in store.entries())
-        plan = host_plan(store, cluster, names, rules)
+        entries = store.entries()
+        names = sorted(entry.name for entry in entries)
+        plan = host_plan(store, cluster, entries, rules, protect_days, now())
         verb = "would remove" if dry_run else "remove"
         for name in plan.keep:
             say(f"{root}: keep   {name.filename}")

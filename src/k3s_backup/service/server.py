@@ -21,7 +21,7 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.retention import GfsRules
 from k3s_backup.service import hostplan, protocol
 from k3s_backup.service.protocol import ProtocolError
-from k3s_backup.service.store import Store, StoreError
+from k3s_backup.service.store import Entry, Store, StoreError
 from k3s_backup.targets.base import final_of_temp
 
 FUTURE_SLACK = 24 * 3600  # a copy dated further ahead than this is refused (see _check_date)
@@ -36,6 +36,8 @@ class Settings:
     rules: GfsRules  # the host's retention: what a delete in prune mode may remove
     max_size: int  # the largest copy accepted
     now: Callable[[], float] = time.time
+    protect_days: int = 0  # a copy received more recently is never deleted (prune mode)
+    max_per_day: int = 0  # new copies accepted per 24 hours, 0: no limit
 
 
 class Refused(Exception):
@@ -134,6 +136,23 @@ class Server:
         if parsed is not None and parsed.unix > self.settings.now() + FUTURE_SLACK:
             raise Refused("future", f"{name} is dated after the backup host's clock by over a day")
 
+    def _check_rate(self, name: str) -> None:
+        """At most `max_per_day` new copies in 24 hours, by the host's receive times: a stolen
+        key's burst of forged copies fills neither the disk nor the protection window."""
+        limit, cluster = self.settings.max_per_day, self.settings.cluster
+        if not limit or not naming.is_ours(cluster, name) or self.store.stat(name) is not None:
+            return  # a sidecar, or a retried upload of a copy already here
+        since = self.settings.now() - 86400
+        recent = [e for e in self.store.entries() if naming.is_ours(cluster, e.name)]
+        count = len([e for e in recent if e.mtime > since])
+        if count >= limit:
+            raise Refused(
+                "rate",
+                f"{name}: this host received {count} copies of {cluster} in the last 24 hours,"
+                f" the most it accepts (serve --max-per-day {limit}); if this node really backs"
+                " up more often, raise it with host-setup --max-per-day",
+            )
+
     # -- operations ------------------------------------------------------------------------
 
     def list(self, request: dict[str, Any]) -> None:
@@ -175,6 +194,7 @@ class Server:
         self.writable("put")
         name = self.name(request)
         self._check_date(name)
+        self._check_rate(name)
         announced = protocol.integer(request, "size", 0)
         limit = self.settings.max_size
         if announced > limit:
@@ -241,22 +261,35 @@ class Server:
         if name not in present:
             self.reply()
             return
-        plan = host_plan(self.store, self.settings.cluster, sorted(present), self.settings.rules)
+        settings = self.settings
+        plan = host_plan(
+            self.store,
+            settings.cluster,
+            entries,
+            settings.rules,
+            settings.protect_days,
+            settings.now(),
+        )
         if not hostplan.removable(self.settings.cluster, name, present, plan):
             raise Refused("kept", f"delete {name}: the backup host's retention keeps it")
         self.store.delete(name)
         self.reply()
 
 
-def host_plan(store: Store, cluster: str, names: list[str], rules: GfsRules) -> hostplan.HostPlan:
-    """The host's rotation plan, each copy's lineage read from its manifest's claim."""
+def host_plan(
+    store: Store, cluster: str, entries: list[Entry], rules: GfsRules, protect_days: int, now: float
+) -> hostplan.HostPlan:
+    """The host's rotation plan: each copy's lineage read from its manifest's claim, its time
+    the host's own (the mtime of the file the service wrote), never the name's."""
 
     def lineage(snapshot: str) -> str | None:
         manifest = store.read_manifest(naming.manifest_name(snapshot))
         uid = manifest.get("cluster_uid") if manifest else None
         return uid if isinstance(uid, str) else None
 
-    return hostplan.plan(cluster, names, lineage, rules)
+    times = {entry.name: entry.mtime for entry in entries}
+    received = hostplan.Received(times.get, now, protect_days * 86400.0)
+    return hostplan.plan(cluster, sorted(times), lineage, rules, received)
 
 
 def run(settings: Settings, rx: protocol.Reader, tx: protocol.Writer) -> int:
