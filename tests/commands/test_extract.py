@@ -575,6 +575,18 @@ def backed_up(lab, tmp_path):
     return config
 
 
+@pytest.mark.parametrize("how", ["name", "prefix"])
+def test_a_snapshot_named_or_prefixed_is_fetched_from_the_target_and_verified(lab, backed_up, how):
+    [local] = [p for p in lab.snapshot_dir.iterdir() if p.name.startswith("k3s-lab-")]
+    local.unlink()  # only the copy on the backup host is left
+    wanted = local.name if how == "name" else local.name[: len("k3s-lab-20261123")]
+    args = ["--config", str(backed_up), "extract", wanted, "-n", "shop", "-o", "json"]
+    result = invoke([*args, "--resource", "secrets"], environ=lab.env())
+    assert result.code == 0, result.stderr
+    [secret] = items(result)
+    assert secret == enc.without_server_fields(enc.BUILT_INS["Secret"]()[1])
+
+
 def test_apply_dry_runs_on_the_server_then_applies_and_reports_each_object(lab, backed_up):
     args = ["--config", str(backed_up), "extract", "latest", "-n", "shop", "--resource"]
     result = invoke([*args, "secrets", "--apply"], environ=lab.env())
