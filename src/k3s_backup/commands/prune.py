@@ -19,9 +19,7 @@ from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
     LocalManifests,
-    local_copies,
-    target_copies,
-    with_identities,
+    identified_copies,
 )
 from k3s_backup.catalogue.rotation import Locked, plan, remove_one, rules_of
 from k3s_backup.cli_options import Context, pass_context
@@ -109,9 +107,7 @@ class Pruner:
         return lambda line: self.report.info(f"{location}: {line}")
 
     def local(self) -> None:
-        copies = self.manifests.with_identities(
-            local_copies(self.config.snapshot_dir, self.config.cluster_name)
-        )
+        copies = self.manifests.local_copies(self.config.cluster_name)
         owned, rules = self.owned(LOCAL, copies), GfsRules(last=self.config.keep_local)
         unshipped = self.unshipped(owned, rules)
         retention = plan(owned, rules, unshipped)
@@ -140,11 +136,7 @@ class Pruner:
 
     def targets(self) -> bool:
         """Whether every target could be pruned."""
-        known = self.manifests.known(
-            self.manifests.with_identities(
-                local_copies(self.config.snapshot_dir, self.config.cluster_name)
-            )
-        )
+        known = self.manifests.known(self.manifests.local_copies(self.config.cluster_name))
         failed = False
         for target_config in self.config.targets:
             try:
@@ -166,7 +158,7 @@ class Pruner:
 
         def survey(target: Target) -> tuple[list[Copy], dict[str, Locked | None]]:
             """The copies there and, for a dry run, which of those to remove are locked."""
-            copies = with_identities(target, target_copies(target, cluster), known)
+            copies = identified_copies(target, cluster, known)
             removal = plan(self.split(copies)[0], rules, frozenset()).remove
             locked = locked_in(target) if self.dry_run else lambda name: None
             return copies, {name.filename: locked(name) for name in removal}
