@@ -36,7 +36,7 @@ from k3s_backup.report import Reporter
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.retry import Retrying
+from k3s_backup.targets.retry import Retrying, without_name
 
 
 def _words(reasons: list[Reason]) -> str:
@@ -143,7 +143,7 @@ class Pruner:
                 self.target(target_config, known)
             except BackupError as exc:
                 failed = True
-                said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
+                said = without_name(target_config.name, exc)
                 self.report.error(f"target {target_config.name}: {said}")
         return not failed
 
