@@ -14,9 +14,8 @@ from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
     LocalManifests,
+    identified_copies,
     local_copies,
-    target_copies,
-    with_identities,
 )
 from k3s_backup.config import Config
 from k3s_backup.errors import BackupError
@@ -123,14 +122,13 @@ def survey(
 ) -> dict[str, list[Copy]]:
     """Every copy of this cluster name at every location, with identities; a location that
     cannot be read is named through `warn` and left out."""
-    local = manifests.with_identities(local_copies(config.snapshot_dir, config.cluster_name))
+    local = manifests.local_copies(config.cluster_name)
     known = manifests.known(local)
     held = {LOCAL: local}
     for target_config in config.targets:
         try:
             with open_target(target_config, config.cluster_name) as target:
-                copies = target_copies(target, config.cluster_name)
-                held[target.name] = with_identities(target, copies, known)
+                held[target.name] = identified_copies(target, config.cluster_name, known)
         except BackupError as exc:
             warn(f"cannot list {target_config.name}: {exc}")
     return held

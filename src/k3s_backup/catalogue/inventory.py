@@ -118,6 +118,13 @@ def local_bundle_path(state_dir: Path, filename: str) -> Path:
     return state_dir / "bundles" / naming.bundle_name(filename)
 
 
+def identified_copies(
+    target: Target, cluster: str, known: dict[str, ClusterIdentity | None]
+) -> list[Copy]:
+    """The target's copies of `cluster`, with identities (with_identities)."""
+    return with_identities(target, target_copies(target, cluster), known)
+
+
 class LocalManifests:
     """Manifests of the snapshots in K3s's snapshot dir, kept under state_dir."""
 
@@ -171,6 +178,10 @@ class LocalManifests:
 
     def with_identities(self, copies: list[Copy]) -> list[Copy]:
         return [replace(copy, identity=self.identity(copy.name)) for copy in copies]
+
+    def local_copies(self, cluster: str) -> list[Copy]:
+        """This node's copies of `cluster`, with the identities their manifests record."""
+        return self.with_identities(local_copies(self.snapshot_dir, cluster))
 
     def known(self, copies: list[Copy]) -> dict[str, ClusterIdentity | None]:
         """Snapshot name -> identity, for the local copies: what a target's older manifests

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -132,6 +132,23 @@ def _resolve(
     trust = Trust.of(config.recovery_key_file, allow_unauthenticated)
     fetched = fetch_verified(config, quiet, reporter, copies, workdir, identities, trust)
     return fetched.plain, fetched.location, chosen, FETCHED
+
+
+@dataclass(frozen=True)
+class SnapshotAccess:
+    """How a reading command (inspect, diff) reaches the snapshots it is given by name: the
+    configuration, the age identity for encrypted copies, and whether a copy without a MAC may
+    be used. One value instead of the same three arguments through every layer."""
+
+    load_config: ConfigLoader
+    env: Environment
+    identity: Path | None = None
+    allow_unauthenticated: bool = False
+
+    def open(self, name: str) -> AbstractContextManager[OpenedSnapshot]:
+        return open_snapshot(
+            name, self.load_config, self.env, self.identity, self.allow_unauthenticated
+        )
 
 
 def _work_parent(name: str, load_config: ConfigLoader) -> Path | None:

@@ -19,7 +19,6 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.inventory import (
@@ -37,6 +36,7 @@ from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, SnapshotError
 from k3s_backup.formats.etcd_snapshot import SnapshotCheck
+from k3s_backup.plumbing.closable import Closable
 from k3s_backup.plumbing.progress import TransferBar
 from k3s_backup.plumbing.streams import (
     HashingWriter,
@@ -63,7 +63,7 @@ class FetchedCopy:
     check: SnapshotCheck
 
 
-class _Download(HashingWriter):
+class _Download(HashingWriter, Closable):
     """A 0600 file that hashes what is written and drives a progress bar on a terminal."""
 
     def __init__(self, path: Path, label: str, size: int, env: Environment) -> None:
@@ -75,16 +75,8 @@ class _Download(HashingWriter):
         self.bar.advance(len(data))
         return super().write(data)
 
-    def __enter__(self) -> _Download:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.bar.__exit__(exc_type, exc, tb)
+    def finish(self, ok: bool) -> None:
+        self.bar.finish(ok)
         self.dest.flush()
         os.fsync(self.dest.fileno())
         self.dest.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from k3s_backup.catalogue.opening import ConfigLoader, damage_named, open_snapshot
+from k3s_backup.catalogue.opening import SnapshotAccess, damage_named
 from k3s_backup.catalogue.reading import Reading, read_snapshot, show_key
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
@@ -102,17 +102,15 @@ def _write_text(result: dict[str, Any], env: Environment) -> None:
 def diff(
     first: str,
     second: str,
-    load_config: ConfigLoader,
-    env: Environment,
+    access: SnapshotAccess,
     as_json: bool,
-    identity: Path | None = None,
-    allow_unauthenticated: bool = False,
     timeout: float = INSPECT_TIMEOUT,
 ) -> ExitCode:
+    env = access.env
     with (
         time_limit(timeout, f"diff of {first} and {second}"),
-        open_snapshot(first, load_config, env, identity, allow_unauthenticated) as old_copy,
-        open_snapshot(second, load_config, env, identity, allow_unauthenticated) as new_copy,
+        access.open(first) as old_copy,
+        access.open(second) as new_copy,
         ExitStack() as databases,
     ):
         with damage_named(old_copy):
@@ -154,4 +152,5 @@ def command(
     timeout: float,
 ) -> int:
     """Objects added, removed and changed from snapshot OLD to NEW."""
-    return diff(old, new, ctx.config, ctx.env, as_json, identity, allow_unauthenticated, timeout)
+    access = SnapshotAccess(ctx.config, ctx.env, identity, allow_unauthenticated)
+    return diff(old, new, access, as_json, timeout)

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from k3s_backup.catalogue.opening import ConfigLoader, OpenedSnapshot, damage_named, open_snapshot
+from k3s_backup.catalogue.opening import OpenedSnapshot, SnapshotAccess, damage_named
 from k3s_backup.catalogue.reading import Reading, classify, reading_of, show_key
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
@@ -219,19 +219,14 @@ def _get(copy: OpenedSnapshot, key: str, as_json: bool, env: Environment) -> Exi
 
 def inspect(
     name: str,
-    load_config: ConfigLoader,
-    env: Environment,
+    access: SnapshotAccess,
     as_json: bool,
     keys_prefix: str | None,
     get_key: str | None,
-    identity: Path | None = None,
-    allow_unauthenticated: bool = False,
     timeout: float = INSPECT_TIMEOUT,
 ) -> ExitCode:
-    with (
-        time_limit(timeout, f"inspect of {name}"),
-        open_snapshot(name, load_config, env, identity, allow_unauthenticated) as copy,
-    ):
+    env = access.env
+    with time_limit(timeout, f"inspect of {name}"), access.open(name) as copy:
         if get_key is not None:
             return _get(copy, get_key, as_json, env)
         prefix = keys_prefix.encode(errors="surrogateescape") if keys_prefix else b""
@@ -275,14 +270,5 @@ def command(
     """
     if keys_prefix is not None and get_key is not None:
         raise click.UsageError("--keys and --get cannot be combined")
-    return inspect(
-        snapshot,
-        ctx.config,
-        ctx.env,
-        as_json,
-        keys_prefix,
-        get_key,
-        identity,
-        allow_unauthenticated,
-        timeout,
-    )
+    access = SnapshotAccess(ctx.config, ctx.env, identity, allow_unauthenticated)
+    return inspect(snapshot, access, as_json, keys_prefix, get_key, timeout)

@@ -19,10 +19,10 @@ from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust
 from k3s_backup.cli_options import Context, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
-from k3s_backup.errors import BackupError, ExitCode
+from k3s_backup.errors import ExitCode
 from k3s_backup.report import Reporter, human_size, shown_time
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.retry import on_target
+from k3s_backup.targets.retry import on_every_target
 
 
 def _entry(
@@ -98,17 +98,14 @@ def collect(config: Config, env: Environment) -> tuple[list[dict[str, Any]], lis
         entries.append(_entry(copy.name.filename, LOCAL, copy.size, copy.name.unix, local))
     trust = Trust.of(config.recovery_key_file)
     reporter = Reporter(env, None)
-    for target_config in config.targets:
-        try:
-            entries += on_target(
-                target_config,
-                config.cluster_name,
-                reporter,
-                lambda target: _target_entries(config, target, trust, known),
-            )
-        except BackupError as exc:
-            said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
-            problems.append(f"{target_config.name}: {said}")
+
+    def failed(name: str, said: str) -> list[dict[str, Any]]:
+        problems.append(f"{name}: {said}")
+        return []
+
+    entries += on_every_target(
+        config, reporter, lambda target: _target_entries(config, target, trust, known), failed
+    )
     return entries, problems
 
 

@@ -19,9 +19,7 @@ from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
     LocalManifests,
-    local_copies,
-    target_copies,
-    with_identities,
+    identified_copies,
 )
 from k3s_backup.catalogue.rotation import Locked, plan, remove_one, rules_of
 from k3s_backup.cli_options import Context, pass_context
@@ -38,7 +36,7 @@ from k3s_backup.report import Reporter
 from k3s_backup.sources.factory import open_source
 from k3s_backup.state import read_state
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.retry import Retrying
+from k3s_backup.targets.retry import Retrying, without_name
 
 
 def _words(reasons: list[Reason]) -> str:
@@ -109,9 +107,7 @@ class Pruner:
         return lambda line: self.report.info(f"{location}: {line}")
 
     def local(self) -> None:
-        copies = self.manifests.with_identities(
-            local_copies(self.config.snapshot_dir, self.config.cluster_name)
-        )
+        copies = self.manifests.local_copies(self.config.cluster_name)
         owned, rules = self.owned(LOCAL, copies), GfsRules(last=self.config.keep_local)
         unshipped = self.unshipped(owned, rules)
         retention = plan(owned, rules, unshipped)
@@ -140,18 +136,14 @@ class Pruner:
 
     def targets(self) -> bool:
         """Whether every target could be pruned."""
-        known = self.manifests.known(
-            self.manifests.with_identities(
-                local_copies(self.config.snapshot_dir, self.config.cluster_name)
-            )
-        )
+        known = self.manifests.known(self.manifests.local_copies(self.config.cluster_name))
         failed = False
         for target_config in self.config.targets:
             try:
                 self.target(target_config, known)
             except BackupError as exc:
                 failed = True
-                said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
+                said = without_name(target_config.name, exc)
                 self.report.error(f"target {target_config.name}: {said}")
         return not failed
 
@@ -166,7 +158,7 @@ class Pruner:
 
         def survey(target: Target) -> tuple[list[Copy], dict[str, Locked | None]]:
             """The copies there and, for a dry run, which of those to remove are locked."""
-            copies = with_identities(target, target_copies(target, cluster), known)
+            copies = identified_copies(target, cluster, known)
             removal = plan(self.split(copies)[0], rules, frozenset()).remove
             locked = locked_in(target) if self.dry_run else lambda name: None
             return copies, {name.filename: locked(name) for name in removal}

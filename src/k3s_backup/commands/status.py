@@ -37,6 +37,7 @@ from k3s_backup.scheduling import SystemPaths, config_file, installed_schedules
 from k3s_backup.sources.factory import choose_source, node_name
 from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.retry import without_name
 
 CLOCK_SKEW = timedelta(minutes=5)  # a name this far ahead of our clock is from the future
 
@@ -118,7 +119,7 @@ def collect_targets(config: Config, status: Status, now: datetime) -> list[Copy]
             with open_target(target_config, config.cluster_name) as target:
                 copies = target_copies(target, config.cluster_name)
         except BackupError as exc:
-            location.error = str(exc).removeprefix(f"{target_config.name}: ").splitlines()[0]
+            location.error = without_name(target_config.name, exc).splitlines()[0]
             status.add(FAIL, f"target {target_config.name} cannot be read: {location.error}")
             status.targets.append(location)
             continue

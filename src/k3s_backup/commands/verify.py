@@ -28,7 +28,7 @@ from k3s_backup.formats.snapshot import check_snapshot
 from k3s_backup.plumbing.streams import sha256_stream
 from k3s_backup.report import Reporter
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.retry import on_target
+from k3s_backup.targets.retry import on_every_target, without_name
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def _copy_problem(
     try:
         trust.check(manifest, filename, target.name, encrypting)
     except NotAuthentic as exc:
-        return str(exc).removeprefix(f"{target.name}: ")
+        return without_name(target.name, exc)
     if size != manifest.size:
         return f"size {size} differs from the manifest's {manifest.size} (truncated?)"
     stored = target.sha256(filename)
@@ -117,17 +117,12 @@ def verify_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
     findings = _verify_local(config)
     trust = Trust.of(config.recovery_key_file)
     reporter = Reporter(env, None)
-    for target_config in config.targets:
-        try:
-            findings += on_target(
-                target_config,
-                config.cluster_name,
-                reporter,
-                lambda target: _verify_target(config, target, trust),
-            )
-        except BackupError as exc:
-            said = str(exc).removeprefix(f"{target_config.name}: ")  # named once
-            findings.append(Finding("*", target_config.name, False, said))
+    findings += on_every_target(
+        config,
+        reporter,
+        lambda target: _verify_target(config, target, trust),
+        lambda name, said: [Finding("*", name, False, said)],
+    )
     if as_json:
         env.stdout.write(json.dumps([asdict(f) for f in findings], indent=2) + "\n")
     else:

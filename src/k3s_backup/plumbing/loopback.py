@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
+
+from k3s_backup.plumbing.closable import Closable
 
 POLL_INTERVAL = 0.02
 STOP_TIMEOUT = 5.0
@@ -137,7 +138,7 @@ def stop_child(proc: subprocess.Popen[Any] | None, timeout: float = STOP_TIMEOUT
         proc.wait(timeout)
 
 
-class Service:
+class Service(Closable):
     """A server the tests start and stop: a context manager around `start` and `stop`."""
 
     def start(self) -> Self:
@@ -149,10 +150,5 @@ class Service:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()

@@ -14,10 +14,10 @@ from __future__ import annotations
 import io
 import os
 import time
-from types import TracebackType
-from typing import TextIO
+from typing import Self, TextIO
 
 from k3s_backup.environment import Environment
+from k3s_backup.plumbing.closable import Closable
 from k3s_backup.report import human_size
 
 REDRAW_EVERY = 0.1  # seconds: a redraw per chunk would cost more than the transfer's output
@@ -100,7 +100,7 @@ def _fit_label(label: str, space: int) -> str:
     return shorten(label, space)
 
 
-class TransferBar:
+class TransferBar(Closable):
     """`advance(n)` after every chunk; a no-op unless stderr is a terminal."""
 
     def __init__(self, env: Environment, label: str, total: int) -> None:
@@ -131,20 +131,16 @@ class TransferBar:
             self._drawn_at = now
             self._draw()
 
-    def __enter__(self) -> TransferBar:
+    def __enter__(self) -> Self:
         if self._out is not None:
             self._draw()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def finish(self, ok: bool) -> None:
+        """The bar drawn full only when the transfer completed; then a newline."""
         if self._out is None:
             return
-        if exc_type is None:
+        if ok:
             self._draw(finished=True)
         if self._drawn:
             self._out.write("\n")  # what follows starts on its own line

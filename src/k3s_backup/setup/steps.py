@@ -29,11 +29,9 @@ from k3s_backup.setup.schedule import schedule_plan
 from k3s_backup.setup.values import SetupStop, desired, rerun_command
 from k3s_backup.ssh import nodekeys
 from k3s_backup.ssh.hostkeys import (
-    HostKeyChanged,
-    fetch_host_key,
+    check_host_key,
     fingerprint,
     host_key_file,
-    known_key,
     shown,
     trust_host_key,
 )
@@ -122,12 +120,9 @@ class Setup(Console):
         key = target.identity_file
         if key.exists():
             try:
-                key_fingerprint = nodekeys.key_fingerprint(key)
+                key_fingerprint = nodekeys.usable_key(key)
             except KeyFileError as exc:
                 raise SetupStop(str(exc)) from None
-            problem = nodekeys.unsafe_permissions(key)
-            if problem:
-                raise SetupStop(f"{key}: {problem}; fix it with `chmod 600 {key}`")
             self.result(f"exists ({key_fingerprint}), mode 0600: unchanged")
             return
 
@@ -142,18 +137,15 @@ class Setup(Console):
 
     def host_key(self, target: SshTargetConfig) -> None:
         self.step(2, f"Host key of {target.host}:{target.port}")
-        known = known_key(target.known_hosts, target.host, target.port)
-        types = [k.get_name() for k in known] or None
         try:
-            offered = fetch_host_key(target.host, target.port, float(target.connect_timeout), types)
-        except BackupError as exc:
+            offered, known = check_host_key(
+                target.host, target.port, target.known_hosts, float(target.connect_timeout)
+            )
+        except BackupError as exc:  # no handshake, or the key CHANGED
             raise SetupStop(str(exc)) from None
         if known:
-            if any(k == offered for k in known):
-                self.result(f"{shown(offered)} already in {target.known_hosts}: unchanged")
-                return
-            changed = HostKeyChanged(target.host, target.port, target.known_hosts, known, offered)
-            raise SetupStop(str(changed))
+            self.result(f"{shown(offered)} already in {target.known_hosts}: unchanged")
+            return
         self.result(f"the host offers {shown(offered)}; it is not in {target.known_hosts}")
         self.result(f"check it ON THE BACKUP HOST: ssh-keygen -lf {host_key_file(offered)}")
         self.decide_trust(target, offered)

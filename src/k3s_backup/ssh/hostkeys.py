@@ -79,6 +79,21 @@ def known_key(known_hosts: Path, host: str, port: int) -> list[paramiko.PKey]:
     return list(entry.values()) if entry else []
 
 
+def check_host_key(
+    host: str, port: int, known_hosts: Path, timeout: float
+) -> tuple[paramiko.PKey, bool]:
+    """The key host:port offers, and whether known_hosts already holds it (False: not known
+    yet, for the operator to check). HostKeyChanged when known_hosts holds other keys for it;
+    TargetError when no handshake completes."""
+    known = known_key(known_hosts, host, port)
+    offered = fetch_host_key(host, port, timeout, [k.get_name() for k in known] or None)
+    if not known:
+        return offered, False
+    if not any(k == offered for k in known):
+        raise HostKeyChanged(host, port, known_hosts, known, offered)
+    return offered, True
+
+
 def trust_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) -> None:
     """Append the host's key line to known_hosts (created 0600, its dir 0700)."""
     known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

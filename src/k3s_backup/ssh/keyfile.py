@@ -24,8 +24,8 @@ MAX_KEY_SIZE = 64 * 1024  # an RSA 16384-bit key in PEM is under 13 KiB
 class KeyFileError(TargetError):
     """`identity_file` cannot be used as a key; `problem` is what, `fix` how to mend it."""
 
-    def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(f"{problem}; {fix}")
+    def __init__(self, problem: str, fix: str, message: str | None = None) -> None:
+        super().__init__(message or f"{problem}; {fix}")
         self.problem = problem
         self.fix = fix
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from k3s_backup.ssh.hostkeys import fingerprint
-from k3s_backup.ssh.keyfile import load_private_key
+from k3s_backup.ssh.keyfile import KeyFileError, load_private_key
 
 # What `k3s-backup` does over SSH: the SFTP subsystem and one `sha256sum -- <path>` exec. So a
 # forced command (command="internal-sftp") would break verification. `restrict` turns off every
@@ -71,6 +71,17 @@ def restricted_line(public: str, from_hosts: str | None) -> str:
 
 def key_fingerprint(private: Path) -> str:
     return fingerprint(load_private_key(private))
+
+
+def usable_key(path: Path) -> str:
+    """The fingerprint of the existing key at `path`, or KeyFileError: it cannot be loaded, or
+    its permissions let others read it (the fix: chmod 600)."""
+    found = key_fingerprint(path)
+    problem = unsafe_permissions(path)
+    if problem:
+        fix = f"chmod 600 {path}"
+        raise KeyFileError(f"{path}: {problem}", fix, f"{path}: {problem}; fix it with `{fix}`")
+    return found
 
 
 def unsafe_permissions(path: Path) -> str | None:

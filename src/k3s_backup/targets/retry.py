@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from k3s_backup.config import TargetConfig
-from k3s_backup.errors import TargetUnreachable
+from k3s_backup.config import Config, TargetConfig
+from k3s_backup.errors import BackupError, TargetUnreachable
 from k3s_backup.plumbing.retry import Retry
 from k3s_backup.policy.schedule import DEFAULT_SCHEDULE
 from k3s_backup.report import Reporter
@@ -74,7 +74,7 @@ class Retrying:
 
     def _notice(self, exc: Exception, delay: float, attempt: int, attempts: int) -> None:
         name = self.config.name
-        said = str(exc).removeprefix(f"{name}: ")  # a backend's message starts with its name
+        said = without_name(name, exc)
         self.report.warn(
             f"target {name}: {said}; trying again in {delay:g} s (attempt {attempt} of {attempts})"
         )
@@ -85,3 +85,26 @@ def on_target(
 ) -> T:
     """`work` on the target, tried again after a link failure as its configuration says."""
     return Retrying(config, cluster, reporter)(work)
+
+
+def on_every_target(
+    config: Config,
+    reporter: Reporter,
+    work: Callable[[Target], list[T]],
+    failed: Callable[[str, str], list[T]],
+) -> list[T]:
+    """`work` on every configured target in turn (each as on_target); a target that fails
+    gives `failed(its name, the reason)` in its place, and the next target is tried."""
+    found: list[T] = []
+    for target_config in config.targets:
+        try:
+            found += on_target(target_config, config.cluster_name, reporter, work)
+        except BackupError as exc:
+            found += failed(target_config.name, without_name(target_config.name, exc))
+    return found
+
+
+def without_name(name: str, exc: BaseException) -> str:
+    """A target's error without the target's name a backend's message starts with, for a
+    caller that names the target itself (said once)."""
+    return str(exc).removeprefix(f"{name}: ")
