@@ -23,7 +23,7 @@ from types import TracebackType
 import click
 import pyrage
 
-from k3s_backup.catalogue import bundle
+from k3s_backup.catalogue import bundle, download
 from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
@@ -60,7 +60,7 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.retry import on_target
+from k3s_backup.targets.retry import on_target, one_connection_each
 
 LATEST = "latest"
 AGE_HEADER = b"age-encryption.org/v1"
@@ -93,6 +93,10 @@ class Fetched:
     location: str
     plain: Path  # the plain, verified snapshot file
     check: SnapshotCheck
+    # The cluster identity its authenticated manifest records for these very bytes (run read
+    # it from them), so that it need not be read again; `recorded` False: read it from `plain`.
+    recorded: bool = False
+    identity: ClusterIdentity | None = None
 
 
 def _locations(config: Config, source: str | None) -> list[str]:
@@ -341,6 +345,20 @@ def fetch_one(
     try:
         downloaded = work / f"stored-{copy.name.filename}"
         trust = trust or Trust.of(config.recovery_key_file)
+        if copy.location != LOCAL and download.streams(copy.name):
+            warn = Reporter(env, None).warn
+
+            def manifest_of(target: Target) -> Manifest:
+                manifest = _authentic_manifest(config, target, copy, trust, warn)
+                _check_announced(copy, manifest, downloaded)
+                return manifest
+
+            got = download.fetch_streamed(
+                config, env, copy.location, copy.name, manifest_of, work, identities
+            )
+            recorded = bool(got.manifest.mac) and got.manifest.cluster_uid is not None
+            identity = got.manifest.identity
+            return Fetched(got.name, copy.location, got.plain, got.check, recorded, identity)
         manifest = _manifest_and_download(config, copy, downloaded, env, trust)
         local_file = _local_form(config, manifest, downloaded, work, identities)
         local = naming.parse(config.cluster_name, local_file.name)
@@ -487,15 +505,16 @@ def fetch(
         raise ChoiceError(f"{out} already exists; not overwriting it (use --force to replace)")
     if not out.parent.is_dir():
         raise ChoiceError(f"{out.parent} does not exist; create it or write elsewhere")
-    candidates, _ = find_candidates(config, reporter, source)
-    name = choose(candidates, wanted)
-    workdir = private_workdir(out.parent, f".{out.name}.partial-")
-    try:
-        copies = copies_of(candidates, name)
-        fetched = fetch_verified(config, env, reporter, copies, workdir, identities, trust)
-        os.replace(fetched.plain, out)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with one_connection_each():  # the listing, the manifest and the copy on one connection
+        candidates, _ = find_candidates(config, reporter, source)
+        name = choose(candidates, wanted)
+        workdir = private_workdir(out.parent, f".{out.name}.partial-")
+        try:
+            copies = copies_of(candidates, name)
+            fetched = fetch_verified(config, env, reporter, copies, workdir, identities, trust)
+            os.replace(fetched.plain, out)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     if fetched.name.suffix == ".db":
         how = "with K3s stopped, it replaces <data-dir>/server/db/state.db (drop -wal and -shm)"
     else:

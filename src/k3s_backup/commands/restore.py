@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.recovery_key import Trust
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
@@ -45,6 +46,7 @@ from k3s_backup.commands.fetch import (
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, Interrupted
+from k3s_backup.plumbing.background import in_background
 from k3s_backup.plumbing.lock import exclusive_run
 from k3s_backup.plumbing.signals import SignalGuard
 from k3s_backup.report import Reporter
@@ -55,6 +57,7 @@ from k3s_backup.restore.executor import Executor
 from k3s_backup.restore.peers import select_nodes
 from k3s_backup.restore.plan import Step, letters
 from k3s_backup.restore.sqlite import SqliteExecutor
+from k3s_backup.targets.retry import one_connection_each
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,8 @@ class Restore:
         self.report.info(
             f"Plan to restore {fetched.name.filename} (verified copy from {fetched.location}):"
         )
-        lines, other_cluster = holdings(fetched.plain, self.config)
+        recorded = (fetched.identity,) if fetched.recorded else None
+        lines, other_cluster = holdings(fetched.plain, self.config, recorded)
         for line in lines:
             self.report.info(line)
         if other_cluster:
@@ -150,7 +154,8 @@ class Restore:
                 self.report.error(f"interrupted by {exc.name}{where}")
                 return exc.exit_code
 
-    def _run(self, workdir: Path) -> int:
+    def _fetch(self, workdir: Path) -> tuple[Fetched, bundle.Bundle | None]:
+        """The verified copy, and its restore bundle (None if no location has one)."""
         candidates, _ = find_candidates(
             self.config, self.report, self.options.source, identities=True
         )
@@ -172,9 +177,16 @@ class Restore:
         if self.options.source is not None:
             everywhere, _ = find_candidates(self.config, self.report, None)
         others = [c for c in copies_of(everywhere, name) if c not in nearest]
-        restore_bundle = fetch_bundle(self.config, self.report, nearest + others, identities, trust)
+        found = fetch_bundle(self.config, self.report, nearest + others, identities, trust)
+        return fetched, found
+
+    def _run(self, workdir: Path) -> int:
+        # `k3s --version` (for the pre-flight) runs while the copy is fetched
+        version = in_background(lambda: bundle.k3s_version(self.config.k3s.bin, self.env.environ))
+        with one_connection_each():  # listing, manifest, copy and bundle: one connection each
+            fetched, restore_bundle = self._fetch(workdir)
         problems = preflight.problems(
-            self.config, self.env, fetched.name.filename, fetched.check.size, restore_bundle
+            self.config, fetched.name.filename, fetched.check.size, restore_bundle, version()
         )
         force = self.options.force
         put_token = preflight.settle(problems, force, self._agree_to_token, self.report)

@@ -100,10 +100,16 @@ def cluster_lines(candidates: list[C]) -> list[str]:
     return lines
 
 
-def holdings(snapshot_file: Path, config: Config) -> tuple[list[str], str | None]:
+def holdings(
+    snapshot_file: Path, config: Config, recorded: tuple[ClusterIdentity | None] | None = None
+) -> tuple[list[str], str | None]:
     """The plan's lines on which cluster the snapshot and this node hold, and a warning when
-    the snapshot is of another cluster than the one this node runs."""
-    snapshot = read_identity(snapshot_file, snapshot_file.parent)
+    the snapshot is of another cluster than the one this node runs. `recorded`: the identity
+    an authenticated manifest records for these bytes (else read from the file)."""
+    if recorded is not None:
+        snapshot = recorded[0]
+    else:
+        snapshot = read_identity(snapshot_file, snapshot_file.parent)
     database = live_database(config.k3s.data_dir)
     current = read_identity(database, config.state_dir) if database else None
     now = describe(current) if database else "nothing (no datastore on this node yet)"

@@ -62,6 +62,7 @@ class Executor:
         self.guard: SignalGuard | None = None  # set while the steps run
         self.peers_stopped: list[RemoteNode] = []  # by this restore (or perhaps: link lost)
         self.data_untouched = False  # set by the recovery when nothing was restored here
+        self.last_table = ""  # what `kubectl get nodes` last printed
 
     # -- commands --------------------------------------------------------------------------
 
@@ -159,8 +160,8 @@ class Executor:
         result = self.run_local([self.k3s, "kubectl", "get", "nodes"], 60)
         if result.returncode != 0:
             return None
-        rows = (line.split() for line in result.stdout.splitlines()[1:])
-        return {row[0]: row[1].split(",")[0] for row in rows if len(row) >= 2}
+        self.last_table = result.stdout
+        return _statuses(result.stdout)
 
     def _node_ready(self) -> bool:
         nodes = self._nodes()
@@ -173,9 +174,12 @@ class Executor:
         )
 
     def show_nodes(self) -> None:
-        result = self._must([self.k3s, "kubectl", "get", "nodes"], 60)
-        self.report.info(result.stdout.rstrip())
-        stale = sorted(n for n, status in (self._nodes() or {}).items() if status != "Ready")
+        # the table that just reported this node Ready (step 4) if no other node was started
+        # since, else a new one
+        table = "" if self.servers or self.agents else self.last_table
+        table = table or self._must([self.k3s, "kubectl", "get", "nodes"], 60).stdout
+        self.report.info(table.rstrip())
+        stale = sorted(n for n, status in _statuses(table).items() if status != "Ready")
         if stale:
             self.report.warn(
                 f"the restored cluster lists nodes that are not Ready: {', '.join(stale)}."
@@ -259,3 +263,9 @@ class Executor:
 
     def recover_local(self) -> str:
         return recovery.etcd_local(self)
+
+
+def _statuses(table: str) -> dict[str, str]:
+    """Node name -> STATUS from the table `kubectl get nodes` prints."""
+    rows = (line.split() for line in table.splitlines()[1:])
+    return {row[0]: row[1].split(",")[0] for row in rows if len(row) >= 2}

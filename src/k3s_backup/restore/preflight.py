@@ -21,12 +21,10 @@ from k3s_backup.catalogue.bundle import (
     CONFIG,
     CONFIG_D,
     Bundle,
-    k3s_version,
     token_path,
     version_key,
 )
 from k3s_backup.config import Config
-from k3s_backup.environment import Environment
 from k3s_backup.report import Reporter, human_size
 
 DISK_MARGIN = 64 << 20  # etcd needs room beyond the database itself to start and compact
@@ -179,11 +177,11 @@ def version_problem(current: str | None, bundle: Bundle | None) -> Problem | Non
 
 
 def problems(
-    config: Config, env: Environment, snapshot: str, size: int, bundle: Bundle | None
+    config: Config, snapshot: str, size: int, bundle: Bundle | None, current_version: str | None
 ) -> list[Problem]:
-    """Every check's problem for restoring `snapshot` (`size` bytes, plain) on this node."""
+    """Every check's problem for restoring `snapshot` (`size` bytes, plain) on this node, whose
+    `k3s --version` said `current_version` (bundle.k3s_version)."""
     data_dir = config.k3s.data_dir
-    current_version = k3s_version(config.k3s.bin, env.environ)
     found = [
         missing_bundle(snapshot) if bundle is None else None,
         token_problem(data_dir, bundle),
