@@ -233,7 +233,7 @@ class _Decoding:
 
 
 def _write_and_check(plain: Readable, manifest: Manifest, partial: Path) -> SnapshotCheck:
-    """Write the plain snapshot to `partial` (0600, fsynced), at most its manifest's size,
+    """Write the plain snapshot to `partial` (0600), at most its manifest's size,
     checking it (trailer, bbolt pages, SHA-256) from the bytes as they pass."""
     limit = manifest.plain_size
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -246,8 +246,8 @@ def _write_and_check(plain: Readable, manifest: Manifest, partial: Path) -> Snap
             _refuse_more(plain, manifest)  # a bomb is a bomb before it is a bad snapshot
             raise SnapshotError(f"{partial.parent / manifest.snapshot}: {exc}") from None
         _refuse_more(plain, manifest)
-        out.flush()
-        os.fsync(out.fileno())
+    # Not fsynced: K3s reads it from the page cache right away, and a crash before then only
+    # means fetching it again (the two-step fetch's plain file was not fsynced either).
     return check
 
 

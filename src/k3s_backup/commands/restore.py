@@ -52,7 +52,7 @@ from k3s_backup.plumbing.signals import SignalGuard
 from k3s_backup.report import Reporter
 from k3s_backup.restore import preflight
 from k3s_backup.restore.apply import apply
-from k3s_backup.restore.choice import holdings, one_cluster
+from k3s_backup.restore.choice import Holding, holdings, node_holding, one_cluster
 from k3s_backup.restore.executor import Executor
 from k3s_backup.restore.peers import select_nodes
 from k3s_backup.restore.plan import Step, letters
@@ -131,12 +131,12 @@ class Restore:
         )
         return answer == cluster
 
-    def _show_plan(self, fetched: Fetched, steps: list[Step]) -> None:
+    def _show_plan(self, fetched: Fetched, steps: list[Step], holding: Holding) -> None:
         self.report.info(
             f"Plan to restore {fetched.name.filename} (verified copy from {fetched.location}):"
         )
         recorded = (fetched.identity,) if fetched.recorded else None
-        lines, other_cluster = holdings(fetched.plain, self.config, recorded)
+        lines, other_cluster = holdings(fetched.plain, recorded, holding)
         for line in lines:
             self.report.info(line)
         if other_cluster:
@@ -181,8 +181,10 @@ class Restore:
         return fetched, found
 
     def _run(self, workdir: Path) -> int:
-        # `k3s --version` (for the pre-flight) runs while the copy is fetched
+        # `k3s --version` (for the pre-flight) and reading what this node holds (for the plan)
+        # run while the copy is fetched
         version = in_background(lambda: bundle.k3s_version(self.config.k3s.bin, self.env.environ))
+        holding = in_background(lambda: node_holding(self.config))
         with one_connection_each():  # listing, manifest, copy and bundle: one connection each
             fetched, restore_bundle = self._fetch(workdir)
         problems = preflight.problems(
@@ -202,7 +204,7 @@ class Restore:
         )
         try:
             steps = executor.plan()
-            self._show_plan(fetched, steps)
+            self._show_plan(fetched, steps, holding())
             if self.options.dry_run:
                 self.report.info("Dry run: nothing was stopped or changed.")
                 return ExitCode.OK

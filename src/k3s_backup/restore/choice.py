@@ -100,8 +100,17 @@ def cluster_lines(candidates: list[C]) -> list[str]:
     return lines
 
 
+Holding = tuple[Path | None, ClusterIdentity | None]  # the live database, and its identity
+
+
+def node_holding(config: Config) -> Holding:
+    """What this node's datastore holds now (reading it takes a while: run it meanwhile)."""
+    database = live_database(config.k3s.data_dir)
+    return database, read_identity(database, config.state_dir) if database else None
+
+
 def holdings(
-    snapshot_file: Path, config: Config, recorded: tuple[ClusterIdentity | None] | None = None
+    snapshot_file: Path, recorded: tuple[ClusterIdentity | None] | None, holding: Holding
 ) -> tuple[list[str], str | None]:
     """The plan's lines on which cluster the snapshot and this node hold, and a warning when
     the snapshot is of another cluster than the one this node runs. `recorded`: the identity
@@ -110,8 +119,7 @@ def holdings(
         snapshot = recorded[0]
     else:
         snapshot = read_identity(snapshot_file, snapshot_file.parent)
-    database = live_database(config.k3s.data_dir)
-    current = read_identity(database, config.state_dir) if database else None
+    database, current = holding
     now = describe(current) if database else "nothing (no datastore on this node yet)"
     if current is None and database:
         now = f"unknown ({database} could not be read)"
