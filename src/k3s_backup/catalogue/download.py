@@ -85,7 +85,8 @@ def fetch_streamed(
         label = f"{stored.filename} from {location}"
         try:
             with TransferBar(env, label, manifest.size) as bar:
-                check = _one_pass(target, manifest, partial, identities, bar.advance)
+                where = f"{location}: {stored.filename}"
+                check = _one_pass(target, manifest, partial, identities, bar.advance, where)
             final = work / local.filename
             os.replace(partial, final)
             return Streamed(local, final, check, manifest)
@@ -120,7 +121,9 @@ def _one_pass(
     partial: Path,
     identities: Identities,
     advance: Callable[[int], object],
+    where: str,
 ) -> SnapshotCheck:
+    """The plain snapshot in `partial`, checked; `where` names the copy ("target: file")."""
     received: list[_Received] = []
 
     def download(pipe: BinaryIO) -> None:
@@ -135,10 +138,10 @@ def _one_pass(
             raise
         except Exception as failure:
             _drain(plain, *inner, raw)  # the whole copy, so that its own hash has the last word
-            _check_stored(manifest, received)
+            _check_stored(manifest, received, where)
             raise failure from None
         _drain(raw)  # zstd may stop at the frame's end: the rest must still be read and hashed
-        _check_stored(manifest, received)
+        _check_stored(manifest, received, where)
     if check.sha256 != manifest.plain_sha256 or check.size != manifest.plain_size:
         raise SnapshotError(
             f"{manifest.name} decodes to a file whose SHA-256 {check.sha256} is not the"
@@ -147,22 +150,27 @@ def _one_pass(
     return check
 
 
-def _check_stored(manifest: Manifest, received: list[_Received]) -> None:
+def _check_stored(manifest: Manifest, received: list[_Received], where: str) -> None:
     size = received[0].size if received else 0
     digest = received[0].digest.hexdigest() if received else ""
     if size != manifest.size or digest != manifest.sha256:
         raise SnapshotError(
-            f"{manifest.name} does not verify: SHA-256 {digest} ({size} bytes), the manifest"
-            f" says {manifest.sha256} ({manifest.size} bytes): corrupted or truncated"
+            f"{where} does not verify: SHA-256 {digest} ({size} bytes), the manifest says"
+            f" {manifest.sha256} ({manifest.size} bytes): corrupted or truncated"
         )
 
 
 def _drain(*readers: Readable) -> None:
-    """Read each to its end (outermost first, so a decoder thread finishes its input)."""
+    """Read each to its end (outermost first, so a decoder thread finishes its input); a
+    decoder's failure is already known, a link failure is the retry's."""
     for reader in readers:
-        with contextlib.suppress(Exception):
+        try:
             while reader.read(CHUNK_SIZE):
                 pass
+        except TargetUnreachable:
+            raise
+        except Exception:  # the decoder's own failure, raised by its caller
+            continue
 
 
 @contextlib.contextmanager
