@@ -6,22 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from k3s_backup.lab.lab import Lab
-from tests.commands.test_restore import Cli, Clock, change_keys, write_config, write_keys
-from tests.support.cli_runner import Result, invoke
+from tests.commands import test_fetch
+from tests.commands.test_restore import Cli, change_keys, write_keys
 
-
-@pytest.fixture
-def cli(lab: Lab, tmp_path: Path) -> Cli:
-    config = write_config(lab, tmp_path / "config.toml")
-    clock = Clock()
-
-    def run(*args: str) -> Result:
-        return invoke(["--config", str(config), *args], environ=lab.env(), now=clock)
-
-    return run
+cli = test_fetch.cli  # the fixture: the CLI on a config of the lab's
 
 
 def logins(lab: Lab) -> int:
