@@ -340,6 +340,52 @@ class Bench:
         return self.lab.etcd.endpoint  # the restarted etcd keeps the lab's ports
 
 
+S3_RESTORE = "k3s-backup restore latest --from s3 --yes"
+
+
+def s3_restores(bench: Bench, repeat: int) -> list[float]:
+    """`restore latest --from s3 --yes` against the test S3 server (moto, on loopback), after
+    one `run` to it; the same lab and checks as the SSH restores."""
+    import boto3
+
+    from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY, S3Server
+
+    marker = b"restore-marker-s3"
+    seconds: list[float] = []
+    with S3Server(bench.work / "s3") as server:
+        boto3.client(
+            "s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        ).create_bucket(Bucket="bench")  # fmt: skip
+        target = {
+            "name": "s3", "type": "s3", "bucket": "bench", "prefix": "k3s/", "keep": 7,
+            "endpoint_url": server.endpoint_url,
+            "credentials_file": str(server.write_credentials(bench.work / "s3-credentials")),
+        }  # fmt: skip
+        config = bench.lab.write_config(
+            bench.work / "config-s3.toml",
+            cluster_name="k3s-bench",
+            targets=[target],
+            k3s={
+                "bin": bench.lab.bin_dir / "k3s",
+                "data_dir": bench.lab.data_dir,
+                "config_dir": bench.lab.root / "etc",
+            },
+            restore={"ready_timeout": 600},
+        )
+        ours = [str(SCRIPT), "--config", str(config)]
+        bench.lab.etcd.put("/registry/bench/marker", marker)
+        measure([*ours, "run"], bench.env)
+        for _ in range(repeat):
+            bench.lab.etcd.put("/registry/bench/marker", b"changed after the backup")
+            command = [*ours, "restore", "latest", "--from", "s3", "--yes"]
+            seconds.append(measure(command, bench.env).seconds)
+            bench._check_marker(marker)
+            for old in (bench.lab.data_dir / "server" / "db").glob("etcd-old-*"):
+                shutil.rmtree(old)
+    return seconds
+
+
 # ---- report -----------------------------------------------------------------------------
 
 
@@ -418,6 +464,10 @@ def report(
             f" {ours_r / guide_r:.2f}x |",
             f"| the guide's manual steps, scripted | {guide_r:.2f} | 1.00x |",
         ]
+        if restore.get(S3_RESTORE):
+            s3_r = statistics.median(restore[S3_RESTORE])
+            row = f"| {S3_RESTORE} (moto on loopback) | {s3_r:.2f} | {s3_r / guide_r:.2f}x |"
+            lines.insert(-1, row)
     speed = (  # the issue's speed target for this snapshot size
         f"run on ~20 MB <= 0.8x the guide's script ({ours / guide:.2f}x)"
         if size < 256 * 2**20
@@ -461,6 +511,8 @@ def main() -> None:
             stored = bench.stored()  # before the restores, which back up once more
             help_s = bench.help_time()
             restore = bench.restores(args.restores) if args.restores else {}
+            if args.restores:
+                restore[S3_RESTORE] = s3_restores(bench, args.restores)
             text = report(bench, args, stored, help_s, restore)
     print(text)
     if args.doc:

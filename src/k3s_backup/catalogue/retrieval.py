@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from k3s_backup.catalogue import bundle
+from k3s_backup.catalogue import bundle, download
 from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
@@ -45,6 +45,7 @@ from k3s_backup.plumbing.streams import (
     sha256_stream,
 )
 from k3s_backup.policy import naming
+from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.retry import on_target
@@ -61,6 +62,10 @@ class FetchedCopy:
     location: str  # where it was fetched from
     plain: Path  # the plain, verified snapshot file (unzipped)
     check: SnapshotCheck
+    # The cluster identity its authenticated manifest records for these very bytes (run read
+    # it from them), so that it need not be read again; `recorded` False: read it from `plain`.
+    recorded: bool = False
+    identity: ClusterIdentity | None = None
 
 
 class _Download(HashingWriter, Closable):
@@ -230,6 +235,20 @@ def fetch_one(
     try:
         downloaded = work / f"stored-{copy.name.filename}"
         trust = trust or Trust.of(config.recovery_key_file)
+        if copy.location != LOCAL and download.streams(copy.name):
+            warn = Reporter(env, None).warn
+
+            def manifest_of(target: Target) -> Manifest:
+                manifest = _authentic_manifest(config, target, copy, trust, warn)
+                _check_announced(copy, manifest, downloaded)
+                return manifest
+
+            got = download.fetch_streamed(
+                config, env, copy.location, copy.name, manifest_of, work, identities
+            )
+            recorded = bool(got.manifest.mac) and got.manifest.cluster_uid is not None
+            identity = got.manifest.identity
+            return FetchedCopy(got.name, copy.location, got.plain, got.check, recorded, identity)
         manifest = _manifest_and_download(config, copy, downloaded, env, trust)
         local_file = _local_form(config, manifest, downloaded, work, identities)
         local = naming.parse(config.cluster_name, local_file.name)

@@ -28,6 +28,7 @@ from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
 from k3s_backup.report import Reporter, human_size
+from k3s_backup.targets.retry import one_connection_each
 
 
 def fetch(
@@ -50,15 +51,16 @@ def fetch(
         raise ChoiceError(f"{out} already exists; not overwriting it (use --force to replace)")
     if not out.parent.is_dir():
         raise ChoiceError(f"{out.parent} does not exist; create it or write elsewhere")
-    found, _ = find_copies(config, reporter, source)
-    name = choose(found, wanted)
-    workdir = private_workdir(out.parent, f".{out.name}.partial-")
-    try:
-        copies = copies_of(found, name)
-        fetched = fetch_verified(config, env, reporter, copies, workdir, identities, trust)
-        os.replace(fetched.plain, out)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with one_connection_each():  # the listing, the manifest and the copy on one connection
+        found, _ = find_copies(config, reporter, source)
+        name = choose(found, wanted)
+        workdir = private_workdir(out.parent, f".{out.name}.partial-")
+        try:
+            copies = copies_of(found, name)
+            fetched = fetch_verified(config, env, reporter, copies, workdir, identities, trust)
+            os.replace(fetched.plain, out)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     if fetched.name.suffix == ".db":
         how = "with K3s stopped, it replaces <data-dir>/server/db/state.db (drop -wal and -shm)"
     else:

@@ -5,6 +5,7 @@ argument quoted by the session, never pasted."""
 from __future__ import annotations
 
 import posixpath
+import shlex
 from pathlib import Path
 
 from k3s_backup.config import NodeConfig
@@ -65,3 +66,26 @@ class RemoteNode(Closable):
 
     def move_db_command(self, stamp: str) -> list[str]:
         return ["mv", "--", self.db_dir, f"{self.db_dir}.bak-{stamp}"]
+
+
+def select_nodes(configured: list[NodeConfig], hosts: tuple[str, ...] | None) -> list[NodeConfig]:
+    """The configured nodes, or the hosts named on the command line, each with the SSH settings
+    of the configured entry for that host if there is one, else the defaults."""
+    if hosts is None:
+        return configured
+    by_host = {node.host: node for node in configured}
+    return [by_host.get(host) or NodeConfig(host=host) for host in hosts]
+
+
+def ssh_command(node: RemoteNode, argv: list[str]) -> str:
+    """The `ssh` line that runs `argv` on `node` with the same key and known_hosts (named when
+    not ssh's defaults), quoted once for the local shell and once for the remote one (ssh
+    passes the command to the remote shell as one string)."""
+    defaults = NodeConfig(host=node.host)
+    options = [f"-p {node.port}"]
+    if node.identity_file is not None and node.identity_file != defaults.identity_file:
+        options.append(f"-i {shlex.quote(str(node.identity_file))}")
+    if node.known_hosts != defaults.known_hosts:
+        options.append(f"-o UserKnownHostsFile={shlex.quote(str(node.known_hosts))}")
+    command = shlex.quote(shlex.join(argv))
+    return f"ssh {' '.join(options)} {shlex.quote(f'{node.user}@{node.host}')} {command}"

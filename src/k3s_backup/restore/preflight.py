@@ -13,11 +13,19 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from k3s_backup.catalogue.bundle import CONFIG, CONFIG_D, Bundle, token_path, version_key
-from k3s_backup.report import human_size
+from k3s_backup.catalogue.bundle import (
+    CONFIG,
+    CONFIG_D,
+    Bundle,
+    token_path,
+    version_key,
+)
+from k3s_backup.config import Config
+from k3s_backup.report import Reporter, human_size
 
 DISK_MARGIN = 64 << 20  # etcd needs room beyond the database itself to start and compact
 _SERVER_LINE = re.compile(r"^(server|\"server\"|'server')\s*:")
@@ -166,3 +174,45 @@ def version_problem(current: str | None, bundle: Bundle | None) -> Problem | Non
         f" snapshot: a downgrade can leave objects K3s cannot read; install {bundle.k3s_version}"
         " or newer (INSTALL_K3S_VERSION=... on the install script), then rerun",
     )
+
+
+def problems(
+    config: Config, snapshot: str, size: int, bundle: Bundle | None, current_version: str | None
+) -> list[Problem]:
+    """Every check's problem for restoring `snapshot` (`size` bytes, plain) on this node, whose
+    `k3s --version` said `current_version` (bundle.k3s_version)."""
+    data_dir = config.k3s.data_dir
+    found = [
+        missing_bundle(snapshot) if bundle is None else None,
+        token_problem(data_dir, bundle),
+        server_line_problem(config.k3s.config_dir),
+        reset_flag_problem(data_dir),
+        disk_problem(data_dir, required_space(size)),
+        version_problem(current_version, bundle),
+    ]
+    return [problem for problem in found if problem is not None]
+
+
+def settle(
+    found: list[Problem], force: bool, agree: Callable[[Problem], bool], report: Reporter
+) -> bool | None:
+    """Whether to put the bundle's token in place (`agree` asks); None if the pre-flight
+    refuses: each refusal is reported with its fix."""
+    put_token = False
+    refusals = []
+    for problem in found:
+        if problem.token_fix:
+            put_token = agree(problem)
+            if not put_token:
+                refusals.append(problem.message + "; answer yes (or pass --yes) to put it in place")
+        elif problem.overridable and force:
+            report.warn(f"pre-flight: {problem.message} (overridden by --force)")
+        else:
+            hint = " (--force overrides this one)" if problem.overridable else ""
+            refusals.append(problem.message + hint)
+    for message in refusals:
+        report.error(f"pre-flight: {message}")
+    if refusals:
+        report.error("restore refused by the pre-flight checks; nothing was stopped or changed")
+        return None
+    return put_token

@@ -14,7 +14,9 @@ not verify or an input refused is the caller's at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 from k3s_backup.config import Config, TargetConfig
@@ -26,6 +28,24 @@ from k3s_backup.targets.base import Target
 from k3s_backup.targets.factory import open_target
 
 T = TypeVar("T")
+
+# Within `one_connection_each()`: the target opened for each target name, kept open for the
+# first attempt of every unit of work on it (restore: listing, manifest, copy, bundle).
+_KEPT: ContextVar[dict[str, Target] | None] = ContextVar("kept_targets", default=None)
+
+
+@contextlib.contextmanager
+def one_connection_each() -> Iterator[None]:
+    """Units of work on a target in this block share one connection (one SSH handshake, one
+    S3 client) while it holds; a link failure drops it, and the retry opens a new one."""
+    kept: dict[str, Target] = {}
+    token = _KEPT.set(kept)
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
+        for target in kept.values():
+            target.close()
 
 
 def link_failed(exc: Exception) -> bool:
@@ -64,13 +84,27 @@ class Retrying:
         """`work` on a newly opened target; `first`, when given, is the first attempt (the
         caller's own, on a connection it already has open)."""
 
+        kept = _KEPT.get()
+
         def attempt() -> T:
             if first is not None and self.retry.attempt == 1:
                 return first()
+            if kept is not None and self.retry.attempt == 1:
+                return self._on_kept(kept, work)
             with open_target(self.config, self.cluster, self.schedule) as target:
                 return work(target)
 
         return self.retry(attempt)
+
+    def _on_kept(self, kept: dict[str, Target], work: Callable[[Target], T]) -> T:
+        name = self.config.name
+        if name not in kept:
+            kept[name] = open_target(self.config, self.cluster, self.schedule)
+        try:
+            return work(kept[name])
+        except TargetUnreachable:
+            kept.pop(name).close()  # the link is gone: the retry opens a new connection
+            raise
 
     def _notice(self, exc: Exception, delay: float, attempt: int, attempts: int) -> None:
         name = self.config.name
