@@ -9,10 +9,12 @@ takes its own snapshot with the (stand-in) `k3s etcd-snapshot save`, as it would
     .venv/bin/python bench/bench_run.py --size-mb 20      # the guide's typical size
     .venv/bin/python bench/bench_run.py --size-mb 1024 --days 3 --doc docs/benchmarks.md
 
-Contenders: `k3s-backup run` (zstd, verified, rotated), bench/guide_backup.sh (the guide's
-script: ssh mkdir, scp, ssh rotation, ssh status), restic 0.14 (`restic backup` of the snapshot
-file to an `sftp:` repository, then `forget --keep-last 7 --prune`), and `scp` of the same
-snapshot alone (the floor: no snapshot, no rotation, no check). Also: peak RSS of our process,
+Contenders: `k3s-backup run` (zstd, verified, rotated) to an SFTP target and, run as root, to a
+service target (`k3s-backup serve` behind an append-only account, as `host-setup` makes it; its
+own cluster name, state and copies; `--no-service` leaves it out), bench/guide_backup.sh (the
+guide's script: ssh mkdir, scp, ssh rotation, ssh status), restic 0.14 (`restic backup` of the
+snapshot file to an `sftp:` repository, then `forget --keep-last 7 --prune`), and `scp` of the
+same snapshot alone (the floor: no snapshot, no rotation, no check). Also: peak RSS of our process,
 `k3s-backup --help` start-up, and `restore --yes` against the guide's manual steps scripted.
 """
 
