@@ -9,7 +9,6 @@ from typing import Any
 
 from k3s_backup.backup.connecting import EarlyConnections
 from k3s_backup.backup.context import RunContext, file_sha256, unexpected
-from k3s_backup.backup.manifest_cache import ManifestsReadOnce
 from k3s_backup.backup.shipping import TargetResult, ship
 from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.clusters import new_chain_message
@@ -122,7 +121,7 @@ class Run(RunContext):
             held: dict[str, list[Copy]] = {}
             failures: dict[str, BackupError] = {}
             for target_config in self.config.targets:
-                target = stack.enter_context(ManifestsReadOnce(early.take(target_config)))
+                target = stack.enter_context(early.take(target_config))
                 try:
                     early.check_connected(target_config)
                     held[target.name] = self.target_copies(target)
