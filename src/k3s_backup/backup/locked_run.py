@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from k3s_backup.backup.connecting import EarlyConnections
 from k3s_backup.backup.context import unexpected
 from k3s_backup.backup.local_rotation import rotate_local_safely
 from k3s_backup.backup.phases import Phases
@@ -73,6 +74,17 @@ def _locked_run(
     }
     run = Run(config, env, reporter, new_cluster)
     reporter.info(f"Starting etcd backup of cluster {config.cluster_name}")
+    early = EarlyConnections(config.targets, config.cluster_name, config.schedule).start()
+    try:
+        return _snapshot_and_ship(run, record, clock, early)
+    finally:
+        early.abandon()  # whatever the run did not take: the snapshot failed, a signal
+
+
+def _snapshot_and_ship(
+    run: Run, record: dict[str, Any], clock: float, early: EarlyConnections
+) -> tuple[ExitCode, dict[str, Any]]:
+    config, env, reporter = run.config, run.env, run.report
     try:
         with run.phases.timed("snapshot"):
             snapshot = run.take_snapshot()
@@ -90,7 +102,7 @@ def _locked_run(
         "objects": run.identity.objects if run.identity else None,
     }
     try:
-        results = run.ship_everywhere(snapshot.name)
+        results = run.ship_everywhere(snapshot.name, early)
         run.doing = "local rotation"
         rotation_problem = rotate_local_safely(run, snapshot.name, results)
     except NewChainRefused as exc:

@@ -7,6 +7,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
+from k3s_backup.backup.connecting import EarlyConnections
 from k3s_backup.backup.context import RunContext, file_sha256, unexpected
 from k3s_backup.backup.shipping import TargetResult, ship
 from k3s_backup.catalogue import bundle
@@ -23,7 +24,6 @@ from k3s_backup.policy.offsite import only_here
 from k3s_backup.report import human_size, plural
 from k3s_backup.sources.base import TakenSnapshot
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.retry import Retrying
 
 SOURCE_LABELS = {
@@ -109,19 +109,21 @@ class Run(RunContext):
         self.manifests.forget(snapshot.filename)
         raise NewChainRefused(new_chain_message(self.config.cluster_name, self.identity, conflicts))
 
-    def ship_everywhere(self, newest: naming.SnapshotName) -> dict[str, TargetResult]:
-        """Open every target and see what it holds (NewChainRefused before anything is
-        shipped), then ship to each over that first connection. A signal meanwhile waits for
-        a chunk's end or for every connection to be closed (plumbing/signals.py)."""
+    def ship_everywhere(
+        self, newest: naming.SnapshotName, early: EarlyConnections
+    ) -> dict[str, TargetResult]:
+        """See what every target holds over the connection `early` opened during the
+        snapshot (NewChainRefused before anything is shipped), then ship to each over that
+        first connection. A signal meanwhile waits for a chunk's end or for every connection
+        to be closed (plumbing/signals.py)."""
         with signals_deferred(), ExitStack() as stack:
             opened: dict[str, Target] = {}
             held: dict[str, list[Copy]] = {}
             failures: dict[str, BackupError] = {}
             for target_config in self.config.targets:
-                target = stack.enter_context(
-                    open_target(target_config, self.config.cluster_name, self.config.schedule)
-                )
+                target = stack.enter_context(early.take(target_config))
                 try:
+                    early.check_connected(target_config)
                     held[target.name] = self.target_copies(target)
                     opened[target.name] = target
                 except BackupError as exc:  # the attempt of ship_with_retries that failed

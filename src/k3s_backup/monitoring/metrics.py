@@ -8,9 +8,7 @@ target that failed in the last run are those of the last run that reached it."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from typing import TYPE_CHECKING, Any
 
 from k3s_backup import __version__
 from k3s_backup.config import Config
@@ -18,6 +16,10 @@ from k3s_backup.environment import Environment
 from k3s_backup.plumbing.atomic import write_atomic
 from k3s_backup.report import Reporter
 from k3s_backup.state import read_state
+
+if TYPE_CHECKING:  # prometheus_client costs ~60 ms of CPU to import: a run without a
+    # metrics_textfile never needs it
+    from prometheus_client import CollectorRegistry, Gauge
 
 PREFIX = "k3s_backup_"
 Record = dict[str, Any]
@@ -42,6 +44,8 @@ class _Gauges:
             return
         gauge = self.made.get(name)
         if gauge is None:
+            from prometheus_client import Gauge
+
             gauge = Gauge(PREFIX + name, doc, list(labels), registry=self.registry)
             self.made[name] = gauge
         (gauge.labels(**labels) if labels else gauge).set(value)
@@ -152,6 +156,8 @@ def _drill(gauges: _Gauges, drill: Record) -> None:
 
 
 def registry_of(state: Record, cluster: str, now: datetime) -> CollectorRegistry:
+    from prometheus_client import CollectorRegistry
+
     registry = CollectorRegistry()
     gauges = _Gauges(registry)
     gauges.set("info", "k3s-backup's version and cluster.", 1, version=__version__, cluster=cluster)
@@ -169,6 +175,8 @@ def registry_of(state: Record, cluster: str, now: datetime) -> CollectorRegistry
 
 def render(config: Config, now: datetime) -> str:
     """The metrics in Prometheus's text format, from the state file."""
+    from prometheus_client import generate_latest
+
     state = read_state(config.state_dir)
     return generate_latest(registry_of(state, config.cluster_name, now)).decode()
 
@@ -181,6 +189,8 @@ def publish_metrics(config: Config, env: Environment, reporter: Reporter) -> Non
     path = config.metrics_textfile
     if path is None:
         return
+    from prometheus_client import generate_latest
+
     state = read_state(config.state_dir)
     try:
         text = generate_latest(registry_of(state, config.cluster_name, env.now()))
