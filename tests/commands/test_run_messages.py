@@ -79,6 +79,8 @@ def test_a_key_others_can_read_is_warned_about_once_and_the_run_goes_on(lab, tmp
     warning = f"warning: SSH key {key} is readable by others (mode 0644), which ssh refuses:"
     assert result.stderr.count(warning) == 1
     assert f"`chmod 600 {key}`" in result.stderr
+    logged = (lab.root / "k3s-backup.log").read_text()  # where a scheduled run's reader looks
+    assert logged.count(f"WARNING: SSH key {key} is readable by others (mode 0644)") == 1
     key.chmod(0o600)
     assert "SSH key" not in run(lab, config).stderr
 

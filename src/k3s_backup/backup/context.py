@@ -15,7 +15,7 @@ from k3s_backup.catalogue.inventory import (
     target_copies,
     with_identities,
 )
-from k3s_backup.config import Config
+from k3s_backup.config import Config, SshTargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError
 from k3s_backup.plumbing.streams import sha256_stream
@@ -23,6 +23,7 @@ from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.policy.offsite import HeldThrough
 from k3s_backup.report import Reporter
 from k3s_backup.sources.factory import open_source
+from k3s_backup.ssh.nodekeys import open_key_warnings
 from k3s_backup.targets.base import Target
 
 
@@ -39,6 +40,9 @@ class RunContext:
         self.phases = Phases()
         self.identity: ClusterIdentity | None = None  # of this run's snapshot
         self.recovery_key = self._recovery_key()
+        keys = [t.identity_file for t in config.targets if isinstance(t, SshTargetConfig)]
+        for warning in open_key_warnings(keys):  # the run goes on: paramiko takes such a key
+            self.report.warn(warning)
         self.others: dict[str, list[Copy]] = {}  # location -> copies of other identities kept
         self.held_through: HeldThrough = {}  # what each target holds (policy.offsite)
         self.doing = "the snapshot"  # the phase an interruption is reported in

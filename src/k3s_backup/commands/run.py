@@ -11,8 +11,6 @@ import click
 from k3s_backup.backup.locked_run import run_backup
 from k3s_backup.backup.preview import preview_run
 from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_context
-from k3s_backup.config import SshTargetConfig
-from k3s_backup.ssh.nodekeys import open_key_warnings
 
 
 @click.command("run", epilog=epilog("run"))
@@ -35,9 +33,6 @@ def command(ctx: Context, log_only: bool, as_json: bool, dry_run: bool, new_clus
     """Snapshot etcd, ship it to every target, verify, rotate, report."""
     env = ctx.env
     config = ctx.config()
-    keys = [t.identity_file for t in config.targets if isinstance(t, SshTargetConfig)]
-    for warning in open_key_warnings(keys):  # the run goes on: paramiko takes such a key
-        env.stderr.write(f"warning: {warning}\n")
     if dry_run:
         return preview_run(config, env)
     json_out = env.stdout if as_json else None
