@@ -139,6 +139,22 @@ def test_where_systemd_runs_rotation_is_a_daily_timer_enabled_there(lab: Lab) ->
         assert kept <= set(after)
 
 
+def test_a_host_that_dropped_systemd_gets_cron_and_the_timer_is_disabled_first(lab: Lab) -> None:
+    with service_host(lab) as host:
+        host.boot_systemd()
+        host.host_setup("append-only")
+        unit = f"k3s-backup-prune-{CLUSTER}"
+        assert enabled_units(lab.state_file) == [f"{unit}.timer"]
+        (host.etc_root / "run" / "systemd" / "system").rmdir()  # init is no longer systemd
+        said = host.host_setup("append-only")
+        cron = host.etc_root / "etc" / "cron.d" / unit
+        assert f"rotation on this host: {cron} (" in said
+        units = host.etc_root / "etc" / "systemd" / "system"
+        assert not (units / f"{unit}.service").exists()
+        assert not (units / f"{unit}.timer").exists()
+        assert enabled_units(lab.state_file) == []  # not left to fire beside cron
+
+
 def fill_by_receive_day(directory: Path) -> tuple[set[str], set[str]]:
     """One copy (and manifest) a day received 0.5 to 14.5 days ago, another cluster's old
     copies (one sharing our prefix), k3s's own snapshot and an operator's file. Returns

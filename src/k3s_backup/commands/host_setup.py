@@ -27,6 +27,7 @@ from k3s_backup.cli_options import ROOT_OPTION, Context, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
 from k3s_backup.plumbing.commands import CommandError, run_command
+from k3s_backup.plumbing.plan import run_step
 from k3s_backup.policy import naming
 from k3s_backup.scheduling import SystemPaths, is_ours, plain_path, program_path, write_file
 from k3s_backup.service.protocol import APPEND_ONLY, PRUNE, READ_ONLY
@@ -159,14 +160,12 @@ def install_rotation(options: HostSetupOptions, program: Path, env: Environment)
     paths = SystemPaths(options.root)
     job = prune_job(options, program)
     wanted, other = schedule.files(paths, job)
-    for path in other:
-        if is_ours(path):  # the other scheduler's file, from an earlier run: one schedule only
-            path.unlink()
+    timer = f"{job.unit}.timer"
+    stopped = remove_other_schedule(paths, other, timer, env)
     for path, content in wanted:
         write_file(path, content, 0o644)
     if not schedule.systemd_runs(paths):
-        return str(wanted[0][0])
-    timer = f"{job.unit}.timer"
+        return str(wanted[0][0]) + (f"; {stopped}" if stopped else "")
     for command in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", timer]):
         try:
             done = run_command(command, timeout=120, env=env.environ)
@@ -175,6 +174,22 @@ def install_rotation(options: HostSetupOptions, program: Path, env: Environment)
         if done.returncode != 0:
             raise ConfigError(f"`{shlex.join(command)}` failed: {done.stderr.strip()}")
     return f"{timer} (enabled; {wanted[0][0]})"
+
+
+def remove_other_schedule(
+    paths: SystemPaths, other: list[Path], timer: str, env: Environment
+) -> str | None:
+    """Remove the other scheduler's files that are ours (an earlier run's): one schedule only.
+    Our systemd units go only after their timer is disabled, which may fail (systemd gone,
+    systemctl with it): None, or what that failure said."""
+    ours = [path for path in other if is_ours(path)]
+    stopped = None
+    if ours and not schedule.systemd_runs(paths):
+        disable = run_step(["systemctl", "disable", "--now", timer], must_succeed=False)
+        stopped = disable.perform(env.environ)
+    for path in ours:
+        path.unlink()
+    return stopped
 
 
 def ensure_account(options: HostSetupOptions, home: Path) -> pwd.struct_passwd:

@@ -1,5 +1,6 @@
 """A stand-in `systemctl` that knows one unit, `k3s`: it stops and starts the lab's etcd.
-Any other unit can be enabled (`enable [--now] UNIT`, recorded: `enabled_units`).
+Any other unit can be enabled (`enable [--now] UNIT`, recorded: `enabled_units`) and disabled
+again (`disable [--now] UNIT`).
 
 Run as `python -m k3s_backup.lab.fake_systemctl --state STATEFILE <systemctl args...>`;
 the state is the fake k3s's (fake_k3s.FakeK3sState), which records the etcd's PID and ports.
@@ -43,6 +44,13 @@ def _enable(statefile: Path, unit: str, now: bool) -> None:
         set_unit_active(statefile, unit, True)
 
 
+def _disable(statefile: Path, unit: str, now: bool) -> None:
+    path = statefile.with_name(ENABLED_FILENAME)
+    path.write_text(json.dumps([u for u in enabled_units(statefile) if u != unit]) + "\n")
+    if now:
+        set_unit_active(statefile, unit, False)
+
+
 def _unit_switch(statefile: Path, unit: str) -> bool | None:
     path = statefile.with_name(UNITS_FILENAME)
     if not path.exists():
@@ -79,6 +87,9 @@ class FakeSystemctl:
         verb, unit = words[0], _unit(words[1])
         if verb == "enable" and unit != "k3s":
             _enable(self.statefile, unit, "--now" in args)
+            return 0
+        if verb == "disable" and unit != "k3s":
+            _disable(self.statefile, unit, "--now" in args)
             return 0
         if unit != "k3s":
             return self._other_unit(verb, unit)
