@@ -24,7 +24,7 @@ from k3s_backup.policy.offsite import only_here
 from k3s_backup.report import human_size, plural
 from k3s_backup.sources.base import TakenSnapshot
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.retry import Retrying
+from k3s_backup.targets.retry import Retrying, without_name
 
 SOURCE_LABELS = {
     "k3s": "with `k3s etcd-snapshot save`",
@@ -46,12 +46,6 @@ def _manifest_of(
     else:
         digest, size = snapshot.check.sha256, snapshot.check.size
     return for_snapshot(snapshot.name, source_kind, size, digest).with_identity(identity)
-
-
-def _without_name(name: str, exc: BaseException) -> str:
-    """A target's error where the message already says `target NAME`: a backend's message
-    starts with its name, for the commands that print it bare."""
-    return str(exc).removeprefix(f"{name}: ")
 
 
 class Run(RunContext):
@@ -166,7 +160,7 @@ class Run(RunContext):
 
     def _target_failed(self, name: str, exc: BackupError, attempts: int) -> TargetResult:
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
-        error = _without_name(name, exc)
+        error = without_name(name, exc)
         self.report.error(f"target {name} failed{tried}: {error}")
         return TargetResult(ok=False, error=error, attempts=attempts)
 
