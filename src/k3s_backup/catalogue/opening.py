@@ -136,9 +136,10 @@ def _resolve(
 
 @dataclass(frozen=True)
 class SnapshotAccess:
-    """How a reading command (inspect, diff) reaches the snapshots it is given by name: the
-    configuration, the age identity for encrypted copies, and whether a copy without a MAC may
-    be used. One value instead of the same three arguments through every layer."""
+    """How a reading command (inspect, diff, extract, drill) reaches the snapshots it is given
+    by name: the configuration, the age identity for encrypted copies, and whether a copy
+    without a MAC may be used. One value instead of the same three arguments through every
+    layer."""
 
     load_config: ConfigLoader
     env: Environment

@@ -23,7 +23,7 @@ import click
 from k3s_backup.catalogue.clusters import current_identity
 from k3s_backup.catalogue.inventory import local_manifests
 from k3s_backup.catalogue.lookup import LATEST, copies_of, find_copies, load_identities
-from k3s_backup.catalogue.opening import OpenedSnapshot, damage_named, open_snapshot
+from k3s_backup.catalogue.opening import OpenedSnapshot, SnapshotAccess, damage_named
 from k3s_backup.catalogue.reading import Reading, read_snapshot, show_key
 from k3s_backup.catalogue.recovery_key import Trust
 from k3s_backup.catalogue.retrieval import fetch_bundle
@@ -246,15 +246,16 @@ def _check_identity(config: Config, path: Path, env: Environment) -> ClusterIden
 
 
 def _check_bundle(
-    config: Config, copy: OpenedSnapshot, env: Environment, identity: Path | None, trust: Trust
+    config: Config, copy: OpenedSnapshot, access: SnapshotAccess, trust: Trust
 ) -> str:
     """The restore bundle beside the drilled copy is there, reads, and decrypts."""
     if copy.location == "file":
         return "not checked (a file given by path)"
+    env = access.env
     reporter = Reporter(replace(env, stdout=env.stderr), None)
     listed, _ = find_copies(config, reporter, copy.location)
     here = [c for c in copies_of(listed, copy.name) if c.location == copy.location]
-    found = fetch_bundle(config, reporter, here, load_identities(identity), trust)
+    found = fetch_bundle(config, reporter, here, load_identities(access.identity), trust)
     if found is None:
         raise DrillError(
             f"no readable restore bundle beside {copy.name} on {copy.location}: a rebuilt node"
@@ -269,19 +270,18 @@ def _rehearse(
     tools: Tools,
     name: str,
     config: Config,
-    env: Environment,
+    access: SnapshotAccess,
     record: dict[str, Any],
-    identity: Path | None,
-    allow_unauthenticated: bool,
 ) -> None:
     """Fill `record` as the drill goes; raise DrillError (or another BackupError) on failure."""
-    trust = Trust.of(config.recovery_key_file, allow_unauthenticated)
-    with open_snapshot(name, lambda: config, env, identity, allow_unauthenticated) as copy:
+    env = access.env
+    trust = Trust.of(config.recovery_key_file, access.allow_unauthenticated)
+    with access.open(name) as copy:
         record.update(name=copy.name, location=copy.location)
         env.stdout.write(f"drill      {copy.name} ({copy.location}; {copy.verified})\n")
         found = _check_identity(config, copy.path, env)
         record["cluster_uid"] = found.uid if found else None
-        record["bundle"] = _check_bundle(config, copy, env, identity, trust)
+        record["bundle"] = _check_bundle(config, copy, access, trust)
         with damage_named(copy), EtcdDb(copy.path) as db:
             reading = read_snapshot(copy, db)
             env.stdout.write(
@@ -314,27 +314,18 @@ def _rehearse(
 
 
 def drill(
-    name: str | None,
-    config: Config,
-    env: Environment,
-    identity: Path | None = None,
-    allow_unauthenticated: bool = False,
-    timeout: float = DRILL_TIMEOUT,
+    name: str | None, config: Config, access: SnapshotAccess, timeout: float = DRILL_TIMEOUT
 ) -> ExitCode:
     """The rehearsal under the run lock, so it never reads or records beside a running backup
     (state.json is rewritten by both)."""
     with exclusive_run(config.state_dir):
-        return _locked_drill(name, config, env, identity, allow_unauthenticated, timeout)
+        return _locked_drill(name, config, access, timeout)
 
 
 def _locked_drill(
-    name: str | None,
-    config: Config,
-    env: Environment,
-    identity: Path | None,
-    allow_unauthenticated: bool,
-    timeout: float,
+    name: str | None, config: Config, access: SnapshotAccess, timeout: float
 ) -> ExitCode:
+    env = access.env
     wanted = name or LATEST
     record: dict[str, Any] = {
         "when": env.now().isoformat(timespec="seconds"),
@@ -355,7 +346,7 @@ def _locked_drill(
     else:
         try:
             with time_limit(timeout, f"drill of {wanted}"):
-                _rehearse(tools, wanted, config, env, record, identity, allow_unauthenticated)
+                _rehearse(tools, wanted, config, access, record)
             record["ok"] = True
         except (BackupError, OSError) as exc:
             record["problem"] = str(exc)
@@ -389,4 +380,6 @@ def command(
 
     It takes the run lock (exit 4 while a backup runs) and records its outcome in the state.
     """
-    return drill(snapshot, ctx.config(), ctx.env, identity, allow_unauthenticated, timeout)
+    config = ctx.config()  # loaded (and warned about) once
+    access = SnapshotAccess(lambda: config, ctx.env, identity, allow_unauthenticated)
+    return drill(snapshot, config, access, timeout)

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from k3s_backup.catalogue import bundle
-from k3s_backup.catalogue.opening import ConfigLoader, open_snapshot
+from k3s_backup.catalogue.opening import ConfigLoader, SnapshotAccess
 from k3s_backup.cli_options import (
     AGE_IDENTITY_OPTION,
     ALLOW_UNAUTHENTICATED_OPTION,
@@ -88,7 +88,6 @@ class Options:
     deleted_since: str | None = None
     apply: bool = False
     overwrite: bool = False
-    allow_unauthenticated: bool = False  # copies on a target whose manifest has no MAC
 
 
 @dataclass(frozen=True)
@@ -188,32 +187,20 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 @contextmanager
-def _opened(
-    name: str,
-    load_config: ConfigLoader,
-    env: Environment,
-    identity: Path | None,
-    allow_unauthenticated: bool,
-) -> Iterator[tuple[str, EtcdDb]]:
-    with (
-        open_snapshot(name, load_config, env, identity, allow_unauthenticated) as copy,
-        EtcdDb(copy.path) as db,
-    ):
+def _opened(name: str, access: SnapshotAccess) -> Iterator[tuple[str, EtcdDb]]:
+    with access.open(name) as copy, EtcdDb(copy.path) as db:
         yield copy.name, db
 
 
 @contextmanager
-def _other(
-    options: Options, load_config: ConfigLoader, env: Environment, identity: Path | None
-) -> Iterator[EtcdDb]:
+def _other(options: Options, access: SnapshotAccess) -> Iterator[EtcdDb]:
     """The database --deleted-since compares with: a snapshot taken now for `live`."""
     assert options.deleted_since is not None
     if options.deleted_since != LIVE:
-        with _opened(
-            options.deleted_since, load_config, env, identity, options.allow_unauthenticated
-        ) as (_shown, db):
+        with _opened(options.deleted_since, access) as (_shown, db):
             yield db
         return
+    load_config, env = access.load_config, access.env
 
     def warn(text: str) -> None:
         env.stderr.write(f"warning: {text}\n")
@@ -243,11 +230,10 @@ def extract(
     snapshot: str,
     selection: Selection,
     options: Options,
-    load_config: ConfigLoader,
-    env: Environment,
-    identity: Path | None = None,
+    access: SnapshotAccess,
     run_kubectl: Runner | None = None,
 ) -> ExitCode:
+    load_config, env = access.load_config, access.env
     if options.out_dir is not None:
         _check_out_dir(options.out_dir)
     keys = KeyRingLoader(options.encryption_config, _locate_config(load_config))
@@ -258,13 +244,11 @@ def extract(
         index = stack.enter_context(LiveIndex())  # on disk: memory flat in the snapshot's size
         without = None
         if options.deleted_since is not None:
-            with _other(options, load_config, env, identity) as other:
+            with _other(options, access) as other:
                 if not index.load(OTHER_TABLE, other, registry):
                     raise BackupError(f"{options.deleted_since} holds no Kubernetes objects")
             without = OTHER_TABLE
-        shown, db = stack.enter_context(
-            _opened(snapshot, load_config, env, identity, options.allow_unauthenticated)
-        )
+        shown, db = stack.enter_context(_opened(snapshot, access))
         index.load(SELECTED_TABLE, db, registry, _ranker(selection))
         done = Outcome()
         for key, revision_key in index.ordered(SELECTED_TABLE, without):
@@ -389,7 +373,7 @@ def command(
         deleted_since=deleted_since,
         apply=apply_live,
         overwrite=overwrite,
-        allow_unauthenticated=allow_unauthenticated,
     )
     selection = Selection(namespace, resource, name)
-    return extract(snapshot, selection, options, ctx.config, ctx.env, identity)
+    access = SnapshotAccess(ctx.config, ctx.env, identity, allow_unauthenticated)
+    return extract(snapshot, selection, options, access)
