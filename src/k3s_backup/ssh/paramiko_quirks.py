@@ -21,9 +21,6 @@ LIMITS_EXTENSION = "limits@openssh.com"
 # limit get the 32 KiB every SFTP server accepts.
 DEFAULT_REQUEST_SIZE = 32768
 MAX_REQUEST_SIZE = 256 * 1024
-# What a download's prefetch may ask for ahead of the reader: with 255 KiB requests and no cap,
-# paramiko's sender would queue a request for every block of the file at once.
-PREFETCH_IN_FLIGHT = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,10 @@ def prefetch_quietly(remote: paramiko.SFTPFile, limit: int | None = None) -> Non
     our own thread fails anyway and becomes a clear target error. So the thread's connection
     errors are dropped (it wraps paramiko's private `_prefetch_thread`, kept since 1.x).
     With `limit`, no more than that is asked for, whatever size the server gives the file.
-    Requests are of the file's MAX_REQUEST_SIZE, at most PREFETCH_IN_FLIGHT bytes unanswered.
+    Requests are of the file's MAX_REQUEST_SIZE, all sent at once and not capped: what is in
+    memory is bounded by the SSH channel's window (paramiko's 2 MiB, given back only as the
+    reader takes answers), and paramiko's cap (`max_concurrent_requests`) made a 512 MiB
+    download 3x slower for the same peak RSS (measured: docs/benchmarks.md, Restore).
 
     paramiko (5.1) also marks the prefetch done whenever every request sent so far is answered,
     even while its thread is still sending: when the reader catches up with a starved sender
@@ -134,8 +134,7 @@ def prefetch_quietly(remote: paramiko.SFTPFile, limit: int | None = None) -> Non
         file._prefetch_thread = sending
         file._async_response = answer
     size = remote.stat().st_size or 0
-    most = max(1, PREFETCH_IN_FLIGHT // remote.MAX_REQUEST_SIZE)
-    remote.prefetch(size if limit is None else min(size, limit), most)
+    remote.prefetch(size if limit is None else min(size, limit))
 
 
 def create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
