@@ -97,7 +97,7 @@ def prefetch_quietly(remote: paramiko.SFTPFile, limit: int | None = None) -> Non
     Requests are of the file's MAX_REQUEST_SIZE, all sent at once and not capped: what is in
     memory is bounded by the SSH channel's window (paramiko's 2 MiB, given back only as the
     reader takes answers), and paramiko's cap (`max_concurrent_requests`) made a 512 MiB
-    download 3x slower for the same peak RSS (measured: docs/benchmarks.md, Restore).
+    download 2-3x slower for the same peak RSS (measured: docs/benchmarks.md, Restore).
 
     paramiko (5.1) also marks the prefetch done whenever every request sent so far is answered,
     even while its thread is still sending: when the reader catches up with a starved sender
