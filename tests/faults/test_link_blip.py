@@ -1,5 +1,7 @@
 """`list`, `verify`, `prune`, `fetch` and `restore` over an SSH link that is cut once (a loopback
-proxy resets the connection after N bytes, N measured on an uncut run of the same command).
+proxy resets the connection after N bytes, N measured on an uncut run of the same command, in
+the direction that carries the command's data: client-to-server, and server-to-client for a
+download, whose read requests are a few hundred bytes).
 With `retries`, the command's work on the target is done again on a new connection: it
 succeeds as if nothing had happened, each retry said once. With `retries = 0` it fails with its
 documented exit code and names the target. (`run`'s own case: test_connection_cut.py.)
@@ -18,7 +20,7 @@ from k3s_backup.lab.lab import Lab
 from k3s_backup.plumbing.loopback import wait_for
 from tests.support.cli_runner import Result, invoke
 from tests.support.faults import Clock, ours
-from tests.support.tcp_proxy import CuttingProxy
+from tests.support.tcp_proxy import CuttingProxy, Direction
 
 SECRET = 600_000  # incompressible bytes in etcd: a download is most of its connection's traffic
 RETRY_SAID = "trying again in 7 s (attempt 2 of 3)"
@@ -63,22 +65,27 @@ class Blip:
         wait_for(lambda: len(proxy.bytes_up_each) == proxy.connections, 10, "connections to end")
         return proxy.connections
 
-    def measured(self, config: Path, *args: str) -> tuple[Result, list[int]]:
-        """The command uncut, and the bytes each of its connections sent upstream."""
+    def measured(
+        self, config: Path, *args: str, counting: Direction = "up"
+    ) -> tuple[Result, list[int]]:
+        """The command uncut, and the bytes each of its connections sent upstream (or, counting
+        "down", received)."""
         before = self.settled()
         result = self.cli(config, *args)
         assert result.code == 0, result.stderr
         self.settled()
-        return result, self.proxy.bytes_up_each[before:]
+        each = self.proxy.bytes_up_each if counting == "up" else self.proxy.bytes_down_each
+        return result, each[before:]
 
-    def cut_once(self, after: int, spare: int = 0) -> None:
-        """Cut the next connection past `spare` more after `after` bytes; the later ones pass."""
-        self.proxy.cut_after = after
+    def cut_once(self, after: int, spare: int = 0, counting: Direction = "up") -> None:
+        """Cut the next connection past `spare` more after `after` bytes one way (as
+        `measured` counted them); the later ones pass."""
+        self.cut_always(after, spare, counting)
         self.proxy.max_cuts = self.proxy.cuts + 1
-        self.proxy.uncut_until = self.settled() + spare
 
-    def cut_always(self, after: int, spare: int = 0) -> None:
+    def cut_always(self, after: int, spare: int = 0, counting: Direction = "up") -> None:
         self.proxy.cut_after = after
+        self.proxy.cut_counting = counting
         self.proxy.max_cuts = None
         self.proxy.uncut_until = self.settled() + spare
 
@@ -190,21 +197,23 @@ def test_prune_without_retries_fails_and_keeps_the_newest_copy(blip: Blip) -> No
 
 
 def downloading(blip: Blip) -> tuple[Path, int, bytes]:
-    """A copy on the host only (the local snapshots gone), the bytes its download sends
-    upstream, and the plain snapshot an uncut fetch writes."""
+    """A copy on the host only (the local snapshots gone), the bytes its download receives
+    (its requests are a few hundred bytes upstream), and the plain snapshot an uncut fetch
+    writes."""
     config = backed_up(blip)
     for path in blip.lab.snapshot_dir.iterdir():
         path.unlink()
     for path in (blip.lab.root / "state" / "bundles").iterdir():
         path.unlink()
     out = blip.tmp_path / "uncut.db"
-    _, sent = blip.measured(config, "fetch", "latest", "--from", "backup-host", "--out", str(out))
-    return config, max(sent), out.read_bytes()
+    fetch = ["fetch", "latest", "--from", "backup-host", "--out", str(out)]
+    _, received = blip.measured(config, *fetch, counting="down")
+    return config, max(received), out.read_bytes()
 
 
 def test_fetch_survives_a_link_blip_mid_download(blip: Blip) -> None:
     config, download, plain = downloading(blip)
-    blip.cut_once(download * 2 // 3)  # counted per connection: the listing stays under it
+    blip.cut_once(download * 2 // 3, counting="down")  # mid-download
     out = blip.tmp_path / "cut.db"
     result = blip.cli(config, "fetch", "latest", "--from", "backup-host", "--out", str(out))
     blip.assert_retried_once(result)
@@ -214,7 +223,7 @@ def test_fetch_survives_a_link_blip_mid_download(blip: Blip) -> None:
 
 def test_fetch_without_retries_fails_and_writes_nothing(blip: Blip) -> None:
     _config, download, _plain = downloading(blip)
-    blip.cut_always(download * 2 // 3)
+    blip.cut_always(download * 2 // 3, counting="down")
     out = blip.tmp_path / "cut.db"
     once = blip.config(retries=0, name="once.toml")
     result = blip.cli(once, "fetch", "latest", "--from", "backup-host", "--out", str(out))
@@ -228,7 +237,7 @@ def test_restore_survives_a_link_blip_mid_download(blip: Blip) -> None:
     at_backup = blip.lab.etcd.get_all()
     config, download, _plain = downloading(blip)
     blip.lab.etcd.put("/registry/configmaps/default/after", "later")
-    blip.cut_once(download * 2 // 3)
+    blip.cut_once(download * 2 // 3, counting="down")
     result = blip.cli(config, "restore", "latest", "--yes")
     blip.assert_retried_once(result)
     assert "from backup-host" in result.stdout
@@ -239,7 +248,7 @@ def test_restore_without_retries_fails_and_changes_nothing(blip: Blip) -> None:
     _config, download, _plain = downloading(blip)
     blip.lab.etcd.put("/registry/configmaps/default/after", "later")
     keys = blip.lab.etcd.get_all()
-    blip.cut_always(download * 2 // 3)
+    blip.cut_always(download * 2 // 3, counting="down")
     result = blip.cli(blip.config(retries=0, name="once.toml"), "restore", "latest", "--yes")
     assert blip.proxy.cuts == 1 and blip.waits == []
     assert result.code == 1

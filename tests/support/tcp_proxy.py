@@ -1,4 +1,4 @@
-"""A loopback TCP forwarder that can cut, or hold, a connection after N bytes upstream."""
+"""A loopback TCP forwarder that can cut, or hold, a connection after N bytes one way."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
+from typing import Literal
 
 from k3s_backup.plumbing.loopback import Service
 
@@ -15,6 +16,8 @@ POLL = 0.1  # how often idle threads notice stop()
 JOIN_TIMEOUT = 2.0
 MAX_CONNECTIONS = 64
 CHUNK = 65536
+
+Direction = Literal["up", "down"]  # client-to-server, server-to-client
 
 
 def _abort(sock: socket.socket) -> None:
@@ -28,7 +31,9 @@ class CuttingProxy(Service):
     """Forwards 127.0.0.1:`port` to `target`; a context manager.
 
     With `cut_after` set, each connection is reset on both sides once that many bytes went
-    from the client to the server. Set `cut_after = None` later to let new connections through.
+    from the client to the server (`cut_counting = "down"`: from the server to the client, for
+    a download, whose requests are few bytes). Set `cut_after = None` later to let new
+    connections through.
     With `hold=True`, a connection reaching `cut_after` is frozen instead (nothing more is
     forwarded either way, as on a stalled link) and `held` is set, until `release()`; a test can
     then act at a known point of an upload. `freeze()` holds every open connection the same
@@ -46,12 +51,14 @@ class CuttingProxy(Service):
     ) -> None:
         self.target = target
         self.cut_after = cut_after
+        self.cut_counting: Direction = "up"  # which way `cut_after` counts bytes
         self.max_cuts = max_cuts
         self.uncut_until = 0
         self.hold = hold
         self.cuts = 0  # connections cut so far
         self.bytes_up = 0  # client-to-server bytes forwarded, all connections
         self.bytes_up_each: list[int] = []  # the same for each connection once it ended
+        self.bytes_down_each: list[int] = []  # server-to-client, each connection once it ended
         self.held = threading.Event()
         self._released = threading.Event()
         self._freezing = threading.Event()
@@ -89,9 +96,10 @@ class CuttingProxy(Service):
                 self.connections += 1
                 spent = self.max_cuts is not None and self.cuts >= self.max_cuts
                 spared = self.connections <= self.uncut_until
-                self._spawn(self._serve, client, None if spent or spared else self.cut_after)
+                limit = None if spent or spared else self.cut_after
+                self._spawn(self._serve, client, limit, self.cut_counting)
 
-    def _serve(self, client: socket.socket, limit: int | None) -> None:
+    def _serve(self, client: socket.socket, limit: int | None, counting: Direction) -> None:
         try:
             upstream = socket.create_connection(self.target, timeout=5)
         except OSError:
@@ -99,65 +107,68 @@ class CuttingProxy(Service):
             return
         # One thread owns both sockets, so closing them never races a blocked recv elsewhere.
         with selectors.DefaultSelector() as selector:
+            sent = {client: 0, upstream: 0}  # bytes forwarded from each side
+            cut_side = client if counting == "up" else upstream
             try:
-                sent_up = self._pump(selector, client, upstream, limit)
+                self._pump(selector, sent, cut_side, limit)
             finally:
                 _abort(client)
                 _abort(upstream)
         with self._lock:
-            self.bytes_up_each.append(sent_up)
+            self.bytes_up_each.append(sent[client])
+            self.bytes_down_each.append(sent[upstream])
 
     def _pump(
         self,
         selector: selectors.BaseSelector,
-        client: socket.socket,
-        upstream: socket.socket,
+        sent: dict[socket.socket, int],
+        cut_side: socket.socket,
         limit: int | None,
-    ) -> int:
-        """Forward until either side closes or the cut; the client-to-server bytes sent."""
-        for sock in (client, upstream):
+    ) -> None:
+        """Forward until either side closes, or the cut once `cut_side` sent `limit` bytes;
+        `sent` counts what each side sent."""
+        client, upstream = sent  # in that order
+        for sock in sent:
             sock.setblocking(True)
             sock.settimeout(None)
         selector.register(client, selectors.EVENT_READ, upstream)
         selector.register(upstream, selectors.EVENT_READ, client)
-        sent_up = 0
         open_sides = 2
         while open_sides and not self._stopping.is_set():
             if self._freezing.is_set():
                 self._stall()
-                return sent_up
+                return
             for key, _ in selector.select(POLL):
                 source: socket.socket = key.fileobj  # type: ignore[assignment]
                 sink: socket.socket = key.data
                 try:
                     data = source.recv(CHUNK)
                 except OSError:
-                    return sent_up
+                    return
                 if not data:  # a clean half-close: pass it on
                     selector.unregister(source)
                     open_sides -= 1
                     try:
                         sink.shutdown(socket.SHUT_WR)
                     except OSError:
-                        return sent_up
+                        return
                     continue
-                if source is client and limit is not None:
-                    data = data[: limit - sent_up]
+                if source is cut_side and limit is not None:
+                    data = data[: limit - sent[source]]
+                sent[source] += len(data)
                 if source is client:
-                    sent_up += len(data)
                     with self._lock:
                         self.bytes_up += len(data)
                 try:
                     sink.sendall(data)
                 except OSError:
-                    return sent_up
-                if source is client and limit is not None and sent_up >= limit:
+                    return
+                if source is cut_side and limit is not None and sent[source] >= limit:
                     if self.hold:
                         self._stall()
                     with self._lock:
                         self.cuts += 1
-                    return sent_up
-        return sent_up
+                    return
 
     def _stall(self) -> None:
         self.held.set()

@@ -1,5 +1,5 @@
-"""The SSH target's transfer settings against the lab's real OpenSSH: AES-GCM is negotiated, and
-writes are as large as sftp-server announces, with a copy of odd size still byte-exact."""
+"""The SSH target's transfer settings against the lab's real OpenSSH: AES-GCM is negotiated,
+reads and writes are as large as sftp-server announces, a copy of odd size still byte-exact."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import pytest
 
 from k3s_backup.config import SshTargetConfig
 from k3s_backup.lab.lab import Lab
-from k3s_backup.ssh.paramiko_quirks import DEFAULT_WRITE_SIZE, MAX_WRITE_SIZE
+from k3s_backup.ssh.paramiko_quirks import (
+    DEFAULT_REQUEST_SIZE,
+    MAX_REQUEST_SIZE,
+)
 from k3s_backup.targets.factory import open_target
 from k3s_backup.targets.guard import OwnNamesOnly
 from k3s_backup.targets.ssh import SshTarget
@@ -22,7 +25,7 @@ NAME = "k3s-lab-20261123-020000-k3s-05-1795399200"
 
 
 def test_upload_uses_gcm_and_the_announced_write_size(lab: Lab) -> None:
-    data = os.urandom(3 * MAX_WRITE_SIZE + 12345)  # several large requests and a short last one
+    data = os.urandom(3 * MAX_REQUEST_SIZE + 12345)  # several large requests and a short last one
     with open_target(SshTargetConfig.model_validate(lab.ssh_target()), "k3s-lab") as guarded:
         assert isinstance(guarded, OwnNamesOnly)
         target = guarded.inner
@@ -32,8 +35,8 @@ def test_upload_uses_gcm_and_the_announced_write_size(lab: Lab) -> None:
         transport = target.session._client.get_transport()
         assert transport is not None
         assert vars(transport)["remote_cipher"] == "aes128-gcm@openssh.com"  # not in the stubs
-        assert target._write_size is not None
-        assert DEFAULT_WRITE_SIZE < target._write_size <= MAX_WRITE_SIZE  # OpenSSH: 255 KiB
+        assert target._sizes is not None
+        assert DEFAULT_REQUEST_SIZE < target._sizes.write <= MAX_REQUEST_SIZE  # OpenSSH: 255 KiB
     assert (lab.remote_dir / NAME).read_bytes() == data
 
 
@@ -64,3 +67,26 @@ def test_an_upload_temporary_is_created_0600_by_the_open_itself(
         target.put(NAME, io.BytesIO(data), hashlib.sha256(data).hexdigest())
     assert (lab.remote_dir / NAME).read_bytes() == data
     assert seen and set(seen) == {0o600}, [oct(mode) for mode in seen]
+
+
+def test_download_prefetches_in_the_announced_read_size(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads as large as sftp-server takes (255 KiB, not paramiko's 32 KiB), a copy of odd size
+    still byte-exact."""
+    data = os.urandom(5 * MAX_REQUEST_SIZE + 4321)
+    (lab.remote_dir / NAME).write_bytes(data)
+    asked: list[int] = []  # each prefetch's request size
+    original = paramiko.SFTPFile.prefetch
+
+    def prefetch(file: paramiko.SFTPFile, size: int | None = None, most: int | None = None) -> None:
+        asked.append(file.MAX_REQUEST_SIZE)
+        original(file, size, most)
+
+    monkeypatch.setattr(paramiko.SFTPFile, "prefetch", prefetch)
+    received = io.BytesIO()
+    with open_target(SshTargetConfig.model_validate(lab.ssh_target()), "k3s-lab") as target:
+        target.get(NAME, received, len(data))
+    assert received.getvalue() == data
+    [size] = asked
+    assert DEFAULT_REQUEST_SIZE < size <= MAX_REQUEST_SIZE  # OpenSSH: 255 KiB

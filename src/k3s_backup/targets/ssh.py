@@ -44,7 +44,7 @@ class SshTarget(Target):
         self.name = name
         self.session = session
         self.path = path
-        self._write_size: int | None = None  # the server's, asked once
+        self._sizes: quirks.RequestSizes | None = None  # the server's, asked once
 
     @property
     def location(self) -> str:
@@ -169,13 +169,29 @@ class SshTarget(Target):
         with quirks.create_private(sftp, temp) as remote:
             sftp.chmod(temp, 0o600)  # a server that ignored the open's mode: still 0600
             remote.set_pipelined(True)
-            if self._write_size is None:
-                self._write_size = quirks.write_size(sftp)
-            remote.MAX_REQUEST_SIZE = self._write_size  # per file: paramiko's request size
+            remote.MAX_REQUEST_SIZE = self._request_sizes(sftp).write  # paramiko's, per file
             while chunk := outgoing.read(CHUNK_SIZE):
                 remote.write(chunk)
             remote.flush()
             quirks.wait_for_writes(sftp, remote)
+
+    def _request_sizes(self, sftp: paramiko.SFTPClient) -> quirks.RequestSizes:
+        if self._sizes is None:
+            self._sizes = quirks.request_sizes(sftp)
+        return self._sizes
+
+    def _open_prefetched(self, path: str, limit: int | None = None) -> paramiko.SFTPFile:
+        """`path` opened for reading, its reads (up to `limit` bytes) asked for ahead in the
+        server's largest requests."""
+        sftp = self.session.sftp()
+        remote = sftp.open(path, "rb")
+        try:
+            remote.MAX_REQUEST_SIZE = self._request_sizes(sftp).read  # paramiko's, per file
+            quirks.prefetch_quietly(remote, limit)
+        except BaseException:
+            remote.close()
+            raise
+        return remote
 
     def _full_disk(self) -> str:
         """ "; the disk there is full (N bytes free)" when it is, to explain a failed write."""
@@ -197,10 +213,8 @@ class SshTarget(Target):
             pass
 
     def get(self, name: str, dest: Writable, limit: int) -> None:
-        sftp = self.session.sftp()
         try:
-            with sftp.open(self._remote(name), "rb") as remote:
-                quirks.prefetch_quietly(remote, limit + 1)
+            with self._open_prefetched(self._remote(name), limit + 1) as remote:
                 copy_capped(remote, dest, limit, f"{self.name}: {name}", "the most it may hold")
         except CONNECTION_ERRORS as exc:
             raise self.session.failure("download", name, exc) from None
@@ -241,10 +255,8 @@ class SshTarget(Target):
         )
 
     def _read_back_sha256(self, path: str) -> str:
-        sftp = self.session.sftp()
         try:
-            with sftp.open(path, "rb") as remote:
-                quirks.prefetch_quietly(remote)
+            with self._open_prefetched(path) as remote:
                 return sha256_stream(remote)
         except CONNECTION_ERRORS as exc:
             raise self.session.failure("read back", path, exc) from None
