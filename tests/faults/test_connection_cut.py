@@ -121,16 +121,20 @@ def test_cut_during_a_download_fails_cleanly_and_writes_nothing(
         return proxy.connections
 
     ended = all_ended()
-    assert fetch(tmp_path / "whole.db").code == 0  # a listing, then the download: two links
+    assert fetch(tmp_path / "whole.db").code == 0  # the listing and the download: one link
     all_ended()
-    download = max(proxy.bytes_up_each[ended:])
-
-    proxy.cut_after = download * 2 // 3  # counted per connection: the listing stays under it
+    # Counted from the server: a download's read requests are a few bytes each, the copy many
+    # MB, so two thirds of what came down falls inside the copy, well past the listing.
+    download = max(proxy.bytes_down_each[ended:])
+    proxy.cut_counting = "down"
+    proxy.cut_after = download * 2 // 3
     out = tmp_path / "cut.db"
     result = fetch(out)
     assert proxy.cuts == 1
     assert result.code == 1, result.stderr
     assert "backup-host" in result.stderr and "Traceback" not in result.stderr
+    assert "cannot download" in result.stderr  # the cut came inside the copy, not the listing
+    assert "backup-host: backup-host" not in result.stderr  # the target named once
     assert not out.exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith("cut.db")] == []
 

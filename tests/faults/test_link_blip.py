@@ -229,7 +229,7 @@ def test_fetch_without_retries_fails_and_writes_nothing(blip: Blip) -> None:
     result = blip.cli(once, "fetch", "latest", "--from", "backup-host", "--out", str(out))
     assert blip.proxy.cuts == 1 and blip.waits == []
     assert result.code == 1
-    assert "refusing the copy on backup-host: backup-host: cannot download" in result.stderr
+    assert "refusing the copy on backup-host: cannot download" in result.stderr
     assert [p for p in blip.tmp_path.iterdir() if p.name.startswith("cut.db")] == []
 
 

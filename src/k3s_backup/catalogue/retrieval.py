@@ -48,7 +48,7 @@ from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity
 from k3s_backup.report import Reporter, human_size
 from k3s_backup.targets.base import Target
-from k3s_backup.targets.retry import on_target
+from k3s_backup.targets.retry import on_target, without_name
 
 AGE_HEADER = b"age-encryption.org/v1"
 Warn = Callable[[str], None]
@@ -278,8 +278,9 @@ def fetch_verified(
         try:
             fetched = fetch_one(config, env, copy, workdir, identities, trust)
         except (BackupError, OSError) as exc:
-            reporter.warn(f"refusing the copy on {copy.location}: {exc}")
-            failures.append(f"{copy.location}: {exc}")
+            said = without_name(copy.location, exc)  # the location is named once
+            reporter.warn(f"refusing the copy on {copy.location}: {said}")
+            failures.append(f"{copy.location}: {said}")
             continue
         reporter.info(
             f"Verified {copy.name.filename} from {copy.location}: SHA-256 matches its manifest,"
