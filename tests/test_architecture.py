@@ -4,6 +4,7 @@ the source itself: every module under src/k3s_backup is parsed, none imported.""
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +109,28 @@ def test_policy_does_no_io() -> None:
         or (within(imported, "k3s_backup") and not within(imported, "k3s_backup.policy"))
     ]
     assert reaching == []
+
+
+def parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def test_the_backup_hosts_side_needs_nothing_but_the_standard_library() -> None:
+    """sshd starts `serve` (and the host's schedule `serve-prune`) on the host's own Python,
+    with no site packages: everything service/ reaches, however indirectly, is ours or stdlib."""
+    paths = dict(modules())
+    todo = [name for name in paths if within(name, "k3s_backup.service")]
+    seen: set[str] = set()
+    foreign: set[tuple[str, str]] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for imported in imports(paths[name]):
+            if within(imported, "k3s_backup"):
+                todo += [p for p in parents(imported) if p in paths]
+            elif imported.split(".")[0] not in sys.stdlib_module_names:
+                foreign.add((name, imported))
+    assert foreign == set()

@@ -47,6 +47,7 @@ def test_rotation_removes_old_copies_with_their_sidecars_and_stale_temporaries(
     assert sorted(os.listdir(tmp_path)) == before
     assert f"would remove {OLD}" in capsys.readouterr().out
     assert prune(tmp_path, "--keep", "2") == 0
+    assert f"removed {OLD} from {tmp_path}" in capsys.readouterr().out  # said once done
     gone = {OLD, OLD + ".json", OLD + ".bundle.tar", f".{OLD}.partial-0123abcd"}
     assert sorted(os.listdir(tmp_path)) == sorted(set(before) - gone)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from k3s_backup.plumbing.plan import Call, Plan, apply, note
 from k3s_backup.policy import naming
 from k3s_backup.policy.retention import GfsRules
 from k3s_backup.service.server import host_plan
@@ -25,6 +26,15 @@ def _ours(cluster: str, name: str | None) -> bool:
         naming.is_ours(cluster, name)
         or naming.snapshot_of_manifest(cluster, name)
         or naming.snapshot_of_bundle(cluster, name)
+    )
+
+
+def _removal(store: Store, root: Path, file: str) -> Call:
+    def remove() -> None:
+        store.delete(file)
+
+    return Call(
+        "delete", file, f"remove {file} from {root}", f"removed {file} from {root}", action=remove
     )
 
 
@@ -46,9 +56,7 @@ def prune(
         entries = store.entries()
         names = sorted(entry.name for entry in entries)
         plan = host_plan(store, cluster, entries, rules, protect_days, now())
-        verb = "would remove" if dry_run else "remove"
-        for name in plan.keep:
-            say(f"{root}: keep   {name.filename}")
+        changes = Plan([note(f"{root}: keep   {name.filename}") for name in plan.keep])
         present = set(names)
         doomed = [
             file
@@ -61,10 +69,8 @@ def prune(
             if file in present
         ]
         doomed += [t for t in store.stale_temporaries(now()) if _ours(cluster, final_of_temp(t))]
-        for file in doomed:
-            say(f"{root}: {verb} {file}")
-            if not dry_run:
-                store.delete(file)
+        changes.add(*(_removal(store, root, file) for file in doomed))
+        apply(changes, dry_run, {}, say)  # the one applier of every --dry-run (plumbing/plan.py)
     except (StoreError, OSError) as exc:
         say(f"error: {root}: {exc}")
         return 1
