@@ -23,7 +23,7 @@ import pyrage
 import zstandard
 
 from k3s_backup.catalogue.manifest import Manifest
-from k3s_backup.catalogue.storage_form import PLAIN_LIMIT, DecodeError
+from k3s_backup.catalogue.storage_form import PLAIN_LIMIT, DecodeError, Identities
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import SnapshotError, TargetUnreachable
@@ -43,7 +43,6 @@ from k3s_backup.report import Reporter
 from k3s_backup.targets.base import Target
 from k3s_backup.targets.retry import on_target
 
-Identities = list[pyrage.x25519.Identity]
 ManifestOf = Callable[[Target], Manifest]  # the copy's manifest, authenticated and announced
 
 
@@ -77,7 +76,7 @@ def fetch_streamed(
 
     def attempt(target: Target) -> Streamed:
         manifest = manifest_of(target)
-        local = _plain_name(config, manifest)
+        local = plain_name(config, manifest)
         if not streams(local) or manifest.compression not in ("none", "zstd"):
             raise SnapshotError(f"{manifest.name}: stored as {manifest.compression}, not streamed")
         partial = work / f".{local.filename}.partial"
@@ -96,7 +95,8 @@ def fetch_streamed(
     return on_target(config.target(location), config.cluster_name, reporter, attempt)
 
 
-def _plain_name(config: Config, manifest: Manifest) -> naming.SnapshotName:
+def plain_name(config: Config, manifest: Manifest) -> naming.SnapshotName:
+    """The name of the plain snapshot a manifest describes, if it is one of ours."""
     local = naming.parse(config.cluster_name, manifest.snapshot)
     if local is None or "/" in manifest.snapshot:
         raise SnapshotError(f"the manifest names {manifest.snapshot!r}: not a snapshot of ours")
@@ -142,21 +142,30 @@ def _one_pass(
             raise failure from None
         _drain(raw)  # zstd may stop at the frame's end: the rest must still be read and hashed
         _check_stored(manifest, received, where)
-    if check.sha256 != manifest.plain_sha256 or check.size != manifest.plain_size:
-        raise SnapshotError(
-            f"{manifest.name} decodes to a file whose SHA-256 {check.sha256} is not the"
-            f" snapshot's {manifest.plain_sha256}"
-        )
+    check_plain(manifest, check.size, check.sha256)
     return check
 
 
 def _check_stored(manifest: Manifest, received: list[_Received], where: str) -> None:
     size = received[0].size if received else 0
-    digest = received[0].digest.hexdigest() if received else ""
+    check_stored(manifest, size, received[0].digest.hexdigest() if received else "", where)
+
+
+def check_stored(manifest: Manifest, size: int, digest: str, where: str) -> None:
+    """The stored copy is the bytes its manifest describes; `where` names it."""
     if size != manifest.size or digest != manifest.sha256:
         raise SnapshotError(
             f"{where} does not verify: SHA-256 {digest} ({size} bytes), the manifest says"
             f" {manifest.sha256} ({manifest.size} bytes): corrupted or truncated"
+        )
+
+
+def check_plain(manifest: Manifest, size: int, digest: str) -> None:
+    """The decoded copy is the snapshot its manifest recorded."""
+    if digest != manifest.plain_sha256 or size != manifest.plain_size:
+        raise SnapshotError(
+            f"{manifest.name} decodes to a file whose SHA-256 {digest} is not the"
+            f" snapshot's {manifest.plain_sha256}"
         )
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyrage
-
 from k3s_backup.catalogue.inventory import (
     LOCAL,
     Copy,
@@ -16,7 +14,7 @@ from k3s_backup.catalogue.inventory import (
     target_copies,
     with_identities,
 )
-from k3s_backup.catalogue.storage_form import read_identities
+from k3s_backup.catalogue.storage_form import Identities, read_identities
 from k3s_backup.config import Config
 from k3s_backup.errors import BackupError, ExitCode, SnapshotError
 from k3s_backup.report import Reporter
@@ -24,7 +22,6 @@ from k3s_backup.targets.base import Target
 from k3s_backup.targets.retry import on_target
 
 LATEST = "latest"
-Identities = list[pyrage.x25519.Identity]
 
 
 class ChoiceError(BackupError):

@@ -28,10 +28,9 @@ from k3s_backup.catalogue.inventory import (
     local_manifests,
     read_target_manifest,
 )
-from k3s_backup.catalogue.lookup import Identities
 from k3s_backup.catalogue.manifest import Manifest
 from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust, age_identity
-from k3s_backup.catalogue.storage_form import decode, decrypt_bytes
+from k3s_backup.catalogue.storage_form import Identities, decode, decrypt_bytes
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, SnapshotError
@@ -145,7 +144,7 @@ def _manifest_and_download(
     else:
         reporter = Reporter(env, None)
 
-        def download(target: Target) -> tuple[Manifest, _Download]:
+        def get(target: Target) -> tuple[Manifest, _Download]:
             manifest = _authentic_manifest(config, target, copy, trust, reporter.warn)
             _check_announced(copy, manifest, dest)
             dest.unlink(missing_ok=True)  # what a cut attempt wrote: each starts from nothing
@@ -154,13 +153,9 @@ def _manifest_and_download(
             return manifest, out
 
         target_config = config.target(copy.location)
-        manifest, out = on_target(target_config, config.cluster_name, reporter, download)
-    if out.size != manifest.size or out.digest.hexdigest() != manifest.sha256:
-        raise SnapshotError(
-            f"{copy.location}: {copy.name.filename} does not verify: SHA-256"
-            f" {out.digest.hexdigest()} ({out.size} bytes), the manifest says {manifest.sha256}"
-            f" ({manifest.size} bytes): corrupted or truncated"
-        )
+        manifest, out = on_target(target_config, config.cluster_name, reporter, get)
+    where = f"{copy.location}: {copy.name.filename}"
+    download.check_stored(manifest, out.size, out.digest.hexdigest(), where)
     return manifest
 
 
@@ -196,9 +191,7 @@ def _local_form(
 ) -> Path:
     """Undo the target's storage form (zstd/zip, age): the snapshot file as this node made it,
     checked against the plain SHA-256 the manifest recorded."""
-    local = naming.parse(config.cluster_name, manifest.snapshot)
-    if local is None or "/" in manifest.snapshot:
-        raise SnapshotError(f"the manifest names {manifest.snapshot!r}: not a snapshot of ours")
+    local = download.plain_name(config, manifest)
     if manifest.compression == "none" and manifest.encryption == "none":
         decoded = stored
     else:
@@ -213,11 +206,7 @@ def _local_form(
         )
     with decoded.open("rb") as stream:
         digest = sha256_stream(stream)
-    if digest != manifest.plain_sha256 or decoded.stat().st_size != manifest.plain_size:
-        raise SnapshotError(
-            f"{manifest.name} decodes to a file whose SHA-256 {digest} is not the snapshot's"
-            f" {manifest.plain_sha256}"
-        )
+    download.check_plain(manifest, decoded.stat().st_size, digest)
     return decoded.rename(work / local.filename)
 
 

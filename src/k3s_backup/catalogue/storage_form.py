@@ -75,7 +75,10 @@ def parse_recipients(
     return parsed
 
 
-def read_identities(path: Path) -> list[pyrage.x25519.Identity]:
+Identities = list[pyrage.x25519.Identity]  # age private keys, to decrypt with
+
+
+def read_identities(path: Path) -> Identities:
     """The AGE-SECRET-KEY lines of an age identity file (as written by `age-keygen`)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -255,7 +258,7 @@ def _decompress(stored: Path, compression: str, out: Path, plain_size: int, what
 
 
 @contextmanager
-def _decrypting(identities: list[pyrage.x25519.Identity]) -> Iterator[None]:
+def _decrypting(identities: Identities) -> Iterator[None]:
     """One clear message for a missing or wrong private key, whatever is being decrypted."""
     if not identities:
         raise DecodeError("it is age-encrypted: pass --identity FILE (the private key)")
@@ -268,7 +271,7 @@ def _decrypting(identities: list[pyrage.x25519.Identity]) -> Iterator[None]:
         ) from None
 
 
-def decrypt_bytes(body: bytes, identities: list[pyrage.x25519.Identity]) -> bytes:
+def decrypt_bytes(body: bytes, identities: Identities) -> bytes:
     """Small sidecars (the restore bundle), the counterpart of `encrypt_bytes`."""
     with _decrypting(identities):
         plain: bytes = pyrage.decrypt(body, identities)
@@ -278,7 +281,7 @@ def decrypt_bytes(body: bytes, identities: list[pyrage.x25519.Identity]) -> byte
 def _decrypt(
     stored: Path,
     out: Path,
-    identities: list[pyrage.x25519.Identity],
+    identities: Identities,
     limit: tuple[int, str],
     what: str,
 ) -> None:
@@ -300,7 +303,7 @@ def decode(
     stored: Path,
     compression: str,
     encryption: str,
-    identities: list[pyrage.x25519.Identity],
+    identities: Identities,
     workdir: Path,
     plain_size: int,
     what: str,
