@@ -29,6 +29,7 @@ from k3s_backup.report import Reporter
 from k3s_backup.sources.factory import node_name
 from k3s_backup.state import read_state
 from k3s_backup.targets.factory import open_target
+from k3s_backup.targets.retry import without_name
 
 
 def _nothing() -> str | None:  # a preview's steps are never carried out
@@ -78,7 +79,7 @@ class Preview:
                 there = self.context.target_copies(t)
         except BackupError as exc:
             tries = target_config.retries + 1
-            said = str(exc).removeprefix(f"{name}: ")
+            said = without_name(name, exc)
             self.steps.add(
                 note(
                     f"target {name}: cannot be read now ({said}); the run would try"
