@@ -42,13 +42,17 @@ def local_time(unix: int) -> str:
     return shown_time(unix)
 
 
-def lineages(location: str, copies: list[Copy]) -> list[Lineage]:
-    """`copies` grouped by identity, newest group first."""
+def by_identity(copies: list[Copy]) -> list[list[Copy]]:
+    """`copies` grouped by cluster identity, the group with the newest copy first."""
     groups: dict[str | None, list[Copy]] = {}
     for copy in copies:
         groups.setdefault(uid_of(copy.identity), []).append(copy)
-    found = [Lineage(location, group[0].identity, group) for group in groups.values()]
-    return sorted(found, key=lambda lineage: lineage.newest.name, reverse=True)
+    return sorted(groups.values(), key=lambda group: max(c.name for c in group), reverse=True)
+
+
+def lineages(location: str, copies: list[Copy]) -> list[Lineage]:
+    """`copies` (of one location) grouped by identity, newest group first."""
+    return [Lineage(location, group[0].identity, group) for group in by_identity(copies)]
 
 
 def restore_command(location: str) -> str:

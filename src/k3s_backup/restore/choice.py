@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from k3s_backup.catalogue.clusters import local_time
+from k3s_backup.catalogue.clusters import by_identity, local_time
 from k3s_backup.catalogue.inventory import Copy
 from k3s_backup.config import Config
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.formats.cluster_identity import live_database, read_identity
-from k3s_backup.policy.identity import ClusterIdentity, describe, uid_of
+from k3s_backup.policy.identity import ClusterIdentity, describe
 
 
 class ClusterChoiceError(BackupError):
@@ -38,7 +38,7 @@ def one_cluster(
                 + "\n".join(cluster_lines(candidates))
             )
         return chosen
-    groups = by_cluster(candidates)
+    groups = by_identity(candidates)
     if not latest or len(groups) < 2:
         return candidates
     question = (
@@ -63,17 +63,9 @@ def matches(identity: ClusterIdentity | None, wanted: str) -> bool:
     return identity is not None and identity.kubernetes and identity.uid.startswith(wanted)
 
 
-def by_cluster(candidates: list[Copy]) -> list[list[Copy]]:
-    """Copies grouped by cluster identity, the group with the newest copy first."""
-    groups: dict[str | None, list[Copy]] = {}
-    for candidate in candidates:
-        groups.setdefault(uid_of(candidate.identity), []).append(candidate)
-    return sorted(groups.values(), key=lambda g: max(c.name for c in g), reverse=True)
-
-
 def cluster_lines(candidates: list[Copy]) -> list[str]:
     lines = []
-    for number, group in enumerate(by_cluster(candidates), 1):
+    for number, group in enumerate(by_identity(candidates), 1):
         newest = max(group, key=lambda c: c.name)
         where = ", ".join(dict.fromkeys(c.location for c in group if c.snapshot == newest.snapshot))
         lines.append(
