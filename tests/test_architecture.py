@@ -134,3 +134,49 @@ def test_the_backup_hosts_side_needs_nothing_but_the_standard_library() -> None:
             elif imported.split(".")[0] not in sys.stdlib_module_names:
                 foreign.add((name, imported))
     assert foreign == set()
+
+
+def imported_on_load(path: Path) -> set[str]:
+    """Our modules `path` imports when it is loaded: at its top, in `if`/`try` blocks there,
+    not inside functions (a lazy import breaks a cycle on purpose) nor under TYPE_CHECKING."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If):
+                if "TYPE_CHECKING" not in ast.unparse(node.test):
+                    visit(node.body)
+                    visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+                for handler in node.handlers:
+                    visit(handler.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module is not None:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+
+    visit(ast.parse(path.read_text(), str(path)).body)
+    return {name for name in found if within(name, "k3s_backup") and is_our_module(name)}
+
+
+def test_no_import_cycle() -> None:
+    """A cycle makes the order modules load in matter (a half-initialised module, an
+    ImportError that depends on which command ran first)."""
+    graph = {name: imported_on_load(path) for name, path in modules()}
+    assert [name for name in graph if reaches(graph, name, name)] == []
+
+
+def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        name = todo.pop()
+        if name == goal:
+            return True
+        if name not in seen and name in graph:
+            seen.add(name)
+            todo += graph[name]
+    return False
