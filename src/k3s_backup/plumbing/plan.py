@@ -10,8 +10,8 @@ target) is a `Call`. A note changes nothing: it is said as it is, in both modes.
 
 A step numbered as in a guide (restore's "1a") is listed as "  1a. ..." in a dry run and said as
 "Step 1a: ..." as it starts in a real one: a long step (K3s's cluster-reset) is seen running.
-Its `by_hand` is what an operator types to make it by hand: after a failure, the remaining
-steps' (`plan.steps[plan.done:]`) are the way on.
+Its `by_hand` is what an operator types to make it by hand: after a failure, those of the steps
+not done (`plan.steps[plan.done:]`) are the way on.
 """
 
 from __future__ import annotations

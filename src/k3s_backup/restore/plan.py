@@ -25,7 +25,7 @@ def step(number: str, text: str, action: Callable[[], None], by_hand: str | None
         action()
         return ""
 
-    return Call("restore", by_hand or "", text, number=number, by_hand=by_hand, action=run)
+    return Call("restore", "", text, number=number, by_hand=by_hand, action=run)
 
 
 @dataclass
