@@ -180,3 +180,38 @@ def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
             seen.add(name)
             todo += graph[name]
     return False
+
+
+APPLIER = "k3s_backup.plumbing.plan"
+
+
+def takes_dry_run(path: Path) -> bool:
+    """Whether the module declares a --dry-run option (click's or argparse's)."""
+    return any(
+        isinstance(node, ast.Call)
+        and any(isinstance(a, ast.Constant) and a.value == "--dry-run" for a in node.args)
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+    )
+
+
+def test_every_dry_run_goes_through_the_one_applier() -> None:
+    """plumbing/plan.py is the one applier (issue #15): no other module defines a step type of
+    its own, and every module declaring --dry-run reaches the applier itself or through a
+    module it imports (its own part: setup/, backup/preview.py, restore/apply.py, ...)."""
+    paths = dict(modules())
+    own_steps = [
+        (name, node.name)
+        for name, path in paths.items()
+        if name != APPLIER
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ClassDef) and "Step" in node.name
+    ]
+    assert own_steps == [], "steps are plumbing/plan.py's Step (a Call for a change of its own)"
+
+    def reaches(name: str) -> bool:
+        near = imports(paths[name])
+        return APPLIER in near or any(APPLIER in imports(paths[n]) for n in near if n in paths)
+
+    dry_runs = [name for name, path in paths.items() if takes_dry_run(path)]
+    assert len(dry_runs) >= 6  # setup, uninstall, prune, run, restore, serve-prune
+    assert [name for name in dry_runs if not reaches(name)] == []

@@ -117,3 +117,63 @@ def test_notes_only_says_what_was_found_and_stops_before_the_first_change(tmp_pa
     assert lines == ["found: old"] and plan.done == 1
     apply(plan, False, ENV, lines.append)
     assert lines[1] == f"created {tmp_path / 'etc' / 'new'}" and calls == ["x"]
+
+
+def numbered_plan(lines: list[str]) -> Plan:
+    """Two steps numbered as a guide's, each saying its own line as it runs."""
+
+    def act(what: str) -> Callable[[], str | None]:
+        def call() -> str | None:
+            lines.append(f"doing {what}")
+            return ""  # said its own line
+
+        return call
+
+    return Plan(
+        [
+            Call("restore", "", "stop", number="1a", by_hand="stop it", action=act("stop")),
+            Call("restore", "", "reset", number="1b", by_hand="reset it", action=act("reset")),
+        ]
+    )
+
+
+def test_a_numbered_plan_is_listed_by_number_and_each_step_said_before_it_runs() -> None:
+    lines: list[str] = []
+    apply(numbered_plan(lines), True, ENV, lines.append)
+    assert lines == ["  1a. stop", "  1b. reset"]
+    lines.clear()
+    apply(numbered_plan(lines), False, ENV, lines.append)
+    assert lines == ["Step 1a: stop", "doing stop", "Step 1b: reset", "doing reset"]
+
+
+def test_what_between_raises_stops_the_plan_before_the_next_step_starts() -> None:
+    lines: list[str] = []
+    plan = numbered_plan(lines)
+    calls = [True, False]  # popped from the end: the first check passes, the second stops
+
+    def between() -> None:
+        if calls.pop():
+            raise RuntimeError("signal")
+
+    with pytest.raises(RuntimeError, match="signal"):
+        apply(plan, False, ENV, lines.append, between=between)
+    assert lines == ["Step 1a: stop", "doing stop"]  # 1b was neither said nor run
+    assert plan.done == 1 and [s.by_hand for s in plan.steps[plan.done :]] == ["reset it"]
+
+
+def test_a_failed_step_leaves_done_at_it_so_the_remaining_steps_are_the_way_on() -> None:
+    def cut() -> str | None:
+        raise StepFailed("link cut")
+
+    plan = Plan(
+        [
+            Call("restore", "", "stop", number="1", by_hand="stop it"),
+            Call("restore", "", "reset", number="2", by_hand="reset it", action=cut),
+            Call("restore", "", "start", number="3", by_hand="start it"),
+        ]
+    )
+    lines: list[str] = []
+    with pytest.raises(StepFailed, match="link cut"):
+        apply(plan, False, ENV, lines.append)
+    assert lines == ["Step 1: stop", "stop", "Step 2: reset"]
+    assert [s.by_hand for s in plan.steps[plan.done :]] == ["reset it", "start it"]

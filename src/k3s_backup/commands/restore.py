@@ -44,14 +44,14 @@ from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, Interrupted
 from k3s_backup.plumbing.background import in_background
 from k3s_backup.plumbing.lock import exclusive_run
+from k3s_backup.plumbing.plan import Plan
 from k3s_backup.plumbing.signals import SignalGuard
 from k3s_backup.report import Reporter
 from k3s_backup.restore import preflight
-from k3s_backup.restore.apply import apply
+from k3s_backup.restore.apply import apply, show
 from k3s_backup.restore.choice import Holding, holdings, node_holding, one_cluster
 from k3s_backup.restore.executor import Executor
 from k3s_backup.restore.peers import select_nodes
-from k3s_backup.restore.plan import Step, letters
 from k3s_backup.restore.sqlite import SqliteExecutor
 from k3s_backup.targets.retry import one_connection_each
 
@@ -127,7 +127,7 @@ class Restore:
         )
         return answer == cluster
 
-    def _show_plan(self, fetched: FetchedCopy, steps: list[Step], holding: Holding) -> None:
+    def _show_plan(self, fetched: FetchedCopy, plan: Plan, holding: Holding) -> None:
         self.report.info(
             f"Plan to restore {fetched.name.filename} (verified copy from {fetched.location}):"
         )
@@ -137,8 +137,7 @@ class Restore:
             self.report.info(line)
         if other_cluster:
             self.report.warn(other_cluster)
-        for number, step in zip(letters(steps), steps, strict=True):
-            self.report.info(f"  {number}. {step.text}")
+        show(plan, self.report.info)
 
     def run(self, workdir: Path) -> int:
         """The exit code; `changing` says whether to keep `workdir` (the verified file)."""
@@ -198,8 +197,8 @@ class Restore:
             self.config, self.env, self.report, fetched.plain, restore_bundle, put_token, nodes
         )
         try:
-            steps = executor.plan()
-            self._show_plan(fetched, steps, holding())
+            plan = executor.plan()
+            self._show_plan(fetched, plan, holding())
             if self.options.dry_run:
                 self.report.info("Dry run: nothing was stopped or changed.")
                 return ExitCode.OK
@@ -207,7 +206,7 @@ class Restore:
                 self.report.error("not confirmed; nothing was stopped or changed")
                 return ExitCode.FAILED
             self.changing = True
-            code = apply(executor, steps, self.guard, fetched.name.filename)
+            code = apply(executor, plan, self.guard, fetched.name.filename)
             self.changing = code != ExitCode.OK
             return code
         finally:

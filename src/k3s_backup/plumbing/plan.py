@@ -1,12 +1,17 @@
 """Plan, then apply: a command that changes the system first builds its changes as data (a
 Plan of Steps), then ONE applier either prints each as "would ..." (`--dry-run`) or carries it
-out, saying each as it is done. restore's plan is shown the same way; prune's deletions are
-restic's `dryrun` backend as data.
+out, saying each as it is done. restore's numbered plan is applied by it too; prune's deletions
+are restic's `dryrun` backend as data.
 
 A step says what it changes in words: `line` completes "would ..." ("remove /etc/cron.d/x"),
 `done` is the line once it happened ("removed /etc/cron.d/x"). Files and commands are plain
 data the applier knows how to carry out; any other change (a key generated, a copy deleted on a
 target) is a `Call`. A note changes nothing: it is said as it is, in both modes.
+
+A step numbered as in a guide (restore's "1a") is listed as "  1a. ..." in a dry run and said as
+"Step 1a: ..." as it starts in a real one: a long step (K3s's cluster-reset) is seen running.
+Its `by_hand` is what an operator types to make it by hand: after a failure, those of the steps
+not done (`plan.steps[plan.done:]`) are the way on.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class Step:
     done: str = ""  # the line once done [default: the line]
     show: tuple[str, ...] = ()  # printed below the line in a dry run (a file's content)
     skipped: str | None = None  # why this change is not made in either mode (said as such)
+    number: str = ""  # its number in a plan numbered as a guide's: "1a"
+    by_hand: str | None = None  # the command an operator types to make this change by hand
 
     def perform(self, environ: Mapping[str, str]) -> str | None:
         """Carry the change out; a line that says more than `done`, or None."""
@@ -148,26 +155,37 @@ class Plan:
 
 
 def apply(
-    plan: Plan, dry_run: bool, environ: Mapping[str, str], say: Say, notes_only: bool = False
+    plan: Plan,
+    dry_run: bool,
+    environ: Mapping[str, str],
+    say: Say,
+    notes_only: bool = False,
+    between: Callable[[], None] | None = None,
 ) -> list[Step]:
     """Print (`dry_run`) or carry out each step not done yet, in order, each said as it goes;
     the steps that changed something. A failure (StepFailed, OSError, a target's error)
-    propagates after the steps before it were said. `notes_only`: stop at the first change
-    (what was found is said before the connection the changes need is opened)."""
+    propagates after the steps before it were said, `plan.done` at the failed step. `notes_only`:
+    stop at the first change (what was found is said before the connection the changes need is
+    opened). `between` runs before each step: what it raises (restore's deferred signal) stops
+    the plan there, before that step starts."""
     changed: list[Step] = []
     while plan.done < len(plan.steps):
         step = plan.steps[plan.done]
         if notes_only and step.what != NOTE:
             break
+        if between is not None:
+            between()
         if step.what == NOTE:
             say(step.line)
         elif step.skipped is not None:
             say(f"would {step.line} ({step.skipped}: skipped)")
         elif dry_run:
-            say(f"would {step.line}")
+            say(f"  {step.number}. {step.line}" if step.number else f"would {step.line}")
             for line in step.show:
                 say(line)
         else:
+            if step.number:
+                say(f"Step {step.number}: {step.line}")
             said = step.perform(environ)  # "": the step said its own lines
             if said != "":
                 say(said or step.done or step.line)

@@ -16,6 +16,7 @@ from k3s_backup.errors import BackupError
 from k3s_backup.plumbing.atomic import write_atomic
 from k3s_backup.plumbing.commands import CommandError, Completed, run_command
 from k3s_backup.plumbing.loopback import wait_for
+from k3s_backup.plumbing.plan import Plan, Step, StepFailed
 from k3s_backup.plumbing.signals import SignalGuard
 from k3s_backup.report import Reporter
 from k3s_backup.restore import preflight, recovery
@@ -27,10 +28,10 @@ from k3s_backup.restore.plan import (
     START_TIMEOUT,
     STOP_TIMEOUT,
     NodeState,
-    Step,
-    StepFailed,
     done,
     last_lines,
+    numbered,
+    step,
 )
 
 
@@ -210,7 +211,7 @@ class Executor:
 
     def remote_step(self, number: str, node: RemoteNode, argv: list[str]) -> Step:
         text = f"on {node.role} {node.name}: {' '.join(argv)}"
-        return Step(number, text, lambda: self.run_remote(node, argv), ssh_command(node, argv))
+        return step(number, text, lambda: self.run_remote(node, argv), ssh_command(node, argv))
 
     def close(self) -> None:
         for node in [*self.servers, *self.agents]:
@@ -218,34 +219,34 @@ class Executor:
 
     # -- the plan ----------------------------------------------------------------------------
 
-    def plan(self) -> list[Step]:
+    def plan(self) -> Plan:
         stop = f"systemctl stop {SERVICE}"
-        steps = [Step("1", f"stop K3s on this node: {stop}", self.stop_local, stop)]
+        steps: list[Step] = [step("1", f"stop K3s on this node: {stop}", self.stop_local, stop)]
         steps += [self.remote_step("1", n, n.stop_command()) for n in self.servers + self.agents]
-        steps.append(Step("2", f"get the backup file: done, verified: {self.snapshot}", done))
+        steps.append(step("2", f"get the backup file: done, verified: {self.snapshot}", done))
         if self.put_token:
             token = bundle.token_path(self.config.k3s.data_dir)
             text = (
                 f"put the snapshot's server token in {token} (the current one, if any, is kept"
                 f" as token.bak-{self.stamp})"
             )
-            steps.append(Step("2", text, self.place_token))
+            steps.append(step("2", text, self.place_token))
         steps.append(self.restore_step())
         start = f"systemctl start {SERVICE}"
-        steps.append(Step("4", f"start K3s: {start}", self.start_local, start))
+        steps.append(step("4", f"start K3s: {start}", self.start_local, start))
         timeout = float(self.config.restore.ready_timeout)
         text = (
             f"wait until `k3s kubectl get nodes` reports this node ({self.node_name}) Ready"
             f" (at most {timeout:.0f} s)"
         )
         nodes = f"{shlex.quote(self.k3s)} kubectl get nodes"
-        steps.append(Step("4", text, self.wait_ready, f"{nodes}  (until this node is Ready)"))
+        steps.append(step("4", text, self.wait_ready, f"{nodes}  (until this node is Ready)"))
         for node in self.servers:
             steps.append(self.remote_step("4", node, node.move_db_command(self.stamp)))
             steps.append(self.remote_step("4", node, node.start_command()))
         steps += [self.remote_step("4", node, node.start_command()) for node in self.agents]
-        steps.append(Step("5", "verify: k3s kubectl get nodes", self.show_nodes, nodes))
-        return steps
+        steps.append(step("5", "verify: k3s kubectl get nodes", self.show_nodes, nodes))
+        return numbered(steps)
 
     def restore_step(self) -> Step:
         """Step 3, where the snapshot replaces this node's datastore."""
@@ -253,7 +254,7 @@ class Executor:
             f"{' '.join(self.reset_command)}  (K3s moves {self.db / 'etcd'} to"
             f" {self.db}/etcd-old-<unix>, restores, and exits by itself)"
         )
-        return Step("3", text, self.cluster_reset, shlex.join(self.reset_command))
+        return step("3", text, self.cluster_reset, shlex.join(self.reset_command))
 
     # -- after a failure ---------------------------------------------------------------------
 

@@ -1,13 +1,15 @@
-"""A restore's plan as data: the guide's numbered steps, each an action and the command an
-operator types to do it by hand, and what has been done to this node so far. The command
-prints the plan (dry run) or carries it out; after a failure the remaining steps' commands
-are the way on."""
+"""A restore's plan as data: the guide's numbered steps, each a `Call` of plumbing/plan.py (the
+one applier's steps) with the command an operator types to do it by hand, and what has been
+done to this node so far. The applier prints the plan (dry run) or carries it out; after a
+failure the remaining steps' commands are the way on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from k3s_backup.plumbing.plan import Call, Plan, Step
 
 SERVICE = "k3s"
 STOP_TIMEOUT = 120.0
@@ -16,16 +18,14 @@ START_TIMEOUT = 10 * 60.0
 POLL_INTERVAL = 0.5
 
 
-class StepFailed(Exception):
-    """A step of the restore failed; the message says what happened."""
+def step(number: str, text: str, action: Callable[[], None], by_hand: str | None = None) -> Call:
+    """Step `number` of the guide (lettered by `numbered`); its action says its own lines."""
 
+    def run() -> str:
+        action()
+        return ""
 
-@dataclass
-class Step:
-    number: str
-    text: str
-    action: Callable[[], None]
-    command: str | None = None  # what an operator types to do this step by hand
+    return Call("restore", "", text, number=number, by_hand=by_hand, action=run)
 
 
 @dataclass
@@ -50,16 +50,21 @@ def last_lines(text: str, count: int = 6) -> str:
     return "\n".join("    " + line for line in lines[-count:])
 
 
-def letters(steps: list[Step]) -> list[str]:
+def letters(steps: Sequence[Step]) -> list[str]:
     """`1a`, `1b`, `3`, ...: the guide's step numbers, lettered where one has several parts."""
     counts: dict[str, int] = {}
-    for step in steps:
-        counts[step.number] = counts.get(step.number, 0) + 1
+    for each in steps:
+        counts[each.number] = counts.get(each.number, 0) + 1
     seen: dict[str, int] = {}
     labels = []
-    for step in steps:
-        index = seen.get(step.number, 0)
-        seen[step.number] = index + 1
-        suffix = "abcdefghijklmnopqrstuvwxyz"[index] if counts[step.number] > 1 else ""
-        labels.append(step.number + suffix)
+    for each in steps:
+        index = seen.get(each.number, 0)
+        seen[each.number] = index + 1
+        suffix = "abcdefghijklmnopqrstuvwxyz"[index] if counts[each.number] > 1 else ""
+        labels.append(each.number + suffix)
     return labels
+
+
+def numbered(steps: list[Step]) -> Plan:
+    """The plan of `steps`, each numbered as the guide's: 1a, 1b, 2, ..."""
+    return Plan([replace(s, number=n) for s, n in zip(steps, letters(steps), strict=True)])

@@ -9,8 +9,9 @@ import os
 from typing import TYPE_CHECKING
 
 from k3s_backup.catalogue import bundle
+from k3s_backup.plumbing.plan import StepFailed
 from k3s_backup.restore.peers import ssh_command
-from k3s_backup.restore.plan import SERVICE, START_TIMEOUT, StepFailed
+from k3s_backup.restore.plan import SERVICE, START_TIMEOUT
 
 if TYPE_CHECKING:
     from k3s_backup.restore.executor import Executor

@@ -10,9 +10,10 @@ import tempfile
 from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
+from k3s_backup.plumbing.plan import Plan, Step
 from k3s_backup.restore import recovery
 from k3s_backup.restore.executor import Executor
-from k3s_backup.restore.plan import Step
+from k3s_backup.restore.plan import step
 
 SQLITE_FILES = ("state.db", "state.db-wal", "state.db-shm")
 
@@ -45,7 +46,7 @@ class SqliteExecutor(Executor):
         where = self.aside if present else "nothing: there was no previous database"
         self.report.info(f"Put the snapshot in {self.db / 'state.db'}; the previous one: {where}")
 
-    def plan(self) -> list[Step]:
+    def plan(self) -> Plan:
         if self.servers:
             raise SnapshotError(
                 "a SQLite datastore serves a single server: drop --servers and"
@@ -58,7 +59,7 @@ class SqliteExecutor(Executor):
             f"move {', '.join(SQLITE_FILES)} in {self.db} aside to {self.aside}, and put the"
             " verified copy in place as state.db"
         )
-        return Step("3", text, self.put_database)
+        return step("3", text, self.put_database)
 
     def recover_local(self) -> str:
         return recovery.sqlite_local(self)
