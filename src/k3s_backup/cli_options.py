@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from k3s_backup.config import Config
 
 MainFunction = Callable[[Sequence[str] | None, Environment | None], int]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
@@ -85,6 +86,14 @@ ALLOW_UNAUTHENTICATED_OPTION = click.option(
     help="Also use copies on a target whose manifest has no MAC (made before k3s-backup"
     " authenticated copies): only if you trust that target.",
 )
+
+
+def copy_access_options(command: F) -> F:
+    """`--identity` and `--allow-unauthenticated`, in this order: what every command that
+    opens a copy of ours takes (fetch, restore, inspect, diff, extract, drill)."""
+    return AGE_IDENTITY_OPTION(ALLOW_UNAUTHENTICATED_OPTION(command))
+
+
 ROOT_OPTION = click.option(
     "--root",
     type=click.Path(path_type=Path, file_okay=False),
@@ -92,7 +101,11 @@ ROOT_OPTION = click.option(
     show_default=True,
     help="Treat DIR as / for every system path (tests, staging).",
 )
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+
+
+def json_option(help_text: str) -> Callable[[F], F]:
+    """`--json` (the `as_json` flag): the command prints one JSON document instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
 
 
 def backup_host_command(name: str, help_text: str) -> click.Command:

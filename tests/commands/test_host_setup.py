@@ -155,6 +155,28 @@ def test_a_host_that_dropped_systemd_gets_cron_and_the_timer_is_disabled_first(l
         assert enabled_units(lab.state_file) == []  # not left to fire beside cron
 
 
+def test_a_timer_systemd_refuses_to_enable_is_exit_2_in_systemctls_words(
+    lab: Lab, tmp_path: Path
+) -> None:
+    refusing = tmp_path / "bin" / "systemctl"
+    refusing.parent.mkdir()
+    refusing.write_text(
+        '#!/bin/sh\ncase "$1" in enable) echo "Failed to enable unit: Access denied" >&2;'
+        " exit 1;; esac\nexit 0\n"
+    )
+    refusing.chmod(0o755)
+    environ = lab.env()
+    environ["PATH"] = os.pathsep.join([str(refusing.parent), environ["PATH"]])
+    with service_host(lab) as host:
+        host.boot_systemd()
+        code, out, err = host.try_host_setup("append-only", environ=environ)
+    timer = f"k3s-backup-prune-{CLUSTER}.timer"
+    assert code == 2 and "rotation on this host" not in out
+    assert err == (
+        f"error: `systemctl enable --now {timer}` failed: Failed to enable unit: Access denied\n"
+    )
+
+
 def fill_by_receive_day(directory: Path) -> tuple[set[str], set[str]]:
     """One copy (and manifest) a day received 0.5 to 14.5 days ago, another cluster's old
     copies (one sharing our prefix), k3s's own snapshot and an operator's file. Returns

@@ -16,6 +16,7 @@ from k3s_backup.plumbing.streams import (
     CHUNK_SIZE,
     CappedWriter,
     HashingReader,
+    HashingWriter,
     RefusedInput,
     copy_capped,
     copy_stream,
@@ -75,6 +76,16 @@ def test_hashing_reader_counts_and_hashes_what_passes() -> None:
     assert counting.size == 3
     with pytest.raises(ValueError, match="not asked to hash"):
         counting.hexdigest()
+
+
+def test_hashing_writer_hashes_what_it_writes_and_tells_each_chunk_as_it_passes() -> None:
+    out, told = io.BytesIO(), list[int]()
+    writer = HashingWriter(out, told.append)
+    for chunk in (DATA[:300_000], DATA[300_000:]):
+        writer.write(chunk)
+    assert (out.getvalue(), writer.size) == (DATA, len(DATA))
+    assert writer.digest.hexdigest() == hashlib.sha256(DATA).hexdigest()
+    assert told == [300_000, len(DATA) - 300_000]
 
 
 class Endless:

@@ -79,6 +79,16 @@ def test_manifest_names_map_back_to_our_snapshots_only():
     assert naming.snapshot_of_manifest(CLUSTER, ours) is None
 
 
+def test_our_files_are_copies_manifests_and_bundles_of_this_cluster_only():
+    ours = "k3s-homelab-20261123-020000-n-1795399200"
+    sidecars = (naming.manifest_name(ours), naming.bundle_name(ours))
+    assert [naming.snapshot_of_sidecar(CLUSTER, name) for name in sidecars] == [ours, ours]
+    assert naming.snapshot_of_sidecar(CLUSTER, ours) is None
+    assert all(naming.is_our_file(CLUSTER, name) for name in (ours, *sidecars))
+    foreign = ("etcd-snapshot-n-1.json", "other-20261123-020000-n-1.bundle.tar", ours + ".txt")
+    assert not any(naming.is_our_file(CLUSTER, name) for name in foreign)
+
+
 @pytest.mark.parametrize(
     ("cluster", "problem"),
     [

@@ -54,6 +54,15 @@ class ServiceHost:
 
     def host_setup(self, mode: str, *extra: str, key: Path | None = None) -> str:
         """Run `k3s-backup host-setup` as root; its output. Asserts it succeeded."""
+        code, out, err = self.try_host_setup(mode, *extra, key=key)
+        assert code == 0, err
+        return out
+
+    def try_host_setup(
+        self, mode: str, *extra: str, key: Path | None = None, environ: dict[str, str] | None = None
+    ) -> tuple[int, str, str]:
+        """Run `k3s-backup host-setup` as root (in the lab's environment unless `environ`);
+        its exit code, stdout and stderr."""
         public = (key or self.lab.sshd.client_key_pub).read_text().strip()
         out, err = io.StringIO(), io.StringIO()
         argv = ["host-setup", "--dir", str(self.directory), "--key", public]
@@ -61,9 +70,8 @@ class ServiceHost:
         argv += ["--user", self.user, "--home", str(self.home)]
         argv += ["--program", str(self.base / "bin" / "k3s-backup")]
         argv += ["--root", str(self.etc_root), *extra]
-        code = main(argv, Environment(stdout=out, stderr=err, environ=self.lab.env()))
-        assert code == 0, err.getvalue()
-        return out.getvalue()
+        env = Environment(stdout=out, stderr=err, environ=environ or self.lab.env())
+        return main(argv, env), out.getvalue(), err.getvalue()
 
     @property
     def etc_root(self) -> Path:

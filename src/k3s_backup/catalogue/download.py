@@ -103,18 +103,6 @@ def plain_name(config: Config, manifest: Manifest) -> naming.SnapshotName:
     return local
 
 
-class _Received(HashingWriter):
-    """The stored bytes as they arrive, hashed and counted, passed on to the decoder."""
-
-    def __init__(self, dest: BinaryIO, advance: Callable[[int], object]) -> None:
-        super().__init__(dest)
-        self.advance = advance
-
-    def write(self, data: bytes) -> int:
-        self.advance(len(data))
-        return super().write(data)
-
-
 def _one_pass(
     target: Target,
     manifest: Manifest,
@@ -124,10 +112,10 @@ def _one_pass(
     where: str,
 ) -> SnapshotCheck:
     """The plain snapshot in `partial`, checked; `where` names the copy ("target: file")."""
-    received: list[_Received] = []
+    received: list[HashingWriter] = []  # the stored bytes as they arrive, for the decoder
 
     def download(pipe: BinaryIO) -> None:
-        writer = _Received(pipe, advance)
+        writer = HashingWriter(pipe, advance)
         received.append(writer)
         target.get(manifest.name, writer, manifest.size)
 
@@ -146,7 +134,7 @@ def _one_pass(
     return check
 
 
-def _check_stored(manifest: Manifest, received: list[_Received], where: str) -> None:
+def _check_stored(manifest: Manifest, received: list[HashingWriter], where: str) -> None:
     size = received[0].size if received else 0
     check_stored(manifest, size, received[0].digest.hexdigest() if received else "", where)
 

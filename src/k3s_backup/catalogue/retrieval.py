@@ -72,12 +72,8 @@ class _Download(HashingWriter, Closable):
 
     def __init__(self, path: Path, label: str, size: int, env: Environment) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        super().__init__(os.fdopen(fd, "wb"))
         self.bar = TransferBar(env, label, size).__enter__()
-
-    def write(self, data: bytes) -> int:
-        self.bar.advance(len(data))
-        return super().write(data)
+        super().__init__(os.fdopen(fd, "wb"), self.bar.advance)
 
     def finish(self, ok: bool) -> None:
         self.bar.finish(ok)

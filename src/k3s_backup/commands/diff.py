@@ -15,10 +15,10 @@ import click
 from k3s_backup.catalogue.opening import SnapshotAccess, damage_named
 from k3s_backup.catalogue.reading import Reading, read_snapshot, show_key
 from k3s_backup.cli_options import (
-    AGE_IDENTITY_OPTION,
-    ALLOW_UNAUTHENTICATED_OPTION,
     INSPECT_TIMEOUT_OPTION,
     Context,
+    copy_access_options,
+    json_option,
     pass_context,
 )
 from k3s_backup.environment import Environment
@@ -137,9 +137,8 @@ def diff(
 @click.command("diff")
 @click.argument("old")
 @click.argument("new")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
-@AGE_IDENTITY_OPTION
-@ALLOW_UNAUTHENTICATED_OPTION
+@json_option("JSON instead of text.")
+@copy_access_options
 @INSPECT_TIMEOUT_OPTION
 @pass_context
 def command(

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from k3s_backup.checks import FAIL, OK
-from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, pass_context
+from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, json_option, pass_context
 from k3s_backup.config import Config, load_config
 from k3s_backup.diagnosis import datastore, node, schedule, targets
 from k3s_backup.diagnosis.check import Check, Checks
@@ -61,7 +61,7 @@ def run_doctor(explicit: Path | None, env: Environment, root: Path, as_json: boo
 
 
 @click.command("doctor", epilog=epilog("doctor"))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@json_option("One JSON object.")
 @ROOT_OPTION
 @pass_context
 def command(ctx: Context, as_json: bool, root: Path) -> int:

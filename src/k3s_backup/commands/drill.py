@@ -27,13 +27,7 @@ from k3s_backup.catalogue.opening import OpenedSnapshot, SnapshotAccess, damage_
 from k3s_backup.catalogue.reading import Reading, read_snapshot, show_key
 from k3s_backup.catalogue.recovery_key import Trust
 from k3s_backup.catalogue.retrieval import fetch_bundle
-from k3s_backup.cli_options import (
-    AGE_IDENTITY_OPTION,
-    ALLOW_UNAUTHENTICATED_OPTION,
-    DRILL_TIMEOUT_OPTION,
-    Context,
-    pass_context,
-)
+from k3s_backup.cli_options import DRILL_TIMEOUT_OPTION, Context, copy_access_options, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -365,8 +359,7 @@ def _locked_drill(
 
 @click.command("drill")
 @click.argument("snapshot", required=False)
-@AGE_IDENTITY_OPTION
-@ALLOW_UNAUTHENTICATED_OPTION
+@copy_access_options
 @DRILL_TIMEOUT_OPTION
 @pass_context
 def command(

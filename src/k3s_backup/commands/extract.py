@@ -21,13 +21,7 @@ import click
 
 from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.opening import ConfigLoader, SnapshotAccess
-from k3s_backup.cli_options import (
-    AGE_IDENTITY_OPTION,
-    ALLOW_UNAUTHENTICATED_OPTION,
-    Context,
-    epilog,
-    pass_context,
-)
+from k3s_backup.cli_options import Context, copy_access_options, epilog, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ConfigError, ExitCode
 from k3s_backup.formats import encryption_at_rest, k8s_objects, kubernetes
@@ -334,8 +328,7 @@ def _apply(
     help="Apply with `k3s kubectl apply` after a server-side dry run; reports each object.",
 )
 @click.option("--overwrite", is_flag=True, help="With --apply: replace objects that exist live.")
-@AGE_IDENTITY_OPTION
-@ALLOW_UNAUTHENTICATED_OPTION
+@copy_access_options
 @pass_context
 def command(
     ctx: Context,

@@ -16,14 +16,7 @@ import click
 from k3s_backup.catalogue.lookup import ChoiceError, choose, copies_of, find_copies, load_identities
 from k3s_backup.catalogue.recovery_key import Trust
 from k3s_backup.catalogue.retrieval import fetch_verified, private_workdir
-from k3s_backup.cli_options import (
-    AGE_IDENTITY_OPTION,
-    ALLOW_UNAUTHENTICATED_OPTION,
-    FROM_OPTION,
-    Context,
-    epilog,
-    pass_context,
-)
+from k3s_backup.cli_options import FROM_OPTION, Context, copy_access_options, epilog, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
@@ -82,8 +75,7 @@ def fetch(
 )
 @FROM_OPTION
 @click.option("--force", is_flag=True, help="Replace an existing FILE.")
-@AGE_IDENTITY_OPTION
-@ALLOW_UNAUTHENTICATED_OPTION
+@copy_access_options
 @pass_context
 def command(
     ctx: Context,

@@ -14,7 +14,6 @@ import binascii
 import os
 import pwd
 import re
-import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,7 @@ from k3s_backup import host_schedule as schedule
 from k3s_backup.cli_options import ROOT_OPTION, Context, pass_context
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ConfigError, ExitCode
-from k3s_backup.plumbing.commands import CommandError, run_command
-from k3s_backup.plumbing.plan import run_step
+from k3s_backup.plumbing.plan import StepFailed, run_step
 from k3s_backup.policy import naming
 from k3s_backup.scheduling import SystemPaths, is_ours, plain_path, program_path, write_file
 from k3s_backup.service.protocol import APPEND_ONLY, PRUNE, READ_ONLY
@@ -39,6 +37,7 @@ KEY_TYPES = frozenset(
 _FROM = re.compile(r"[0-9A-Za-z.:*?/!-]+(,[0-9A-Za-z.:*?/!-]+)*")
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
 PROTECT_DAYS = 7  # append-only's default window: a week to notice a stolen key's burst
+SYSTEMCTL_TIMEOUT = 120.0  # seconds for `systemctl daemon-reload` and `enable --now`
 
 
 @dataclass(frozen=True)
@@ -168,11 +167,9 @@ def install_rotation(options: HostSetupOptions, program: Path, env: Environment)
         return str(wanted[0][0]) + (f"; {stopped}" if stopped else "")
     for command in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", timer]):
         try:
-            done = run_command(command, timeout=120, env=env.environ)
-        except CommandError as exc:
+            run_step(command, timeout=SYSTEMCTL_TIMEOUT).perform(env.environ)
+        except StepFailed as exc:  # a usage error of host-setup's, as it always was (exit 2)
             raise ConfigError(str(exc)) from None
-        if done.returncode != 0:
-            raise ConfigError(f"`{shlex.join(command)}` failed: {done.stderr.strip()}")
     return f"{timer} (enabled; {wanted[0][0]})"
 
 

@@ -18,10 +18,10 @@ import click
 from k3s_backup.catalogue.opening import OpenedSnapshot, SnapshotAccess, damage_named
 from k3s_backup.catalogue.reading import Reading, classify, reading_of, show_key
 from k3s_backup.cli_options import (
-    AGE_IDENTITY_OPTION,
-    ALLOW_UNAUTHENTICATED_OPTION,
     INSPECT_TIMEOUT_OPTION,
     Context,
+    copy_access_options,
+    json_option,
     pass_context,
 )
 from k3s_backup.environment import Environment
@@ -246,11 +246,10 @@ def inspect(
 
 @click.command("inspect")
 @click.argument("snapshot")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@json_option("JSON instead of text.")
 @click.option("--keys", "keys_prefix", metavar="PREFIX", help="List the live keys under PREFIX.")
 @click.option("--get", "get_key", metavar="KEY", help="Print one object, decoded.")
-@AGE_IDENTITY_OPTION
-@ALLOW_UNAUTHENTICATED_OPTION
+@copy_access_options
 @INSPECT_TIMEOUT_OPTION
 @pass_context
 def command(

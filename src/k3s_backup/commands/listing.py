@@ -16,7 +16,7 @@ from k3s_backup.catalogue.inventory import (
 )
 from k3s_backup.catalogue.manifest import Manifest, created_iso
 from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust
-from k3s_backup.cli_options import Context, pass_context
+from k3s_backup.cli_options import Context, json_option, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode
@@ -141,7 +141,7 @@ def list_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
 
 
 @click.command("list")
-@click.option("--json", "as_json", is_flag=True, help="A JSON array of copies.")
+@json_option("A JSON array of copies.")
 @pass_context
 def command(ctx: Context, as_json: bool) -> int:
     """List our snapshots locally and on every target."""

@@ -32,10 +32,9 @@ from k3s_backup.catalogue.retrieval import (
     private_workdir,
 )
 from k3s_backup.cli_options import (
-    AGE_IDENTITY_OPTION,
-    ALLOW_UNAUTHENTICATED_OPTION,
     FROM_OPTION,
     Context,
+    copy_access_options,
     epilog,
     pass_context,
 )
@@ -244,8 +243,7 @@ def restore(config: Config, env: Environment, options: Options) -> int:
     help="Restore a copy of this cluster (its kube-system UID, or the UID's start; 'unknown'"
     " for copies made before identities were recorded), when copies of several are present.",
 )
-@AGE_IDENTITY_OPTION
-@ALLOW_UNAUTHENTICATED_OPTION
+@copy_access_options
 @pass_context
 def command(
     ctx: Context,

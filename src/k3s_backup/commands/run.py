@@ -10,7 +10,7 @@ import click
 
 from k3s_backup.backup.locked_run import run_backup
 from k3s_backup.backup.preview import preview_run
-from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_context
+from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, json_option, pass_context
 
 
 @click.command("run", epilog=epilog("run"))
@@ -19,9 +19,7 @@ from k3s_backup.cli_options import NEW_CLUSTER_OPTION, Context, epilog, pass_con
     is_flag=True,
     help="Report only to log_file (for schedules): the console gets only what was not logged.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the run report as JSON instead of progress."
-)
+@json_option("Print the run report as JSON instead of progress.")
 @click.option(
     "--dry-run",
     is_flag=True,

@@ -24,7 +24,7 @@ from k3s_backup.catalogue.clusters import (
 )
 from k3s_backup.catalogue.inventory import Copy, local_copies, local_manifests, target_copies
 from k3s_backup.checks import FAIL, FAIL_AFTER, OK, WARN, WARN_AFTER, freshness, human_age
-from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, pass_context
+from k3s_backup.cli_options import ROOT_OPTION, Context, epilog, json_option, pass_context
 from k3s_backup.config import Config, load_config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
@@ -346,7 +346,7 @@ def show_status(explicit: Path | None, env: Environment, root: Path, as_json: bo
 
 
 @click.command("status", epilog=epilog("status"))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@json_option("One JSON object.")
 @ROOT_OPTION
 @pass_context
 def command(ctx: Context, as_json: bool, root: Path) -> int:

@@ -20,7 +20,7 @@ from k3s_backup.catalogue.inventory import (
     target_copies,
 )
 from k3s_backup.catalogue.recovery_key import NotAuthentic, Trust
-from k3s_backup.cli_options import Context, pass_context
+from k3s_backup.cli_options import Context, json_option, pass_context
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode, TargetUnreachable
@@ -136,7 +136,7 @@ def verify_copies(config: Config, env: Environment, as_json: bool) -> ExitCode:
 
 
 @click.command("verify")
-@click.option("--json", "as_json", is_flag=True, help="A JSON array of findings.")
+@json_option("A JSON array of findings.")
 @pass_context
 def command(ctx: Context, as_json: bool) -> int:
     """Re-hash every copy where it is stored and compare with its manifest."""

@@ -79,10 +79,11 @@ class RemoveFile(Step):
 class RunCommand(Step):
     argv: tuple[str, ...] = ()
     must_succeed: bool = True  # else a failure is reported and the plan goes on
+    timeout: float | None = None  # seconds; a command still running then is a failure
 
     def perform(self, environ: Mapping[str, str]) -> str | None:
         try:
-            ran = run_command(list(self.argv), timeout=None, env=environ)
+            ran = run_command(list(self.argv), timeout=self.timeout, env=environ)
         except CommandError as exc:
             if self.must_succeed:
                 raise StepFailed(str(exc)) from None
@@ -123,7 +124,10 @@ def remove_file(path: Path, why: str = "") -> RemoveFile:
 
 
 def run_step(
-    argv: Sequence[str], must_succeed: bool = True, skipped: str | None = None
+    argv: Sequence[str],
+    must_succeed: bool = True,
+    skipped: str | None = None,
+    timeout: float | None = None,
 ) -> RunCommand:
     shown = shlex.join(argv)
     return RunCommand(
@@ -134,6 +138,7 @@ def run_step(
         skipped=skipped,
         argv=tuple(argv),
         must_succeed=must_succeed,
+        timeout=timeout,
     )
 
 

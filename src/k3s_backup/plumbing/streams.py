@@ -29,14 +29,18 @@ class Writable(Protocol):
 
 class HashingWriter:
     """Writes through to `dest`, hashing (SHA-256) and counting what passes, so what was
-    written need not be read again to hash it. Only for sequential writers: zip seeks back."""
+    written need not be read again to hash it; `advance` (a progress bar's) is told the size
+    of each chunk as it passes. Only for sequential writers: zip seeks back."""
 
-    def __init__(self, dest: BinaryIO) -> None:
+    def __init__(self, dest: BinaryIO, advance: Callable[[int], object] | None = None) -> None:
         self.dest = dest
+        self.advance = advance
         self.digest = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> int:
+        if self.advance is not None:
+            self.advance(len(data))
         self.digest.update(data)
         self.size += len(data)
         return self.dest.write(data)

@@ -84,12 +84,17 @@ def manifest_name(filename: str) -> str:
     return filename + MANIFEST_SUFFIX
 
 
+def _snapshot_before(cluster: str, filename: str, suffix: str) -> str | None:
+    """The snapshot of ours `filename` is named after, if it is that name plus `suffix`."""
+    if not filename.endswith(suffix):
+        return None
+    snapshot = filename[: -len(suffix)]
+    return snapshot if is_ours(cluster, snapshot) else None
+
+
 def snapshot_of_manifest(cluster: str, filename: str) -> str | None:
     """The snapshot a manifest belongs to, if `filename` is a manifest of ours."""
-    if not filename.endswith(MANIFEST_SUFFIX):
-        return None
-    snapshot = filename[: -len(MANIFEST_SUFFIX)]
-    return snapshot if is_ours(cluster, snapshot) else None
+    return _snapshot_before(cluster, filename, MANIFEST_SUFFIX)
 
 
 def bundle_name(filename: str) -> str:
@@ -98,10 +103,18 @@ def bundle_name(filename: str) -> str:
 
 def snapshot_of_bundle(cluster: str, filename: str) -> str | None:
     """The snapshot a restore bundle belongs to, if `filename` is a bundle of ours."""
-    if not filename.endswith(BUNDLE_SUFFIX):
-        return None
-    snapshot = filename[: -len(BUNDLE_SUFFIX)]
-    return snapshot if is_ours(cluster, snapshot) else None
+    return _snapshot_before(cluster, filename, BUNDLE_SUFFIX)
+
+
+def snapshot_of_sidecar(cluster: str, filename: str) -> str | None:
+    """The snapshot a manifest or restore bundle of ours belongs to."""
+    return snapshot_of_manifest(cluster, filename) or snapshot_of_bundle(cluster, filename)
+
+
+def is_our_file(cluster: str, filename: str) -> bool:
+    """A copy, manifest or restore bundle of this cluster: the names a target or the backup
+    host's service may touch."""
+    return is_ours(cluster, filename) or snapshot_of_sidecar(cluster, filename) is not None
 
 
 def ours(cluster: str, filenames: list[str]) -> list[SnapshotName]:

@@ -100,7 +100,5 @@ def removable(cluster: str, filename: str, present: set[str], host_plan: HostPla
     and rotation deletes the copy first)."""
     if naming.is_ours(cluster, filename):
         return host_plan.removes(filename)
-    snapshot = naming.snapshot_of_manifest(cluster, filename) or naming.snapshot_of_bundle(
-        cluster, filename
-    )
+    snapshot = naming.snapshot_of_sidecar(cluster, filename)
     return snapshot is not None and (snapshot not in present or host_plan.removes(snapshot))

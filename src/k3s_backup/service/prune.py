@@ -22,11 +22,7 @@ from k3s_backup.targets.base import final_of_temp
 
 def _ours(cluster: str, name: str | None) -> bool:
     """A copy, manifest or bundle of this cluster: what a temporary of ours is for."""
-    return name is not None and bool(
-        naming.is_ours(cluster, name)
-        or naming.snapshot_of_manifest(cluster, name)
-        or naming.snapshot_of_bundle(cluster, name)
-    )
+    return name is not None and naming.is_our_file(cluster, name)
 
 
 def _removal(store: Store, root: Path, file: str) -> Call:

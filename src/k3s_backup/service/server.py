@@ -112,11 +112,7 @@ class Server:
         if not isinstance(value, str) or len(value) > protocol.MAX_NAME:
             raise Refused("bad-name", "a name must be a string of at most 255 characters")
         cluster = self.settings.cluster
-        if (
-            naming.is_ours(cluster, value)
-            or naming.snapshot_of_manifest(cluster, value)
-            or naming.snapshot_of_bundle(cluster, value)
-        ):
+        if naming.is_our_file(cluster, value):
             return value
         raise Refused("bad-name", f"{value[:80]!r} is not a k3s-backup file name of {cluster}")
 
@@ -127,11 +123,7 @@ class Server:
     def _check_date(self, name: str) -> None:
         """A copy dated far ahead of the host's clock would stay "the newest" for ever and
         keep the host's rotation from ever treating real copies as current."""
-        snapshot = (
-            naming.snapshot_of_manifest(self.settings.cluster, name)
-            or naming.snapshot_of_bundle(self.settings.cluster, name)
-            or name
-        )
+        snapshot = naming.snapshot_of_sidecar(self.settings.cluster, name) or name
         parsed = naming.parse(self.settings.cluster, snapshot)
         if parsed is not None and parsed.unix > self.settings.now() + FUTURE_SLACK:
             raise Refused("future", f"{name} is dated after the backup host's clock by over a day")

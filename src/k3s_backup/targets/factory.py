@@ -76,11 +76,7 @@ def object_lock(config: S3TargetConfig, cluster: str, schedule: str) -> ObjectLo
     parsed = parse_schedule(schedule)
 
     def until(name: str) -> datetime | None:
-        stored = (
-            naming.snapshot_of_manifest(cluster, name)
-            or naming.snapshot_of_bundle(cluster, name)
-            or name
-        )
+        stored = naming.snapshot_of_sidecar(cluster, name) or name
         snapshot = naming.parse(cluster, stored)
         if snapshot is None:
             return None

@@ -24,11 +24,7 @@ class OwnNamesOnly(Target):
         return self.inner.location
 
     def _check(self, name: str) -> str:
-        if (
-            naming.is_ours(self.cluster, name)
-            or naming.snapshot_of_manifest(self.cluster, name)
-            or naming.snapshot_of_bundle(self.cluster, name)
-        ):
+        if naming.is_our_file(self.cluster, name):
             return name
         raise TargetError(f"{self.name}: refusing to touch {name!r}: not a k3s-backup file name")
 
