@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from k3s_backup.backup.context import RunContext
 from k3s_backup.backup.run import SOURCE_LABELS
 from k3s_backup.backup.run_plan import (
-    lacking,
     local_rotation,
     local_steps,
     stored_form,
     stored_name,
     target_rotation,
 )
-from k3s_backup.backup.shipping import holds, still_valid
+from k3s_backup.backup.shipping import what_it_gets
 from k3s_backup.catalogue.clusters import current_identity
 from k3s_backup.catalogue.inventory import LOCAL, Copy
 from k3s_backup.config import Config, TargetConfig
@@ -82,14 +81,7 @@ class Preview:
         try:
             with open_target(target_config, self.config.cluster_name, self.config.schedule) as t:
                 there = context.target_copies(t)
-                present = {c.name.filename for c in there if c.has_manifest}
-                gets = lacking(
-                    [c.name for c in local],
-                    new,
-                    form,
-                    lambda stored: holds(context, t, stored, stored in present),
-                    lambda snapshot: still_valid(context, snapshot),
-                )
+                gets = what_it_gets(context, t, there, [c.name for c in local], new)
                 rotation = target_rotation(
                     context, target_config, self.once_shipped(name, there, local, gets), new
                 )

@@ -10,7 +10,12 @@ from dataclasses import dataclass, field, replace
 from k3s_backup.backup.context import RunContext, file_sha256
 from k3s_backup.backup.run_plan import lacking, stored_form, stored_name, target_rotation
 from k3s_backup.catalogue import recovery_key
-from k3s_backup.catalogue.inventory import local_bundle_path, local_copies, read_target_manifest
+from k3s_backup.catalogue.inventory import (
+    Copy,
+    local_bundle_path,
+    local_copies,
+    read_target_manifest,
+)
 from k3s_backup.catalogue.inventory import target_copies as listed_copies
 from k3s_backup.catalogue.manifest import Manifest
 from k3s_backup.catalogue.storage_form import StoredForm, encrypt_bytes, stored_stream
@@ -47,16 +52,9 @@ def ship(run: RunContext, target: Target, newest: naming.SnapshotName) -> Target
     form = stored_form(target_config)
     _remove_stale_temporaries(run, target, newest.node)
     listed = listed_copies(target, run.config.cluster_name)
-    present = {c.name.filename for c in listed if c.has_manifest}
     bundled = {c.name.filename for c in listed if c.has_bundle}
     local = local_copies(run.config.snapshot_dir, run.config.cluster_name)
-    gets = lacking(
-        [c.name for c in local],
-        newest,
-        form,
-        lambda stored: holds(run, target, stored, stored in present),
-        lambda name: still_valid(run, name),
-    )
+    gets = what_it_gets(run, target, listed, [c.name for c in local], newest)
     for copy in local:
         name = stored_name(copy.name, form)
         if copy.name in gets:
@@ -81,6 +79,25 @@ def ship(run: RunContext, target: Target, newest: naming.SnapshotName) -> Target
         result.newest, result.newest_unix = verified.filename, verified.unix
     result.ok = True
     return result
+
+
+def what_it_gets(
+    run: RunContext,
+    target: Target,
+    listed: list[Copy],
+    local: list[naming.SnapshotName],
+    new: naming.SnapshotName,
+) -> list[naming.SnapshotName]:
+    """What `target`, holding `listed`, gets of the `local` snapshots and the run's `new` one
+    (run_plan.lacking): each it does not hold authenticated, if still valid here."""
+    present = {c.name.filename for c in listed if c.has_manifest}
+    return lacking(
+        local,
+        new,
+        stored_form(run.config.target(target.name)),
+        lambda stored: _holds(run, target, stored, stored in present),
+        lambda name: _still_valid(run, name),
+    )
 
 
 def _between_chunks(bar: TransferBar) -> Callable[[int], None]:
@@ -137,7 +154,7 @@ def _ship_one(
     return manifest.name
 
 
-def holds(run: RunContext, target: Target, stored: str, listed: bool) -> bool:
+def _holds(run: RunContext, target: Target, stored: str, listed: bool) -> bool:
     """Whether `target` holds our verified copy `stored`: listed with a manifest that this
     cluster's key authenticates. A manifest planted for a name we have yet to ship (or one
     made before copies were authenticated) does not count: the copy is shipped again."""
@@ -203,7 +220,7 @@ def _ship_bundle(
     put_bytes(target, naming.bundle_name(stored), body)
 
 
-def still_valid(run: RunContext, name: naming.SnapshotName) -> bool:
+def _still_valid(run: RunContext, name: naming.SnapshotName) -> bool:
     try:
         check_snapshot(run.config.snapshot_dir / name.filename)
     except SnapshotError as exc:
