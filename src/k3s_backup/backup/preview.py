@@ -1,10 +1,10 @@
 """`run --dry-run`: what a run would do, as a plan through the one applier (plumbing/plan.py),
 changing nothing: no snapshot, no upload, no deletion, no log line, no state record.
 
-The targets are only listed (read-only) to say what each lacks and what its rotation would
-delete; the snapshot not taken is stood in for by the name it would get, so rotation is
-planned as the run would plan it: the new snapshot kept, a local snapshot a target would still
-lack kept while the next one fits (policy/offsite.py).
+The targets are only listed (read-only). What each would get and what rotation would delete
+there and on this node is decided by run_plan.py, the code the run decides it with, from those
+listings with what the run would ship stood in: the snapshot not taken by the name it would
+get, kept; a local snapshot a target would still lack kept while the next one fits.
 """
 
 from __future__ import annotations
