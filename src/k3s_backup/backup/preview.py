@@ -1,10 +1,10 @@
 """`run --dry-run`: what a run would do, as a plan through the one applier (plumbing/plan.py),
 changing nothing: no snapshot, no upload, no deletion, no log line, no state record.
 
-The targets are only listed (read-only) to say what each lacks and what its rotation would
-delete; the snapshot not taken is stood in for by the name it would get, so rotation is
-planned as the run would plan it: the new snapshot kept, a local snapshot a target would still
-lack kept while the next one fits (policy/offsite.py).
+The targets are only listed (read-only). What each would get and what rotation would delete
+there and on this node is decided by run_plan.py, the code the run decides it with, from those
+listings with what the run would ship stood in: the snapshot not taken by the name it would
+get, kept; a local snapshot a target would still lack kept while the next one fits.
 """
 
 from __future__ import annotations
@@ -14,17 +14,22 @@ from dataclasses import dataclass, field
 
 from k3s_backup.backup.context import RunContext
 from k3s_backup.backup.run import SOURCE_LABELS
-from k3s_backup.backup.shipping import stored_form, stored_name
+from k3s_backup.backup.run_plan import (
+    local_rotation,
+    local_steps,
+    stored_form,
+    stored_name,
+    target_rotation,
+)
+from k3s_backup.backup.shipping import what_it_gets
 from k3s_backup.catalogue.clusters import current_identity
 from k3s_backup.catalogue.inventory import LOCAL, Copy
-from k3s_backup.catalogue.rotation import plan, rules_of
 from k3s_backup.config import Config, TargetConfig
 from k3s_backup.environment import Environment
 from k3s_backup.errors import BackupError, ExitCode
 from k3s_backup.plumbing.plan import Call, Plan, apply, note
 from k3s_backup.policy import naming
-from k3s_backup.policy.offsite import HeldThrough, lacking_reason, protect_unshipped, remembered
-from k3s_backup.policy.retention import GfsPlan, GfsRules
+from k3s_backup.policy.offsite import lacking_reason, remembered
 from k3s_backup.report import Reporter
 from k3s_backup.sources.factory import node_name
 from k3s_backup.state import read_state
@@ -38,10 +43,6 @@ def _nothing() -> str | None:  # a preview's steps are never carried out
 
 def _change(what: str, target: str, line: str) -> Call:
     return Call(what, target, line, line, action=_nothing)
-
-
-def _reasons(retention: GfsPlan, name: naming.SnapshotName) -> str:
-    return "; ".join(r.words for r in retention.why.get(name.filename, []))
 
 
 @dataclass
@@ -73,10 +74,18 @@ class Preview:
         )
 
     def target(self, target_config: TargetConfig, new: naming.SnapshotName) -> None:
-        name, form = target_config.name, stored_form(target_config)
+        """What the target lacks and would get, then its rotation, decided as the run decides
+        them (run_plan.py) from its listing with what it would get stood in."""
+        name, form, context = target_config.name, stored_form(target_config), self.context
+        local = context.local_copies()
         try:
             with open_target(target_config, self.config.cluster_name, self.config.schedule) as t:
-                there = self.context.target_copies(t)
+                there = context.target_copies(t)
+                gets = what_it_gets(context, t, there, [c.name for c in local], new)
+                rotation = target_rotation(
+                    context, target_config, self.once_shipped(name, there, local, gets), new
+                )
+                deletions = rotation.steps(t)  # said, never carried out
         except BackupError as exc:
             tries = target_config.retries + 1
             said = without_name(name, exc)
@@ -89,65 +98,50 @@ class Preview:
             state = read_state(self.config.state_dir)
             self.held[name] = remembered(state, name, self.config.cluster_name)
             return
-        present = {c.name.filename for c in there if c.has_manifest}
-        for copy in self.context.local_copies():
-            stored = stored_name(copy.name, form)
-            if stored not in present:
-                self.steps.add(_change("ship", stored, f"catch up {stored} to {name}"))
-        stored = stored_name(new, form)
-        self.steps.add(_change("ship", stored, f"ship {stored} to {name}, verify it there"))
-        self.held[name] = new
-        self.rotate_target(target_config, there, new)
-
-    def rotate_target(
-        self, target_config: TargetConfig, there: list[Copy], new: naming.SnapshotName
-    ) -> None:
-        """The target's rotation once it holds every local snapshot and the new one."""
-        form, name = stored_form(target_config), target_config.name
-        owned = self.context.owned(name, there)
-        names = {c.name.filename: c.name for c in owned}
-        for copy in [*self.context.local_copies(), Copy(new, LOCAL, 0, True)]:
-            stored = naming.parse(self.config.cluster_name, stored_name(copy.name, form))
-            if stored is not None:
-                names.setdefault(stored.filename, stored)
-        new_stored = stored_name(new, form)
-        retention = plan(
-            [Copy(n, name, 0, True) for n in names.values()],
-            rules_of(target_config),
-            frozenset({new_stored}),
-        )
-        for gone in retention.remove:
-            why = _reasons(retention, gone)
-            self.steps.add(
-                _change("delete", gone.filename, f"delete {gone.filename} from {name} ({why})")
+        for snapshot in gets:
+            stored = stored_name(snapshot, form)
+            line = (
+                f"ship {stored} to {name}, verify it there"
+                if snapshot == new
+                else f"catch up {stored} to {name}"
             )
+            self.steps.add(_change("ship", stored, line))
+        self.steps.add(*deletions.steps)
+        self.held[name] = rotation.newest_kept(new.node)
+
+    def once_shipped(
+        self, target: str, there: list[Copy], local: list[Copy], gets: list[naming.SnapshotName]
+    ) -> list[Copy]:
+        """The copies a target holding `there` would hold once it got `gets`, each with its
+        manifest and the identity of the local snapshot (the new one: this node's cluster)."""
+        form = stored_form(self.config.target(target))
+        identities = {c.name: c.identity for c in local}
+        shipped = []
+        for snapshot in gets:
+            stored = naming.parse(self.config.cluster_name, stored_name(snapshot, form))
+            identity = identities.get(snapshot, self.context.identity)
+            if stored is not None:
+                shipped.append(Copy(stored, target, 0, True, identity=identity))
+        names = {c.name for c in shipped}
+        return sorted([*(c for c in there if c.name not in names), *shipped], key=lambda c: c.name)
 
     def rotate_local(self, new: naming.SnapshotName) -> None:
-        copies = [
-            *self.context.owned(LOCAL, self.context.local_copies()),
-            Copy(new, LOCAL, 0, True),
-        ]
-        rules = GfsRules(last=self.config.keep_local)
-        sizes = {c.name.filename: c.size for c in copies}
-        size = copies[-2].size if len(copies) > 1 else 0  # the new one: about the last one's
+        """This node's rotation as the run decides it (run_plan.py), the new snapshot stood in
+        at about the last one's size."""
+        local = self.context.local_copies()
+        size = local[-1].size if local else 0
+        copies = [*local, Copy(new, LOCAL, size, True, identity=self.context.identity)]
         free = shutil.disk_usage(self.config.snapshot_dir).free - size
-        names = [c.name for c in copies]
-        held: HeldThrough = self.held
-        unshipped = protect_unshipped(names, sizes, rules, held, free, size)
-        retention = plan(copies, rules, frozenset({new.filename}) | unshipped.keep)
-        for name in retention.keep:
-            if name.filename in unshipped.keep:
+        decided = local_rotation(self.context, copies, new, self.held, free, size)
+        for name in decided.retention.keep:
+            if name.filename in decided.unshipped.keep:
                 self.steps.add(
                     note(
                         f"would keep local snapshot {name.filename} beyond keep_local"
-                        f" = {self.config.keep_local}: {lacking_reason(name, held).words}"
+                        f" = {self.config.keep_local}: {lacking_reason(name, self.held).words}"
                     )
                 )
-        for gone in retention.remove:
-            why = _reasons(retention, gone)
-            self.steps.add(
-                _change("delete", gone.filename, f"delete local snapshot {gone.filename} ({why})")
-            )
+        self.steps.add(*local_steps(self.context, decided.retention).steps)
 
 
 def preview_run(config: Config, env: Environment) -> ExitCode:

@@ -8,15 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from k3s_backup.backup.context import RunContext, file_sha256
+from k3s_backup.backup.run_plan import lacking, stored_form, stored_name, target_rotation
 from k3s_backup.catalogue import recovery_key
-from k3s_backup.catalogue.inventory import local_bundle_path, local_copies, read_target_manifest
+from k3s_backup.catalogue.inventory import (
+    Copy,
+    local_bundle_path,
+    local_copies,
+    read_target_manifest,
+)
 from k3s_backup.catalogue.inventory import target_copies as listed_copies
 from k3s_backup.catalogue.manifest import Manifest
-from k3s_backup.catalogue.rotation import plan, remove_from_target, rules_of
 from k3s_backup.catalogue.storage_form import StoredForm, encrypt_bytes, stored_stream
-from k3s_backup.config import TargetConfig
 from k3s_backup.errors import SnapshotError, TargetError
 from k3s_backup.formats.snapshot import check_snapshot
+from k3s_backup.plumbing.plan import apply
 from k3s_backup.plumbing.progress import TransferBar
 from k3s_backup.plumbing.signals import safe_point
 from k3s_backup.plumbing.streams import MeteredReader
@@ -40,19 +45,6 @@ class TargetResult:
     attempts: int = 1  # more than 1: the target was unreachable, then tried again
 
 
-def stored_form(target_config: TargetConfig) -> StoredForm:
-    return StoredForm(
-        compression=target_config.compression,
-        zstd_level=target_config.zstd_level,
-        recipients=tuple(target_config.age_recipients),
-    )
-
-
-def stored_name(name: naming.SnapshotName, form: StoredForm) -> str:
-    """The name of a local snapshot's copy in a target's stored form (`.zst`, `.age`, ...)."""
-    return name.filename + form.suffix(name.suffix)
-
-
 def ship(run: RunContext, target: Target, newest: naming.SnapshotName) -> TargetResult:
     """Give `target` every local snapshot it lacks (oldest first), then rotate it."""
     result = TargetResult(ok=False)
@@ -60,42 +52,52 @@ def ship(run: RunContext, target: Target, newest: naming.SnapshotName) -> Target
     form = stored_form(target_config)
     _remove_stale_temporaries(run, target, newest.node)
     listed = listed_copies(target, run.config.cluster_name)
-    present = {c.name.filename for c in listed if c.has_manifest}
     bundled = {c.name.filename for c in listed if c.has_bundle}
-    for copy in local_copies(run.config.snapshot_dir, run.config.cluster_name):
+    local = local_copies(run.config.snapshot_dir, run.config.cluster_name)
+    gets = what_it_gets(run, target, listed, [c.name for c in local], newest)
+    for copy in local:
         name = stored_name(copy.name, form)
-        if not _holds(run, target, name, name in present):
-            if copy.name != newest and not _still_valid(run, copy.name):
-                continue
+        if copy.name in gets:
             _ship_one(run, target, copy.name, run.manifests.get(copy.name), form)
             result.shipped.append(name)
             verb = "Copied" if copy.name == newest else "Caught up"
             run.report.info(f"{verb} {name} to {target.name}: SHA-256 verified")
         _ship_bundle(run, target, copy.name, name, form, bundled)
     with run.phases.timed("rotate"):
-        copies = run.owned(target.name, run.target_copies(target))
-        keep = frozenset({stored_name(newest, form)})
-        retention = plan(copies, rules_of(target_config), keep)
-        locked = remove_from_target(target, retention.remove)
-    for held in locked:
-        run.report.info(held.describe(target.name))
-    gone = [n for n in retention.remove if n not in {held.name for held in locked}]
-    result.removed = [n.filename for n in gone]
-    result.locked = {h.name.filename: h.until.isoformat() if h.until else None for h in locked}
-    for removed in gone:
-        run.report.info(f"Rotated {removed.filename} off {target.name}")
+        rotation = target_rotation(run, target_config, run.target_copies(target), newest)
+        apply(rotation.steps(target), False, run.env.environ, run.report.info)
+    result.removed = [name.filename for name in rotation.removed]
+    result.locked = {
+        held.name.filename: held.until.isoformat() if held.until else None
+        for held in rotation.locked
+    }
     run.warn_others(target.name)
     kept = listed_copies(target, run.config.cluster_name)
     result.copies, result.bytes = len(kept), sum(c.size for c in kept)
-    # This node's newest verified copy (a manifest is written after verifying), never
-    # another server's or another cluster's: what this node's local rotation relies on.
-    owned = {c.name for c in copies if c.name not in retention.remove}
-    verified = [c for c in kept if c.has_manifest and c.name in owned]
-    verified = [c for c in verified if c.name.node == newest.node]
+    verified = rotation.newest_kept(newest.node, kept)
     if verified:
-        result.newest, result.newest_unix = verified[-1].name.filename, verified[-1].name.unix
+        result.newest, result.newest_unix = verified.filename, verified.unix
     result.ok = True
     return result
+
+
+def what_it_gets(
+    run: RunContext,
+    target: Target,
+    listed: list[Copy],
+    local: list[naming.SnapshotName],
+    new: naming.SnapshotName,
+) -> list[naming.SnapshotName]:
+    """What `target`, holding `listed`, gets of the `local` snapshots and the run's `new` one
+    (run_plan.lacking): each it does not hold authenticated, if still valid here."""
+    present = {c.name.filename for c in listed if c.has_manifest}
+    return lacking(
+        local,
+        new,
+        stored_form(run.config.target(target.name)),
+        lambda stored: _holds(run, target, stored, stored in present),
+        lambda name: _still_valid(run, name),
+    )
 
 
 def _between_chunks(bar: TransferBar) -> Callable[[int], None]:

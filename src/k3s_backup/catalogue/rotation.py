@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -80,19 +79,3 @@ def remove_one(target: Target, name: naming.SnapshotName) -> Locked | None:
         with contextlib.suppress(CopyLocked):  # locked with its copy: goes with a later run
             target.delete(sidecar)
     return None
-
-
-def remove_from_target(target: Target, removal: list[naming.SnapshotName]) -> list[Locked]:
-    """remove_one for each; the copies still locked."""
-    return [held for name in removal if (held := remove_one(target, name)) is not None]
-
-
-def remove_local(
-    removal: list[naming.SnapshotName],
-    delete: Callable[[str], str | None],
-    warn: Callable[[str], None],
-) -> None:
-    for name in removal:
-        warning = delete(name.filename)
-        if warning:
-            warn(warning)
