@@ -183,11 +183,7 @@ def _remove_stale_temporaries(run: RunContext, target: Target, node: str) -> Non
         final = final_of_temp(stored.name)
         if final is None:
             continue
-        snapshot = (
-            naming.snapshot_of_manifest(cluster, final)
-            or naming.snapshot_of_bundle(cluster, final)
-            or final
-        )
+        snapshot = naming.snapshot_of_sidecar(cluster, final) or final
         parsed = naming.parse(cluster, snapshot)
         if parsed is not None and parsed.node == node:
             try:
