@@ -96,4 +96,5 @@ def test_small_packets_leave_at_once(lab: Lab) -> None:
         channel = ssh.sftp().get_channel()
         assert channel is not None
         sock = channel.get_transport().sock
+        assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
