@@ -4,6 +4,7 @@ says which file to authorize; a command's arguments reach the host as they were 
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -86,3 +87,14 @@ def test_exec_reports_the_exit_status_and_merged_output(lab: Lab) -> None:
         result = ssh.exec(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=30)
     assert result.status == 7
     assert sorted(result.output.split()) == ["err", "out"]
+
+
+def test_small_packets_leave_at_once(lab: Lab) -> None:
+    """TCP_NODELAY: with Nagle's algorithm on, each request and reply of the service protocol
+    waited for the peer's delayed ACK (45 ms a round trip on loopback instead of 0.5 ms)."""
+    with session(lab) as ssh:
+        channel = ssh.sftp().get_channel()
+        assert channel is not None
+        sock = channel.get_transport().sock
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -52,10 +52,15 @@ class Run(RunContext):
     def take_snapshot(self) -> TakenSnapshot:
         prefix = naming.snapshot_prefix(self.config.cluster_name, self.env.now())
         self.report.info(f"Creating snapshot {prefix} ({SOURCE_LABELS[self.source.kind]})")
-        snapshot = self.source.take(prefix)
-        self.identity = read_identity(snapshot.path, self.config.state_dir)
-        self.manifests.save(_manifest_of(snapshot, self.source.kind, self.identity))
-        self.save_bundle(snapshot.name)
+        # the bundle's `k3s --version` answers while the snapshot is taken, not after it
+        version = bundle.K3sVersion(self.config.k3s.bin, self.env.environ)
+        try:
+            snapshot = self.source.take(prefix)
+            self.identity = read_identity(snapshot.path, self.config.state_dir)
+            self.manifests.save(_manifest_of(snapshot, self.source.kind, self.identity))
+            self.save_bundle(snapshot.name, version)
+        finally:
+            version.stop()  # the snapshot failed, or a signal came: its answer is not wanted
         checked = "integrity_check ok" if snapshot.name.suffix == ".db" else "SHA-256 trailer valid"
         detail = f" {snapshot.detail}" if snapshot.detail else ""
         self.report.info(
@@ -64,7 +69,7 @@ class Run(RunContext):
         )
         return snapshot
 
-    def save_bundle(self, name: naming.SnapshotName) -> None:
+    def save_bundle(self, name: naming.SnapshotName, version: bundle.K3sVersion) -> None:
         """Keep the restore bundle (token, K3s config) under state_dir; a failure only warns:
         the snapshot itself is good, but a rebuilt node will need the token from elsewhere."""
         try:
@@ -76,6 +81,7 @@ class Run(RunContext):
                 config_dir=self.config.k3s.config_dir,
                 k3s_bin=self.config.k3s.bin,
                 environ=self.env.environ,
+                version=version,
             )
             bundle.write(made, local_bundle_path(self.config.state_dir, name.filename))
         except (bundle.BundleError, OSError) as exc:

@@ -10,6 +10,7 @@ everywhere, never logged.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from k3s_backup.errors import BackupError
 from k3s_backup.plumbing.atomic import write_atomic
-from k3s_backup.plumbing.commands import CommandError, run_command
+from k3s_backup.plumbing.commands import CommandError, Running, start_command
 
 FORMAT = 1
 META = "bundle.json"
@@ -63,15 +64,36 @@ def version_key(version: str) -> tuple[int, int, int, int] | None:
     return int(major), int(minor), int(patch), int(release or 0)
 
 
+class K3sVersion:
+    """`k3s --version`, started at once and asked later: `run` has it answer while the
+    snapshot is taken. `stop()` ends it when nobody will ask (the snapshot failed)."""
+
+    def __init__(self, k3s_bin: str, environ: Mapping[str, str]) -> None:
+        self._running: Running | None = None
+        with contextlib.suppress(CommandError):  # no such program: unknown, as when it fails
+            argv = [k3s_bin, "--version"]
+            self._running = start_command(argv, timeout=VERSION_TIMEOUT, env=environ)
+
+    def result(self) -> str | None:
+        """The version it reports (`v1.33.4+k3s1`), or None if it cannot say."""
+        if self._running is None:
+            return None
+        try:
+            result = self._running.wait()
+        except CommandError:
+            return None
+        first = (result.stdout.strip().splitlines() or [""])[0]
+        match = re.match(r"k3s version (\S+)", first)
+        return match.group(1) if result.returncode == 0 and match else None
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.stop()
+
+
 def k3s_version(k3s_bin: str, environ: Mapping[str, str]) -> str | None:
     """The version `k3s --version` reports (`v1.33.4+k3s1`), or None if it cannot say."""
-    try:
-        result = run_command([k3s_bin, "--version"], timeout=VERSION_TIMEOUT, env=environ)
-    except CommandError:
-        return None
-    first = (result.stdout.strip().splitlines() or [""])[0]
-    match = re.match(r"k3s version (\S+)", first)
-    return match.group(1) if result.returncode == 0 and match else None
+    return K3sVersion(k3s_bin, environ).result()
 
 
 def encryption_config_path(data_dir: Path) -> Path:
@@ -102,8 +124,10 @@ def collect(
     config_dir: Path,
     k3s_bin: str,
     environ: Mapping[str, str],
+    version: K3sVersion | None = None,
 ) -> Bundle:
-    """Gather the bundle of `snapshot` from this node; BundleError if the token is unreadable."""
+    """Gather the bundle of `snapshot` from this node; BundleError if the token is unreadable.
+    `version`: `k3s --version` already started, else it is run here."""
     path = token_path(data_dir)
     try:
         token = path.read_text(encoding="utf-8").strip()
@@ -115,7 +139,7 @@ def collect(
     return Bundle(
         snapshot=snapshot,
         node=node,
-        k3s_version=k3s_version(k3s_bin, environ),
+        k3s_version=(version or K3sVersion(k3s_bin, environ)).result(),
         token=token,
         created=created,
         config_files=files,

@@ -1,10 +1,12 @@
 """One way to run a program: an argument list (never a shell), a timeout, an environment, the
 output captured as text; a program that cannot be started or does not finish in time is one
-error with a clear message (CommandError), never a FileNotFoundError or TimeoutExpired."""
+error with a clear message (CommandError), never a FileNotFoundError or TimeoutExpired.
+`start_command` starts one to be waited for later, while the caller goes on."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 
 from k3s_backup.errors import BackupError
@@ -46,9 +48,71 @@ def run_command(
             check=False,
             start_new_session=new_session,
         )
-    except FileNotFoundError:
-        raise CommandError(f"cannot run {words[0]!r}: not found", not_found=True) from None
-    except OSError as exc:  # not executable, a directory, ...
-        raise CommandError(f"cannot run {words[0]!r}: {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise _not_started(words, exc) from None
     except subprocess.TimeoutExpired:
-        raise CommandError(f"`{' '.join(words)}` did not finish in {timeout:.0f} s") from None
+        raise _too_long(words, timeout) from None
+
+
+def _not_started(words: list[str], exc: OSError) -> CommandError:
+    if isinstance(exc, FileNotFoundError):
+        return CommandError(f"cannot run {words[0]!r}: not found", not_found=True)
+    return CommandError(f"cannot run {words[0]!r}: {exc.strerror or exc}")  # not executable...
+
+
+def _too_long(words: list[str], timeout: float | None) -> CommandError:
+    return CommandError(f"`{' '.join(words)}` did not finish in {timeout or 0:.0f} s")
+
+
+class Running:
+    """A program `start_command` started: it runs while the caller goes on."""
+
+    def __init__(self, proc: subprocess.Popen[str], words: list[str], timeout: float) -> None:
+        self._proc = proc
+        self._words = words
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout
+
+    def wait(self) -> Completed:
+        """Its exit status and output, whatever the status; CommandError, and killed, when it
+        has not ended `timeout` seconds after it was started."""
+        left = max(0.0, self._deadline - time.monotonic())
+        try:
+            stdout, stderr = self._proc.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise _too_long(self._words, self._timeout) from None
+        except BaseException:  # a signal meanwhile: it must not outlive us
+            self.stop()
+            raise
+        return subprocess.CompletedProcess(self._proc.args, self._proc.returncode, stdout, stderr)
+
+    def stop(self) -> None:
+        """Kill it if it still runs (its answer is no longer wanted) and reap it."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def start_command(
+    argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
+) -> Running:
+    """Start `argv` (stdin /dev/null, output captured as text) and return at once; `wait()`
+    gives what `run_command` would have, `stop()` ends it unasked. CommandError if it cannot
+    be started."""
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=None if env is None else dict(env),
+        )
+    except OSError as exc:
+        raise _not_started(list(argv), exc) from None
+    return Running(proc, list(argv), timeout)

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import paramiko
 
@@ -39,6 +40,16 @@ from k3s_backup.ssh.paramiko_quirks import gcm_first_transport
 
 COMMAND_TIMEOUT = 10 * 60.0  # seconds without a byte from a remote command
 NO_EXIT_STATUS = -1  # paramiko's exit status of a channel that closed without sending one
+
+
+def low_latency_transport(sock: Any, /, **options: Any) -> paramiko.Transport:
+    """TCP_NODELAY before the handshake: paramiko leaves Nagle's algorithm on, so a small
+    packet sent while another is unacknowledged (a window adjust, then the next request) waits
+    for the peer's delayed ACK, ~40 ms. A request answered in 0.5 ms took 45 ms on loopback,
+    every round trip of the service protocol among them; bulk uploads measured no different."""
+    with contextlib.suppress(OSError):  # not a TCP socket: nothing to tune
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return gcm_first_transport(sock, **options)
 
 
 class SshEndpoint(Protocol):
@@ -125,7 +136,7 @@ class SshSession(Closable):
                 timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout,
-                transport_factory=gcm_first_transport,
+                transport_factory=low_latency_transport,
             )
         except BaseException as exc:
             client.close()
