@@ -82,3 +82,37 @@ def test_the_registry_names_every_command_module_with_its_own_help() -> None:
         if "\ncommand = " in p.read_text() or "\ndef command(" in p.read_text()
     }
     assert modules == {module for module, _ in COMMANDS.values()}
+
+
+COLLECTOR = """
+import gc, sys
+from k3s_backup.cli import main
+sys.argv = ["k3s-backup", "status", "--help"]
+assert main() == 0  # as the installed command calls it
+print(gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+def test_the_command_runs_with_the_collector_on_and_its_imports_set_aside() -> None:
+    """The installed command holds the garbage collector off while a command's modules load
+    (tens of thousands of objects, none garbage) and puts them in its permanent generation:
+    the command itself then runs with collection on, for its own objects only."""
+    probe = subprocess.run(
+        [sys.executable, "-c", COLLECTOR], capture_output=True, text=True, check=True
+    )
+    assert probe.stdout.splitlines()[-1] == "True True"
+
+
+def test_a_caller_of_main_keeps_its_own_collector() -> None:
+    """Tests and other programs calling main() in-process: nothing is frozen or switched."""
+    import gc
+    import io
+
+    from k3s_backup.cli import main
+    from k3s_backup.environment import Environment
+
+    frozen = gc.get_freeze_count()
+    out = io.StringIO()
+    assert main(["status", "--help"], Environment(stdout=out, stderr=out)) == 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen

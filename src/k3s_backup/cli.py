@@ -6,6 +6,7 @@ no more imports than they need."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib
 import logging
 import sys
@@ -124,6 +125,7 @@ class LazyGroup(click.Group):
             return None
         module = importlib.import_module(f"k3s_backup.commands.{COMMANDS[cmd_name][0]}")
         command: click.Command = module.command
+        settle_imports()
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -131,6 +133,16 @@ class LazyGroup(click.Group):
             limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
             rows = [(name, _shortened(COMMANDS[name][1], limit)) for name in COMMANDS]
             formatter.write_dl(sorted(rows))
+
+
+def settle_imports() -> None:
+    """After the command's imports, when main() held the collector off for them: the modules,
+    classes and pydantic schemas just made live until exit, so they go to the collector's
+    permanent generation (not scanned by any later collection, nor by the one at exit) and
+    collection resumes for what the command itself makes."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _shortened(text: str, limit: int) -> str:
@@ -202,10 +214,16 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     paramiko_log = logging.getLogger("paramiko")
     if not paramiko_log.handlers:
         paramiko_log.addHandler(logging.NullHandler())
+    if argv is None and env is None:  # the installed command (tests call in with their own)
+        # Importing a command makes ~40k objects and no garbage, yet the collector scans the
+        # growing heap again and again meanwhile (~15-20 % of a restore's import CPU, measured:
+        # docs/benchmarks.md); LazyGroup.get_command turns it back on (settle_imports).
+        gc.disable()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["serve"], ["serve-prune"]):  # the backup host's side: no click, no config
         from k3s_backup.service.main import main as service_main
 
+        settle_imports()
         return service_main(args)
     env = env or Environment()
     with redirect_stdout(env.stdout), redirect_stderr(env.stderr):  # click writes to sys.*
