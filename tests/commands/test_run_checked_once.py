@@ -8,21 +8,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from k3s_backup.lab.lab import Lab
-from k3s_backup.lab.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from k3s_backup.policy import naming
+from tests.faults.test_hostile_copies import Storage, bucket_storage, directory_storage, target_of
 from tests.support.cli_runner import Result
 from tests.support.faults import Clock, cli, ours, set_state
 from tests.support.reads import bytes_read_from
 from tests.support.service_host import service_host
 
-Listing = Callable[[], dict[str, bytes]]  # every stored file there: name -> bytes
 BIG = 1_000_000  # incompressible bytes per value, under etcd's 1.5 MiB request limit
 
 
@@ -32,59 +30,26 @@ def _fill(lab: Lab) -> None:
         lab.etcd.put(f"/registry/secrets/default/{name}", os.urandom(BIG))
 
 
-def _directory(path: Path) -> Listing:
-    return lambda: {p.name: p.read_bytes() for p in sorted(path.iterdir())}
-
-
 @pytest.fixture
 def place(
     request: pytest.FixtureRequest, lab: Lab, tmp_path: Path
-) -> Iterator[tuple[dict[str, object], Listing]]:
+) -> Iterator[tuple[dict[str, object], Storage]]:
     """A target of the kind the test is parametrized with, and what is stored there."""
     kind = request.param
-    if kind == "ssh":
-        yield lab.ssh_target(), _directory(lab.remote_dir)
-    elif kind == "local":
-        (tmp_path / "usb").mkdir(mode=0o700)
-        yield (
-            {"name": "usb", "type": "local", "path": tmp_path / "usb"},
-            _directory(tmp_path / "usb"),
-        )
-    elif kind == "s3":
-        yield _bucket(request.getfixturevalue("s3_server"), tmp_path)
-    else:
+    if kind == "service":
         with service_host(lab) as host:
             host.host_setup("append-only")
-            yield host.target("append-only"), _directory(host.directory)
-
-
-def _bucket(server: S3Server, tmp_path: Path) -> tuple[dict[str, object], Listing]:
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
-    bucket = f"once-{tmp_path.name.lower().replace('_', '-')}"[:60]
-    client.create_bucket(Bucket=bucket)
-
-    def stored() -> dict[str, bytes]:
-        listed = client.list_objects_v2(Bucket=bucket, Prefix="lab/").get("Contents", [])
-        return {
-            o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed
-        }
-
-    target = {
-        "name": "objects",
-        "type": "s3",
-        "bucket": bucket,
-        "prefix": "lab",
-        "endpoint_url": server.endpoint_url,
-        "credentials_file": str(server.write_credentials(tmp_path / "s3-credentials")),
-        "retries": 0,
-    }
-    return target, stored
+            yield host.target("append-only"), directory_storage(host.directory)
+        return
+    form: dict[str, object] = {}
+    if kind == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = f"once-{tmp_path.name.lower().replace('_', '-')}"[:60]
+        storage = bucket_storage(server, bucket)
+        form.update(server=server, bucket=bucket)
+    else:
+        storage = directory_storage(lab.remote_dir if kind == "ssh" else tmp_path / "usb")
+    yield target_of(kind, lab, tmp_path, **form), storage
 
 
 def _newest(lab: Lab) -> Path:
@@ -120,7 +85,7 @@ def test_a_bad_trailer_found_by_the_upload_publishes_nothing(
     lab: Lab,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    place: tuple[dict[str, object], Listing],
+    place: tuple[dict[str, object], Storage],
     form: dict[str, object],
 ) -> None:
     target, stored = place
@@ -128,11 +93,11 @@ def test_a_bad_trailer_found_by_the_upload_publishes_nothing(
     config = lab.write_config(tmp_path / "c.toml", targets=[{**target, **form}])
     clock = Clock()
     assert cli(lab, config, clock, "run").code == 0
-    before = stored()
+    before = stored.files()
     set_state(lab, failure="corrupt")  # a byte flipped mid-file: size and meta pages hold
     with bytes_read_from(monkeypatch, lab.snapshot_dir) as reads:
         result = cli(lab, config, clock, "run")
-    _bad_run_shipped_nothing(lab, result, before, stored())
+    _bad_run_shipped_nothing(lab, result, before, stored.files())
     bad = _newest(lab)
     assert reads[bad.name] < 1.5 * bad.stat().st_size  # the upload's read found it
 
@@ -193,19 +158,8 @@ def test_a_target_catching_up_gets_nothing_before_a_bad_snapshot_is_found(
     lab.sshd.stop()
     assert cli(lab, config, clock, "run").code == 3  # its snapshot is left to catch up
     lab.sshd.start()
-    before = _directory(lab.remote_dir)()
+    remote = directory_storage(lab.remote_dir)
+    before = remote.files()
     set_state(lab, failure="corrupt")
     result = cli(lab, config, clock, "run")
-    _bad_run_shipped_nothing(lab, result, before, _directory(lab.remote_dir)())
-
-
-def test_a_snapshot_whose_record_cannot_be_written_publishes_nothing(
-    lab: Lab, tmp_path: Path
-) -> None:
-    config = lab.write_config(tmp_path / "c.toml")
-    (lab.root / "state").mkdir(parents=True)
-    (lab.root / "state" / "manifests").write_bytes(b"not a directory")
-    result = cli(lab, config, Clock(), "run")
-    assert result.code == 1, result.stderr
-    assert "snapshot failed, nothing shipped: unexpected FileExistsError" in result.stderr
-    assert list(lab.remote_dir.iterdir()) == []  # the copy had been read whole: no final name
+    _bad_run_shipped_nothing(lab, result, before, remote.files())
