@@ -32,7 +32,8 @@ from tests.support.tcp_proxy import CuttingProxy
 # is followed by a subprocess or a network round trip, so the run is surely inside that phase).
 PHASES = {
     "taking-snapshot": "Creating snapshot",  # `k3s etcd-snapshot save` running
-    "connecting": "saved and checked",  # SSH connection, listing, encoding
+    # checked as the copy was read, so said after it: the copy's manifest upload
+    "after-check": "saved and checked",
     "after-copy": "Copied ",  # restore bundle upload, target rotation
     "rotating-local": "off backup-host",  # `k3s etcd-snapshot delete` of the oldest local
 }

@@ -84,6 +84,7 @@ def test_a_snapshot_whose_record_cannot_be_written_fails_the_run_with_a_message(
     assert result.code == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "snapshot failed, nothing shipped: unexpected FileExistsError" in result.stderr
+    assert list(lab.remote_dir.iterdir()) == []  # its copy, read whole first, got no final name
     last_run = _state(lab)["last_run"]
     assert isinstance(last_run, dict)
     assert last_run["exit_code"] == 1 and "FileExistsError" in last_run["error"]

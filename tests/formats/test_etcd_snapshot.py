@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from k3s_backup.errors import SnapshotError
-from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.formats.etcd_snapshot import TrailerCheck, check_file
 from k3s_backup.lab.etcd import EtcdServer
 
 
@@ -99,3 +99,27 @@ def test_a_zip_whose_offsets_point_before_its_start_is_damaged(snapshot, tmp_pat
     archive.write_bytes(archive.read_bytes()[1:])
     with pytest.raises(SnapshotError, match="zip snapshot is damaged"):
         check_file(archive)
+
+
+@pytest.mark.parametrize("chunk", [1, 31, 32, 33, 4096, 1 << 20])
+def test_the_check_of_bytes_fed_in_any_chunks_is_the_check_of_the_file(snapshot, chunk):
+    """TrailerCheck checks bytes as they pass for another purpose (sent, received): the
+    trailer is the last 32 bytes however the chunks fall."""
+    data = snapshot.read_bytes()
+    check = TrailerCheck()
+    for start in range(0, len(data), chunk):
+        check.update(data[start : start + chunk])
+    assert check.result() == check_file(snapshot)
+
+
+def test_bytes_fed_that_are_not_a_whole_snapshot_are_refused(snapshot):
+    data = bytearray(snapshot.read_bytes())
+    for damaged, problem in (
+        (bytes(data[:-32]), "512"),
+        (bytes(data[:4096]) + bytes(data[4096 * 2 :]), "trailer"),
+        (bytes(data[:100]) + bytes([data[100] ^ 1]) + bytes(data[101:]), "trailer"),
+    ):
+        check = TrailerCheck()
+        check.update(damaged)
+        with pytest.raises(SnapshotError, match=problem):
+            check.result()

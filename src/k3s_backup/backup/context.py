@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from k3s_backup.backup.phases import Phases
+from k3s_backup.backup.unchecked import UncheckedSnapshot
 from k3s_backup.catalogue import recovery_key
 from k3s_backup.catalogue.clusters import others_warnings, split_by_cluster
 from k3s_backup.catalogue.inventory import (
@@ -39,6 +40,7 @@ class RunContext:
         self.manifests = LocalManifests(config.state_dir, config.snapshot_dir, self.source.kind)
         self.phases = Phases()
         self.identity: ClusterIdentity | None = None  # of this run's snapshot
+        self.unchecked: UncheckedSnapshot | None = None  # it, until its first read checks it
         self.recovery_key = self._recovery_key()
         keys = [t.identity_file for t in config.targets if isinstance(t, SshTargetConfig)]
         for warning in open_key_warnings(keys):  # the run goes on: paramiko takes such a key

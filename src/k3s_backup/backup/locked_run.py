@@ -13,6 +13,7 @@ from k3s_backup.backup.context import unexpected
 from k3s_backup.backup.local_rotation import rotate_local_safely
 from k3s_backup.backup.phases import Phases
 from k3s_backup.backup.run import NewChainRefused, Run
+from k3s_backup.backup.unchecked import SnapshotCheckFailed
 from k3s_backup.config import Config
 from k3s_backup.environment import Environment
 from k3s_backup.errors import ExitCode, Interrupted, SnapshotError
@@ -89,15 +90,14 @@ def _snapshot_and_ship(
         with run.phases.timed("snapshot"):
             snapshot = run.take_snapshot()
     except (SnapshotError, OSError) as exc:  # OSError: its manifest could not be recorded
-        reason = unexpected(exc) if isinstance(exc, OSError) else exc
-        record["error"] = f"snapshot failed, nothing shipped: {reason}"
-        reporter.error(record["error"])
-        return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
+        return _snapshot_failed(
+            run, record, clock, unexpected(exc) if isinstance(exc, OSError) else exc
+        )
     except Interrupted as stop:
         return _interrupted(run, record, stop, clock)
     record["snapshot"] = {
         "name": snapshot.name.filename,
-        "size": snapshot.check.size,
+        "size": snapshot.size,
         "cluster_uid": run.identity.uid if run.identity else None,
         "objects": run.identity.objects if run.identity else None,
     }
@@ -109,6 +109,9 @@ def _snapshot_and_ship(
         record["snapshot"], record["error"] = None, str(exc)
         reporter.error(record["error"])
         return _finish(config, env, record, clock, run.phases, ExitCode.FAILED, reporter)
+    except SnapshotCheckFailed as exc:  # its trailer, checked as it was first read
+        record["snapshot"] = None
+        return _snapshot_failed(run, record, clock, exc)
     except Interrupted as stop:
         return _interrupted(run, record, stop, clock)
     record["local"] = run.local_summary()
@@ -127,6 +130,14 @@ def _snapshot_and_ship(
         f"Backup complete: {snapshot.name.filename} on {len(results)} target(s), verified"
     )
     return _finish(config, env, record, clock, run.phases, ExitCode.OK, reporter)
+
+
+def _snapshot_failed(
+    run: Run, record: dict[str, Any], clock: float, reason: Exception
+) -> tuple[ExitCode, dict[str, Any]]:
+    record["error"] = f"snapshot failed, nothing shipped: {reason}"
+    run.report.error(record["error"])
+    return _finish(run.config, run.env, record, clock, run.phases, ExitCode.FAILED, run.report)
 
 
 def _interrupted(

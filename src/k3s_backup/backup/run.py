@@ -3,20 +3,23 @@ cluster's name), shipping to every target with its retries, the summary."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from k3s_backup.backup.connecting import EarlyConnections
 from k3s_backup.backup.context import RunContext, file_sha256, unexpected
 from k3s_backup.backup.shipping import TargetResult, ship
+from k3s_backup.backup.unchecked import SnapshotCheckFailed, UncheckedSnapshot
 from k3s_backup.catalogue import bundle
 from k3s_backup.catalogue.clusters import new_chain_message
 from k3s_backup.catalogue.inventory import LOCAL, Copy, local_bundle_path, local_copies
 from k3s_backup.catalogue.manifest import Manifest, for_snapshot
 from k3s_backup.config import TargetConfig
-from k3s_backup.errors import BackupError
+from k3s_backup.errors import BackupError, SnapshotError
 from k3s_backup.formats.cluster_identity import read_identity
+from k3s_backup.formats.etcd_snapshot import SnapshotCheck
 from k3s_backup.plumbing.signals import signals_deferred
 from k3s_backup.policy import naming
 from k3s_backup.policy.identity import ClusterIdentity, chain_conflict, describe
@@ -38,18 +41,23 @@ class NewChainRefused(BackupError):
 
 
 def _manifest_of(
-    snapshot: TakenSnapshot, source_kind: str, identity: ClusterIdentity | None
+    snapshot: TakenSnapshot,
+    check: SnapshotCheck,
+    source_kind: str,
+    identity: ClusterIdentity | None,
 ) -> Manifest:
     if snapshot.name.suffix == ".zip":  # the manifest describes the stored file, not its content
         digest = file_sha256(snapshot.path)
         size = snapshot.path.stat().st_size
     else:
-        digest, size = snapshot.check.sha256, snapshot.check.size
+        digest, size = check.sha256, check.size
     return for_snapshot(snapshot.name, source_kind, size, digest).with_identity(identity)
 
 
 class Run(RunContext):
     def take_snapshot(self) -> TakenSnapshot:
+        """The snapshot, its identity and restore bundle; recorded and said to be checked now,
+        or, when its trailer is left to its first reader, then (backup/unchecked.py)."""
         prefix = naming.snapshot_prefix(self.config.cluster_name, self.env.now())
         self.report.info(f"Creating snapshot {prefix} ({SOURCE_LABELS[self.source.kind]})")
         # the bundle's `k3s --version` answers while the snapshot is taken, not after it
@@ -57,17 +65,34 @@ class Run(RunContext):
         try:
             snapshot = self.source.take(prefix)
             self.identity = read_identity(snapshot.path, self.config.state_dir)
-            self.manifests.save(_manifest_of(snapshot, self.source.kind, self.identity))
+            if snapshot.check is None:
+                self.manifests.await_check(snapshot.name, self.identity)
+                self.unchecked = UncheckedSnapshot(
+                    snapshot, partial(self._record, snapshot), partial(self._announce, snapshot)
+                )
+            else:
+                self._record(snapshot, snapshot.check)
             self.save_bundle(snapshot.name, version)
         finally:
             version.stop()  # the snapshot failed, or a signal came: its answer is not wanted
+        if snapshot.check is not None:
+            self._announce(snapshot, snapshot.check)
+        return snapshot
+
+    def _record(self, snapshot: TakenSnapshot, check: SnapshotCheck) -> None:
+        try:
+            self.manifests.save(_manifest_of(snapshot, check, self.source.kind, self.identity))
+        except OSError as exc:  # as when it is recorded as it is taken: the snapshot fails
+            raise SnapshotError(str(unexpected(exc))) from exc
+
+    def _announce(self, snapshot: TakenSnapshot, check: SnapshotCheck) -> None:
+        self.unchecked = None
         checked = "integrity_check ok" if snapshot.name.suffix == ".db" else "SHA-256 trailer valid"
         detail = f" {snapshot.detail}" if snapshot.detail else ""
         self.report.info(
             f"Snapshot {snapshot.name.filename} saved and checked"
-            f" ({human_size(snapshot.check.size)}, {checked}){detail}; {describe(self.identity)}"
+            f" ({human_size(check.size)}, {checked}){detail}; {describe(self.identity)}"
         )
-        return snapshot
 
     def save_bundle(self, name: naming.SnapshotName, version: bundle.K3sVersion) -> None:
         """Keep the restore bundle (token, K3s config) under state_dir; a failure only warns:
@@ -105,6 +130,8 @@ class Run(RunContext):
         }
         if not conflicts:
             return
+        if self.unchecked is not None:  # a bad snapshot is said to be bad, not of another cluster
+            self.unchecked.check_alone()
         self.source.delete(snapshot.filename)
         self.manifests.forget(snapshot.filename)
         raise NewChainRefused(new_chain_message(self.config.cluster_name, self.identity, conflicts))
@@ -115,7 +142,18 @@ class Run(RunContext):
         """See what every target holds over the connection `early` opened during the
         snapshot (NewChainRefused before anything is shipped), then ship to each over that
         first connection. A signal meanwhile waits for a chunk's end or for every connection
-        to be closed (plumbing/signals.py)."""
+        to be closed (plumbing/signals.py). A snapshot left to its first reader and found bad
+        (SnapshotCheckFailed) ends the run: nothing of it, nor anything else, was published."""
+        try:
+            return self._ship_everywhere(newest, early)
+        except SnapshotCheckFailed:
+            with suppress(OSError):  # its restore bundle: of no snapshot to restore
+                local_bundle_path(self.config.state_dir, newest.filename).unlink(missing_ok=True)
+            raise
+
+    def _ship_everywhere(
+        self, newest: naming.SnapshotName, early: EarlyConnections
+    ) -> dict[str, TargetResult]:
         with signals_deferred(), ExitStack() as stack:
             opened: dict[str, Target] = {}
             held: dict[str, list[Copy]] = {}
@@ -129,10 +167,13 @@ class Run(RunContext):
                 except BackupError as exc:  # the attempt of ship_with_retries that failed
                     failures[target.name] = exc
             self.refuse_new_chain(newest, held)
-            return {
+            results = {
                 t.name: self.ship_with_retries(t, newest, opened.get(t.name), failures.get(t.name))
                 for t in self.config.targets
             }
+        if self.unchecked is not None:  # no upload read it to its end
+            self.unchecked.check_alone()
+        return results
 
     def ship_with_retries(
         self,
@@ -158,6 +199,8 @@ class Run(RunContext):
         began = first_attempt if first is not None or first_failure is not None else None
         try:
             result = retrying(lambda target: ship(self, target, newest), began)
+        except SnapshotCheckFailed:  # the snapshot's failure, not this target's
+            raise
         except BackupError as exc:
             return self._target_failed(target_config.name, exc, retrying.attempts)
         except Exception as exc:  # a bug or an unforeseen fault: this target alone fails

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from k3s_backup.backup.context import RunContext, file_sha256
 from k3s_backup.backup.run_plan import lacking, stored_form, stored_name, target_rotation
+from k3s_backup.backup.unchecked import UncheckedSnapshot
 from k3s_backup.catalogue import recovery_key
 from k3s_backup.catalogue.inventory import (
     Copy,
@@ -17,7 +18,6 @@ from k3s_backup.catalogue.inventory import (
     read_target_manifest,
 )
 from k3s_backup.catalogue.inventory import target_copies as listed_copies
-from k3s_backup.catalogue.manifest import Manifest
 from k3s_backup.catalogue.storage_form import StoredForm, encrypt_bytes, stored_stream
 from k3s_backup.errors import SnapshotError, TargetError
 from k3s_backup.formats.snapshot import check_snapshot
@@ -26,7 +26,7 @@ from k3s_backup.plumbing.progress import TransferBar
 from k3s_backup.plumbing.signals import safe_point
 from k3s_backup.plumbing.streams import MeteredReader
 from k3s_backup.policy import naming
-from k3s_backup.targets.base import CopyLocked, Target, final_of_temp, put_bytes
+from k3s_backup.targets.base import CopyLocked, Digest, Target, final_of_temp, put_bytes
 
 
 @dataclass
@@ -58,7 +58,8 @@ def ship(run: RunContext, target: Target, newest: naming.SnapshotName) -> Target
     for copy in local:
         name = stored_name(copy.name, form)
         if copy.name in gets:
-            _ship_one(run, target, copy.name, run.manifests.get(copy.name), form)
+            _checked_first(run, copy.name)
+            _ship_one(run, target, copy.name, form)
             result.shipped.append(name)
             verb = "Copied" if copy.name == newest else "Caught up"
             run.report.info(f"{verb} {name} to {target.name}: SHA-256 verified")
@@ -115,24 +116,46 @@ def _bundle_sha256(run: RunContext, name: naming.SnapshotName) -> str:
     return file_sha256(path) if path.is_file() else ""
 
 
-def _ship_one(
-    run: RunContext, target: Target, name: naming.SnapshotName, local: Manifest, form: StoredForm
-) -> str:
+def _checked_first(run: RunContext, name: naming.SnapshotName) -> None:
+    """Nothing is published before this run's snapshot is checked: when another copy goes
+    first (a target catching up), it is checked on its own before it."""
+    if run.unchecked is not None and run.unchecked.name != name:
+        run.unchecked.check_alone()
+
+
+def _plain_read(
+    run: RunContext, name: naming.SnapshotName, as_is: bool
+) -> tuple[UncheckedSnapshot | None, int, str | None, Digest]:
+    """How the read of a local snapshot is checked: (this run's snapshot, checked as it is
+    read, if this is its first read; its size; the digest its plain bytes must have as they
+    are encoded; the digest a copy of the file as it is must have where stored)."""
+    unchecked = run.unchecked if run.unchecked is not None and run.unchecked.name == name else None
+    if unchecked is not None:
+        return unchecked, unchecked.snapshot.size, None, unchecked.sha256 if as_is else None
+    local = run.manifests.get(name)
+    return None, local.size, None if as_is else local.sha256, local.sha256 if as_is else None
+
+
+def _ship_one(run: RunContext, target: Target, name: naming.SnapshotName, form: StoredForm) -> str:
     """Encode, upload and verify one copy and its manifest; the stored name."""
     stored = stored_name(name, form)
     as_is = stored == name.filename  # the local file itself: its digest is known
+    unchecked, size, expect, digest = _plain_read(run, name, as_is)
     started = time.monotonic()
-    with (
-        (run.config.snapshot_dir / name.filename).open("rb") as plain,
-        TransferBar(run.env, f"{stored} to {target.name}", local.size) as bar,
-    ):
-        reader = MeteredReader(plain, _between_chunks(bar))  # progress in snapshot bytes
-        # an encoded form is checked against the plain bytes as they are read; the local
-        # file itself is checked where stored, against local.sha256
-        expect = None if as_is else local.sha256
-        with stored_stream(reader, local.size, form, name.suffix, name.filename, expect) as stream:
-            verified = target.put(stored, stream, local.sha256 if as_is else None)
-        done = time.monotonic()
+    try:
+        with (
+            (run.config.snapshot_dir / name.filename).open("rb") as plain,
+            TransferBar(run.env, f"{stored} to {target.name}", size) as bar,
+        ):
+            source = plain if unchecked is None else unchecked.reading(plain)
+            reader = MeteredReader(source, _between_chunks(bar))  # progress in snapshot bytes
+            with stored_stream(reader, size, form, name.suffix, name.filename, expect) as stream:
+                verified = target.put(stored, stream, digest)
+            done = time.monotonic()
+    finally:
+        if unchecked is not None:  # a bad snapshot raises here, whatever the put made of it
+            unchecked.settle()
+    local = run.manifests.get(name)
     manifest = replace(
         local,
         name=stored,
@@ -207,6 +230,7 @@ def _ship_bundle(
     path = local_bundle_path(run.config.state_dir, name.filename)
     if stored in bundled or not path.is_file():
         return
+    _checked_first(run, name)
     body = path.read_bytes()
     if form.recipients:
         body = encrypt_bytes(body, form.recipients)

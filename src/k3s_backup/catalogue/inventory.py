@@ -133,12 +133,19 @@ class LocalManifests:
         self.directory = state_dir / "manifests"
         self.snapshot_dir = snapshot_dir
         self.source = source
+        # filename -> identity of a snapshot just taken whose check is to come as it is first
+        # read (backup/unchecked.py): recorded then, never made up from its unchecked bytes
+        self._awaited: dict[str, ClusterIdentity | None] = {}
 
     def _path(self, filename: str) -> Path:
         return self.directory / naming.manifest_name(filename)
 
+    def await_check(self, name: naming.SnapshotName, identity: ClusterIdentity | None) -> None:
+        self._awaited[name.filename] = identity
+
     def save(self, manifest: Manifest) -> None:
         write_json_atomic(self._path(manifest.name), json.loads(manifest.to_json()))
+        self._awaited.pop(manifest.name, None)
 
     def recorded(self, name: naming.SnapshotName) -> Manifest | None:
         """The manifest recorded when the snapshot was made, or None if there is none (or it
@@ -154,6 +161,8 @@ class LocalManifests:
         recorded = self.recorded(name)
         if recorded is not None:
             return recorded
+        if name.filename in self._awaited:
+            raise BackupError(f"{name.filename} is not checked yet: it has no manifest")
         path = self.snapshot_dir / name.filename
         with path.open("rb") as stream:
             digest = sha256_stream(stream)
@@ -165,6 +174,8 @@ class LocalManifests:
         """The identity of a local snapshot: recorded in its manifest, else read from the file
         once (a manifest of an older version) and recorded. A record we refuse to read (a
         planted symlink or directory) costs the run nothing: the file itself decides."""
+        if name.filename in self._awaited:
+            return self._awaited[name.filename]
         try:
             manifest = self.get(name)
         except BackupError:
@@ -190,6 +201,7 @@ class LocalManifests:
 
     def forget(self, filename: str) -> None:
         """Drop what we keep about a rotated snapshot: its manifest and its restore bundle."""
+        self._awaited.pop(filename, None)
         self._path(filename).unlink(missing_ok=True)
         local_bundle_path(self.state_dir, filename).unlink(missing_ok=True)
 

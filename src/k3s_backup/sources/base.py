@@ -1,4 +1,5 @@
-"""What every snapshot source gives the rest of the program: a checked file under our name."""
+"""What every snapshot source gives the rest of the program: a checked file under our name (or
+one whose check is left to its first reader: TakenSnapshot.check None)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ from k3s_backup.policy import naming
 @dataclass(frozen=True)
 class TakenSnapshot:
     """A snapshot a source just took, in snapshot_dir under our name, checked; its copies
-    elsewhere are catalogue.inventory.Copy."""
+    elsewhere are catalogue.inventory.Copy. `check` None: a plain etcd snapshot whose size and
+    meta pages were checked, its SHA-256 trailer to be checked by whatever reads it first
+    (formats.etcd_snapshot.TrailerCheck), so that it is read once."""
 
     path: Path
     name: naming.SnapshotName
-    check: SnapshotCheck
+    check: SnapshotCheck | None
     detail: str = ""  # e.g. which endpoint served it
+
+    @property
+    def size(self) -> int:
+        """Bytes of the plain snapshot."""
+        return self.check.size if self.check is not None else self.path.stat().st_size
 
 
 class Source(Protocol):
@@ -26,7 +34,8 @@ class Source(Protocol):
     snapshot_dir: Path
 
     def take(self, prefix: str) -> TakenSnapshot:
-        """Take a snapshot named `<prefix>-<node>-<unix>[suffix]` in snapshot_dir, checked."""
+        """Take a snapshot named `<prefix>-<node>-<unix>[suffix]` in snapshot_dir, checked (or
+        with its trailer left to its first reader: TakenSnapshot.check)."""
         ...
 
     def delete(self, filename: str) -> str | None:

@@ -2,7 +2,8 @@
 
 Works for any etcd (K3s, kubeadm, RKE2, plain etcd) without etcdctl. The stream is the bbolt
 database followed by its SHA-256, the same format `etcdctl snapshot save` writes; it is streamed to
-a private staging file, checked, and only then given its final name.
+a private staging file, checked as it arrives (no second read of it), and only then given its
+final name.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import grpc
 
 from k3s_backup.errors import SnapshotError
 from k3s_backup.formats import protowire
-from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.formats.etcd_snapshot import TrailerCheck, naming_file
 from k3s_backup.sources.base import TakenSnapshot
 from k3s_backup.sources.staging import publish, staged_file, unlink_snapshot
 
@@ -83,7 +84,8 @@ class EtcdSource:
             root_certificates=material[0], private_key=material[2], certificate_chain=material[1]
         )
 
-    def _stream_to(self, endpoint: str, path: Path) -> None:
+    def _stream_to(self, endpoint: str, path: Path) -> TrailerCheck:
+        """Write the snapshot `endpoint` sends to `path`, checking it on the way."""
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         address = parts.netloc
         credentials = self._credentials(endpoint)
@@ -103,14 +105,17 @@ class EtcdSource:
                 request_serializer=lambda _request: b"",
                 response_deserializer=_blob,
             )
+            check = TrailerCheck()
             try:
                 with path.open("wb") as out:
                     for blob in call(None):
                         out.write(blob)
+                        check.update(blob)
             except grpc.RpcError as exc:
                 raise SnapshotError(
                     f"etcd at {endpoint} failed the snapshot: {exc.code().name}: {exc.details()}"
                 ) from None
+        return check
 
     def _diagnose(self, endpoint: str) -> str:
         """Why a channel never became ready, from a plain TCP + TLS handshake (gRPC won't say)."""
@@ -130,8 +135,9 @@ class EtcdSource:
         for endpoint in self.endpoints:
             with staged_file(self.snapshot_dir) as staged:
                 try:
-                    self._stream_to(endpoint, staged)
-                    check = check_file(staged)
+                    received = self._stream_to(endpoint, staged)
+                    with naming_file(staged):
+                        check = received.result()
                 except SnapshotError as exc:
                     problems.append(str(exc))
                     continue

@@ -1,7 +1,9 @@
 """Snapshots taken by K3s itself: `k3s etcd-snapshot save`, found by our unique name prefix.
 
 K3s can exit 0 without writing anything (see shared/notes/k3s-contract.md), so success is: exit 0,
-exactly one file named `<prefix>-...` (plain or `.zip`, not `.part`), and a valid SHA-256 trailer.
+exactly one file named `<prefix>-...` (plain or `.zip`, not `.part`), and a valid SHA-256 trailer:
+a `.zip` is checked here, a plain file here by its size and bbolt meta pages, and its trailer as
+it is first read (the run's first upload: backup/unchecked.py), so it is read once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from k3s_backup.errors import SnapshotError
-from k3s_backup.formats.etcd_snapshot import check_file
+from k3s_backup.formats.etcd_snapshot import check_before_reading
 from k3s_backup.plumbing.commands import CommandError, Completed, run_command
 from k3s_backup.policy import naming
 from k3s_backup.sources.base import TakenSnapshot
@@ -51,7 +53,8 @@ class K3sSource:
             raise SnapshotError(f"{exc}{fix if exc.not_found else ''}") from None
 
     def take(self, prefix: str) -> TakenSnapshot:
-        """Run `k3s etcd-snapshot save --name <prefix>` and return the checked file it made."""
+        """Run `k3s etcd-snapshot save --name <prefix>` and return the file it made, checked as
+        far as it can be without reading it whole (TakenSnapshot.check)."""
         before = self._versions()
         result = self._k3s(
             [
@@ -85,7 +88,7 @@ class K3sSource:
             )
         path = self.snapshot_dir / produced[0].filename
         os.chmod(path, 0o600)  # older K3s made .zip files 0644; they hold every Secret
-        return TakenSnapshot(path=path, name=produced[0], check=check_file(path))
+        return TakenSnapshot(path=path, name=produced[0], check=check_before_reading(path))
 
     def _versions(self) -> dict[str, tuple[int, int, int]]:
         """name -> (inode, size, mtime) of each file in the snapshot directory."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from k3s_backup.config import Config
 from k3s_backup.errors import ConfigError, SnapshotError
-from k3s_backup.formats.etcd_snapshot import ZIP_ERRORS
+from k3s_backup.formats.etcd_snapshot import ZIP_ERRORS, check_file
 from k3s_backup.policy import naming
 from k3s_backup.sources.base import Source
 from k3s_backup.sources.factory import choose_source, open_source
@@ -81,6 +81,8 @@ def live_snapshot(
         taken = source.take(naming.snapshot_prefix(config.cluster_name, now))
         try:
             os.chmod(taken.path, 0o600)
+            if taken.check is None:  # its trailer was left to its first reader: this one
+                check_file(taken.path)
             yield _plain(taken.path, workdir)
         finally:
             _remove(source, taken.name.filename, warn)

@@ -3,7 +3,8 @@
 The rest of the program never knows where bytes go: it lists, puts, gets, stats and deletes names.
 `put` is atomic and verified: nothing half-written or unverified ever carries a final name.
 Its source may be a stream encoded while it is read, whose digest nobody knows beforehand: the
-target then verifies the stored copy against what it read.
+target then verifies the stored copy against what it read. Or the digest is known only once the
+source is drained (a snapshot checked as it is read): the target asks for it then.
 
 Beside it, one capability for setup and doctor (`Probes`: is the place there, can we write,
 how much room), which every backend offers and wrappers pass through `unwrap()` (restic's
@@ -17,6 +18,7 @@ import io
 import re
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -55,11 +57,21 @@ class Verified:
     sha256: str
 
 
+# The SHA-256 a put's copy must have: given, given once the source is drained (asked only then),
+# or None: that of the bytes read from the source.
+Digest = str | Callable[[], str] | None
+
+
+def given_digest(sha256: Digest) -> str | None:
+    """The digest a put was given; call once its source is drained."""
+    return sha256() if callable(sha256) else sha256
+
+
 class Outgoing:
     """A put's source as the backend reads it: counted and, unless the digest the copy must
     have was given, hashed on the way, so the stored copy is checked against the bytes sent."""
 
-    def __init__(self, source: Readable, sha256: str | None) -> None:
+    def __init__(self, source: Readable, sha256: Digest) -> None:
         self.given = sha256
         self.reader = HashingReader(source, hashing=sha256 is None)
 
@@ -72,7 +84,8 @@ class Outgoing:
 
     def expected(self) -> str:
         """The SHA-256 the stored copy must have; call once the source is drained."""
-        return self.given if self.given is not None else self.reader.hexdigest()
+        given = given_digest(self.given)
+        return given if given is not None else self.reader.hexdigest()
 
     def verified(self) -> Verified:
         return Verified(self.size, self.expected())
@@ -109,11 +122,12 @@ class Target(Closable, ABC):
         """Every regular file in the target's directory, temporary uploads included."""
 
     @abstractmethod
-    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
+    def put(self, name: str, source: Readable, sha256: Digest = None) -> Verified:
         """Store `source` as `name`: write a temporary, check its SHA-256 where it is stored,
-        then rename. The copy must hash to `sha256`, or, when None (a stream encoded while it
-        is read), to what was read from `source` (see `Outgoing`). Raises TargetError, or
-        what reading `source` raised, leaving no file under `name`."""
+        then rename. The copy must hash to `sha256` (a callable: asked once `source` is
+        drained), or, when None (a stream encoded while it is read), to what was read from
+        `source` (see `Outgoing`). Raises TargetError, or what reading `source` raised,
+        leaving no file under `name`."""
 
     @abstractmethod
     def get(self, name: str, dest: Writable, limit: int) -> None:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from k3s_backup.errors import TargetError
 from k3s_backup.plumbing.streams import Readable, Writable
 from k3s_backup.policy import naming
-from k3s_backup.targets.base import CopyLocked, StoredObject, Target, Verified, final_of_temp
+from k3s_backup.targets.base import (
+    CopyLocked,
+    Digest,
+    StoredObject,
+    Target,
+    Verified,
+    final_of_temp,
+)
 
 
 class OwnNamesOnly(Target):
@@ -31,7 +38,7 @@ class OwnNamesOnly(Target):
     def list(self) -> list[StoredObject]:
         return self.inner.list()
 
-    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
+    def put(self, name: str, source: Readable, sha256: Digest = None) -> Verified:
         return self.inner.put(self._check(name), source, sha256)
 
     def get(self, name: str, dest: Writable, limit: int) -> None:

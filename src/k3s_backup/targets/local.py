@@ -16,7 +16,7 @@ from k3s_backup.plumbing.streams import (
     open_regular,
     sha256_stream,
 )
-from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
+from k3s_backup.targets.base import Digest, Outgoing, StoredObject, Target, Verified, temp_name
 
 
 def _fsync_dir(path: Path) -> None:
@@ -90,7 +90,7 @@ class LocalTarget(Target):
                 found.append(StoredObject(entry.name, entry.stat(follow_symlinks=False).st_size))
         return found
 
-    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
+    def put(self, name: str, source: Readable, sha256: Digest = None) -> Verified:
         temp = self.directory / temp_name(name)
         outgoing = Outgoing(source, sha256)
         try:

@@ -25,10 +25,12 @@ from k3s_backup.errors import TargetError, TargetUnreachable
 from k3s_backup.plumbing.streams import Readable, Writable, copy_capped, sha256_stream
 from k3s_backup.targets.base import (
     CopyLocked,
+    Digest,
     Outgoing,
     StoredObject,
     Target,
     Verified,
+    given_digest,
     temp_name,
 )
 from k3s_backup.targets.s3_lock import ObjectLock, Versions
@@ -180,7 +182,7 @@ class S3Target(Target):
             raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "no version"}}, "Get")
         return {"Key": key, "VersionId": version}
 
-    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
+    def put(self, name: str, source: Readable, sha256: Digest = None) -> Verified:
         temp = self._key(temp_name(name))
         sent = Outgoing(source, None)  # S3 cannot hash an object for us: hash what is sent
         try:
@@ -214,14 +216,15 @@ class S3Target(Target):
             self._discard(temp)
         return verified
 
-    def _check_uploaded(self, name: str, temp: str, sent: Outgoing, sha256: str | None) -> Verified:
+    def _check_uploaded(self, name: str, temp: str, sent: Outgoing, sha256: Digest) -> Verified:
         """Each part was checksummed by the server as it arrived; the whole must be what we
         sent (its size) and what the caller expected (our digest of what was sent)."""
         verified = sent.verified()
-        if sha256 is not None and verified.sha256 != sha256:
+        expected = given_digest(sha256)
+        if expected is not None and verified.sha256 != expected:
             raise TargetError(
                 f"{self.name}: copy of {name} does not verify (SHA-256 {verified.sha256}"
-                f" sent, {sha256} expected)"
+                f" sent, {expected} expected)"
             )
         head = self.client.head_object(Bucket=self.bucket, Key=temp)
         if int(head["ContentLength"]) != verified.size:

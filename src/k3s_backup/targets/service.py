@@ -21,7 +21,7 @@ from k3s_backup.service.client import Client, ServiceRefused
 from k3s_backup.service.protocol import READ_ONLY, ProtocolError
 from k3s_backup.ssh.errors import CONNECTION_ERRORS
 from k3s_backup.ssh.session import SshSession
-from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified
+from k3s_backup.targets.base import Digest, Outgoing, StoredObject, Target, Verified
 
 # What the node asks to run; the forced command runs instead, whatever is asked. On a key
 # without one this is no command at all, so the hello never comes and we say what to do.
@@ -182,7 +182,7 @@ class ServiceTarget(Target):
 
         self._call("download", name, download)
 
-    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
+    def put(self, name: str, source: Readable, sha256: Digest = None) -> Verified:
         outgoing = Outgoing(source, sha256)
         reply = self._call("upload", name, lambda c: c.put(name, outgoing.read, outgoing.expected))
         verified = outgoing.verified()

@@ -19,7 +19,7 @@ from k3s_backup.plumbing.streams import CHUNK_SIZE, Readable, Writable, copy_cap
 from k3s_backup.ssh import paramiko_quirks as quirks
 from k3s_backup.ssh.errors import CONNECTION_ERRORS, reason
 from k3s_backup.ssh.session import SshSession
-from k3s_backup.targets.base import Outgoing, StoredObject, Target, Verified, temp_name
+from k3s_backup.targets.base import Digest, Outgoing, StoredObject, Target, Verified, temp_name
 
 NEARLY_FULL = 4 * CHUNK_SIZE  # free bytes under which a failed write is called a full disk
 READ_BACK_LIMIT = CHUNK_SIZE  # copies up to this size are hashed by reading them back
@@ -133,7 +133,7 @@ class SshTarget(Target):
             if entry.st_mode is not None and stat_module.S_ISREG(entry.st_mode)
         ]
 
-    def put(self, name: str, source: Readable, sha256: str | None = None) -> Verified:
+    def put(self, name: str, source: Readable, sha256: Digest = None) -> Verified:
         sftp = self.session.sftp()
         temp = self._remote(temp_name(name))
         outgoing = Outgoing(source, sha256)
