@@ -4,6 +4,7 @@ the source itself: every module under src/k3s_backup is parsed, none imported.""
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,3 +216,16 @@ def test_every_dry_run_goes_through_the_one_applier() -> None:
     dry_runs = [name for name, path in paths.items() if takes_dry_run(path)]
     assert len(dry_runs) >= 6  # setup, uninstall, prune, run, restore, serve-prune
     assert [name for name in dry_runs if not reaches(name)] == []
+
+
+def test_every_module_has_its_line_in_the_design_tree() -> None:
+    """The tree in docs/design.md is how a newcomer finds the room for a change: each module
+    stands there by its file name, with what it is for."""
+    tree = (PACKAGE.parents[1] / "docs" / "design.md").read_text()
+    unnamed = [
+        str(path.relative_to(PACKAGE))
+        for _, path in modules()
+        if path.name != "__init__.py"
+        and not re.search(rf"^ +{re.escape(path.name)} +\S", tree, re.MULTILINE)
+    ]
+    assert unnamed == []
