@@ -66,7 +66,8 @@ def version_key(version: str) -> tuple[int, int, int, int] | None:
 
 class K3sVersion:
     """`k3s --version`, started at once and asked later: `run` has it answer while the
-    snapshot is taken. `stop()` ends it when nobody will ask (the snapshot failed)."""
+    snapshot is taken, `restore` while the copy is fetched. `stop()` ends it when nobody will
+    ask (the snapshot or the fetch failed)."""
 
     def __init__(self, k3s_bin: str, environ: Mapping[str, str]) -> None:
         self._running: Running | None = None
@@ -89,11 +90,6 @@ class K3sVersion:
     def stop(self) -> None:
         if self._running is not None:
             self._running.stop()
-
-
-def k3s_version(k3s_bin: str, environ: Mapping[str, str]) -> str | None:
-    """The version `k3s --version` reports (`v1.33.4+k3s1`), or None if it cannot say."""
-    return K3sVersion(k3s_bin, environ).result()
 
 
 def encryption_config_path(data_dir: Path) -> Path:

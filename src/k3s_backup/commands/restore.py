@@ -176,12 +176,16 @@ class Restore:
     def _run(self, workdir: Path) -> int:
         # `k3s --version` (for the pre-flight) and reading what this node holds (for the plan)
         # run while the copy is fetched
-        version = in_background(lambda: bundle.k3s_version(self.config.k3s.bin, self.env.environ))
+        version = bundle.K3sVersion(self.config.k3s.bin, self.env.environ)
         holding = in_background(lambda: node_holding(self.config))
-        with one_connection_each():  # listing, manifest, copy and bundle: one connection each
-            fetched, restore_bundle = self._fetch(workdir)
+        try:
+            with one_connection_each():  # listing, manifest, copy and bundle: one connection each
+                fetched, restore_bundle = self._fetch(workdir)
+            k3s = version.result()
+        finally:
+            version.stop()  # the fetch failed, or a signal came: its answer is not wanted
         problems = preflight.problems(
-            self.config, fetched.name.filename, fetched.check.size, restore_bundle, version()
+            self.config, fetched.name.filename, fetched.check.size, restore_bundle, k3s
         )
         force = self.options.force
         put_token = preflight.settle(problems, force, self._agree_to_token, self.report)
